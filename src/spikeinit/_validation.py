@@ -1,0 +1,57 @@
+"""Argument checks shared by the public API.
+
+Every check raises ``ValueError`` whose message names the parameter, the value received and
+the allowed range, so that the CLI can print it as a one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+
+def check_finite_nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as float if it is finite and >= 0."""
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def check_positive(name: str, value: float) -> float:
+    """Return ``value`` as float if it is finite and > 0."""
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def check_unit_interval(name: str, value: float) -> float:
+    """Return ``value`` as float if it lies in the closed interval [0, 1]."""
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return value
+
+
+def check_open_unit_interval(name: str, value: float) -> float:
+    """Return ``value`` as float if it lies in the open interval (0, 1)."""
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return value
+
+
+def check_positive_int(name: str, value: int) -> int:
+    """Return ``value`` if it is an integer >= 1."""
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

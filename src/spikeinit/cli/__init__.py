@@ -1,0 +1,1 @@
+"""The ``spikeinit`` command line."""

@@ -1,0 +1,159 @@
+"""``spikeinit``: run the experiments from the command line.
+
+Bad input prints one line ``spikeinit: error: ...`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spikeinit.experiments import figures
+from spikeinit.experiments.conditions import (
+    DEFAULT_THRESHOLDS,
+    DEFAULT_WIDTHS,
+    ConditionsConfig,
+    run_conditions,
+)
+from spikeinit.experiments.propagation import (
+    DEFAULT_INITS,
+    PropagationConfig,
+    run_propagation,
+    summary_rows,
+)
+from spikeinit.init.registry import _REGISTRY, available_methods
+from spikeinit.io import write_json_atomic
+from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
+from spikeinit.theory.temporal import INPUT_KINDS
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Left-aligned plain-text table."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _add_neuron_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beta", type=float, default=0.5, help="membrane decay in [0, 1]")
+    parser.add_argument("--reset", choices=RESETS, default="subtract")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device())
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikeinit", description="Weight initialization for deep spiking neural networks."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    propagate = commands.add_parser(
+        "propagate", help="experiments 1-2: activity through a deep LIF network"
+    )
+    propagate.add_argument("--init", nargs="+", default=list(DEFAULT_INITS),
+                           help=f"init methods ({', '.join(available_methods())})")
+    propagate.add_argument("--depth", type=int, default=100)
+    propagate.add_argument("--width", type=int, default=1000)
+    propagate.add_argument("--steps", type=int, default=1, help="time steps T")
+    propagate.add_argument("--threshold", type=float, default=1.0)
+    propagate.add_argument("--reset-order", choices=RESET_ORDERS, default="delayed",
+                           help="delayed: snnTorch; immediate: SpikingJelly/Norse")
+    propagate.add_argument("--input", choices=INPUT_KINDS, default="constant",
+                           help="I_0 held constant over the steps, or drawn i.i.d. per step")
+    _add_neuron_options(propagate)
+
+    conditions = commands.add_parser(
+        "conditions", help="experiment 3: width x threshold grid of the deep-layer rate"
+    )
+    conditions.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS))
+    conditions.add_argument("--thresholds", type=float, nargs="+",
+                            default=list(DEFAULT_THRESHOLDS))
+    conditions.add_argument("--init", default="paper")
+    conditions.add_argument("--depth", type=int, default=100)
+    conditions.add_argument("--steps", type=int, default=1)
+    _add_neuron_options(conditions)
+
+    commands.add_parser("methods", help="list the registered init methods")
+    return parser
+
+
+def run_propagate(args: argparse.Namespace) -> int:
+    config = PropagationConfig(
+        inits=tuple(args.init), depth=args.depth, width=args.width, steps=args.steps,
+        threshold=args.threshold, beta=args.beta, reset=args.reset, reset_order=args.reset_order,
+        input=args.input, batch=args.batch, seed=args.seed, device=args.device,
+    )
+    with tqdm(total=len(config.inits) * config.depth, desc="propagate", unit="layer",
+              disable=None) as bar:
+        result = run_propagation(config, on_layer=lambda: bar.update(1))
+    print(format_table(summary_rows(result)))
+    write_json_atomic(args.out / "propagation.json", result)
+    figures.plot_propagation(result, args.out / "propagation.png")
+    print(f"wrote {args.out / 'propagation.json'} and {args.out / 'propagation.png'}")
+    return 0
+
+
+def run_conditions_command(args: argparse.Namespace) -> int:
+    config = ConditionsConfig(
+        widths=tuple(args.widths), thresholds=tuple(args.thresholds), init=args.init,
+        depth=args.depth, steps=args.steps, beta=args.beta, reset=args.reset, batch=args.batch,
+        seed=args.seed, device=args.device,
+    )
+    total = len(config.widths) * len(config.thresholds)
+    with tqdm(total=total, desc="conditions", unit="run", disable=None) as bar:
+        result = run_conditions(config, on_run=lambda: bar.update(1))
+    relative = np.array(
+        [[np.nan if v is None else v for v in row] for row in result["relative_rate"]]
+    )
+    rows = [["theta \\ width", *map(str, config.widths), "slope"]]
+    for threshold, values, slope in zip(config.thresholds, relative, result["stability_slope"]):
+        rows.append([f"{threshold:g}", *[f"{v:.2f}" for v in values], f"{slope:.2f}"])
+    print(format_table(rows))
+    write_json_atomic(args.out / "conditions.json", result)
+    figures.plot_heatmap(
+        relative, config.thresholds, config.widths, args.out / "conditions.png",
+        row_label="threshold θ", column_label="width n",
+        title=f"{config.init}: rate at layer {config.depth} / rate at layer 1 "
+              f"(T={config.steps}, β={config.beta})",
+        colorbar_label="relative rate", vmin=0.0, vmax=2.0,
+    )
+    print(f"wrote {args.out / 'conditions.json'} and {args.out / 'conditions.png'}")
+    return 0
+
+
+def run_methods(args: argparse.Namespace) -> int:
+    for name in available_methods():
+        print(f"{name:18s} {_REGISTRY[name].summary}")
+    return 0
+
+
+COMMANDS = {"propagate": run_propagate, "conditions": run_conditions_command,
+            "methods": run_methods}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spikeinit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ValueError as error:
+        print(f"spikeinit: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

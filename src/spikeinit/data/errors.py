@@ -1,0 +1,22 @@
+"""Exceptions raised by :mod:`spikeinit.data`."""
+
+from __future__ import annotations
+
+__all__ = ["DatasetError", "DatasetNotFoundError", "MissingDependencyError"]
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing, corrupt, truncated, or could not be downloaded.
+
+    The message always names the file or folder concerned and what to do about it.
+    Invalid *arguments* (unknown dataset name, ``limit < 1``, ...) raise :class:`ValueError`
+    instead, so callers can tell "you called it wrong" from "the data on disk is bad".
+    """
+
+
+class MissingDependencyError(DatasetError, ImportError):
+    """An optional dependency (Pillow for image folders) is needed but not installed."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """The dataset's files are not where they were looked for (the message lists where)."""

@@ -1,0 +1,195 @@
+"""``load_dataset``: one entry point for every supported dataset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from .cifar import CIFAR10_CLASSES, CIFAR_LAYOUTS, load_cifar10
+from .download import download_dataset, manual_instructions
+from .errors import DatasetError, DatasetNotFoundError
+from .idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_idx_dataset
+from .nmnist import DEFAULT_N_FRAMES, NMNIST_BACKENDS, NMNISTDataset
+from .validation import check_limit, check_positive_int, check_split
+
+__all__ = [
+    "DATASETS",
+    "DATASET_NAMES",
+    "ENV_DATA_DIR",
+    "DatasetInfo",
+    "canonical_name",
+    "dataset_info",
+    "load_dataset",
+    "resolve_data_dir",
+]
+
+ENV_DATA_DIR = "SPIKEINIT_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset (no files needed).
+
+    ``sample_shape`` is the shape of one input per time step, ``(C, H, W)``; event datasets
+    return ``(T, C, H, W)`` with ``T = n_frames``.
+    """
+
+    name: str
+    display_name: str
+    sample_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    n_train: int
+    n_test: int
+    event_based: bool
+    downloadable: bool
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("mnist", "MNIST", (1, 28, 28), MNIST_CLASSES, 60000, 10000, False, True),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        "Fashion-MNIST",
+        (1, 28, 28),
+        FASHION_MNIST_CLASSES,
+        60000,
+        10000,
+        False,
+        True,
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10", "CIFAR-10", (3, 32, 32), CIFAR10_CLASSES, 50000, 10000, False, True
+    ),
+    "nmnist": DatasetInfo(
+        "nmnist", "N-MNIST", (2, 34, 34), MNIST_CLASSES, 60000, 10000, True, False
+    ),
+}
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+
+_ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "fmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "cifar_10": "cifar10",
+    "n-mnist": "nmnist",
+    "n_mnist": "nmnist",
+}
+
+
+def canonical_name(name: str) -> str:
+    """Canonical dataset name (case-insensitive; aliases like ``"cifar-10"`` accepted).
+
+    Raises:
+        ValueError: unknown name (the message lists the allowed names).
+    """
+    key = name.strip().lower() if isinstance(name, str) else None
+    key = _ALIASES.get(key, key) if key is not None else None
+    if key not in DATASETS:
+        allowed = ", ".join(repr(n) for n in DATASET_NAMES)
+        raise ValueError(f"name must be one of {allowed} (got {name!r})")
+    return key
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """:class:`DatasetInfo` for ``name`` (see :func:`canonical_name`)."""
+    return DATASETS[canonical_name(name)]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+    """``data_dir`` as a :class:`Path`, or ``$SPIKEINIT_DATA_DIR`` when ``data_dir`` is None.
+
+    Raises:
+        ValueError: neither is given.
+    """
+    if data_dir is None:
+        data_dir = os.environ.get(ENV_DATA_DIR) or None
+    if data_dir is None:
+        raise ValueError(f"data_dir is required (or set the {ENV_DATA_DIR} environment variable)")
+    return Path(data_dir).expanduser()
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    split: str = "train",
+    limit: int | None = None,
+    download: bool = False,
+    n_frames: int | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    layout: str = "auto",
+    backend: str = "auto",
+    base_url: str | None = None,
+    timeout: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Dataset:
+    """Load a dataset split as a map-style :class:`torch.utils.data.Dataset`.
+
+    Items are ``(input, label)`` with ``label`` a 0-d int64 tensor and ``input`` float32:
+    ``(C, H, W)`` in [0, 1] for ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``
+    (:class:`~spikeinit.data.ImageArrayDataset`), and event counts ``(T, 2, 34, 34)`` for
+    ``"nmnist"`` (:class:`~spikeinit.data.NMNISTDataset`).
+
+    Args:
+        name: ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or ``"nmnist"``.
+        data_dir: root folder (see each loader for the layouts searched); ``None`` uses
+            ``$SPIKEINIT_DATA_DIR``.
+        split: ``"train"`` or ``"test"``.
+        limit: keep ``limit`` samples (>= 1): the first ones in file order for IDX files and
+            CIFAR pickle batches; a deterministic class-balanced (round-robin) subset for
+            image folders and N-MNIST, where only the kept files are decoded.
+        download: if the files are missing, fetch the official ones (MNIST, Fashion-MNIST,
+            CIFAR-10 python batches) into ``data_dir``; N-MNIST cannot be downloaded.
+        n_frames: N-MNIST time bins ``T`` (default 10). Static datasets ignore it (their
+            inputs are single images; the model's encoder decides how to present them).
+        cache_dir: cache decoded CIFAR-10 images (image layouts) as ``.npz`` here.
+        layout: CIFAR-10 layout: ``"auto"``, ``"pickle"`` or ``"images"``.
+        backend: N-MNIST reader: ``"auto"`` (tonic if installed), ``"numpy"``, ``"tonic"``.
+        base_url, timeout, log: passed to :func:`~spikeinit.data.download_dataset`.
+
+    Raises:
+        ValueError: unknown ``name``/``split``/``layout``/``backend``, ``limit < 1``,
+            ``n_frames < 1``.
+        DatasetNotFoundError: files missing and ``download=False`` (lists expected files).
+        DatasetError: corrupt/truncated files, or a failed download (with manual steps).
+    """
+    name = canonical_name(name)
+    split = check_split(split)
+    limit = check_limit(limit)
+    frames = DEFAULT_N_FRAMES if n_frames is None else check_positive_int(n_frames, "n_frames")
+    if layout not in CIFAR_LAYOUTS:
+        raise ValueError(f"layout must be one of {CIFAR_LAYOUTS} (got {layout!r})")
+    if backend not in NMNIST_BACKENDS:
+        raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
+    root = resolve_data_dir(data_dir)
+
+    def load() -> Dataset:
+        if name in ("mnist", "fashion-mnist"):
+            return load_idx_dataset(name, root, split, limit)
+        if name == "cifar10":
+            return load_cifar10(root, split, limit, layout=layout, cache_dir=cache_dir)
+        return NMNISTDataset(root, split, n_frames=frames, limit=limit, backend=backend)
+
+    try:
+        return load()
+    except DatasetNotFoundError as missing:
+        if not download:
+            raise
+        if name == "nmnist":
+            raise DatasetError(manual_instructions("nmnist", root)) from missing
+        if name == "cifar10" and layout == "images":
+            raise DatasetError(
+                f"{missing} (download=True fetches the python batches; use layout='auto' or "
+                "'pickle' to use them)"
+            ) from missing
+    download_dataset(name, root, base_url=base_url, timeout=timeout, log=log)
+    return load()

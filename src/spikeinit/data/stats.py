@@ -1,0 +1,71 @@
+"""Input statistics (mean and second moment), e.g. to initialize a network's first layer."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils.data import Dataset
+
+from .image_dataset import ImageArrayDataset
+from .validation import check_positive_int
+
+__all__ = ["InputStatistics", "input_statistics"]
+
+_CHUNK = 4096
+
+
+class InputStatistics(NamedTuple):
+    """Element-wise input moments averaged over samples and all input elements."""
+
+    mean: float
+    second_moment: float
+
+    @property
+    def variance(self) -> float:
+        """``E[x^2] - E[x]^2`` (clamped at 0)."""
+        return max(self.second_moment - self.mean**2, 0.0)
+
+
+def _input_of(sample: Any) -> torch.Tensor:
+    x = sample[0] if isinstance(sample, (tuple, list)) else sample
+    return torch.as_tensor(x)
+
+
+def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
+    """Mean ``E[x]`` and second moment ``E[x^2]`` of the inputs of the first ``n`` samples.
+
+    The expectation runs over samples and over every element of an input (pixels, channels,
+    and time frames for event data), accumulated in float64. Datasets from
+    :func:`~spikeinit.data.load_dataset` put classes round-robin or in file order, so a
+    prefix is representative; pass ``n=None`` to use every sample.
+
+    Args:
+        dataset: a map-style dataset whose items are ``(input, label)`` or just ``input``.
+        n: number of leading samples to use (>= 1), or ``None`` for all.
+
+    Raises:
+        ValueError: ``n < 1`` or an empty dataset.
+    """
+    count = len(dataset)  # type: ignore[arg-type]
+    if n is not None:
+        count = min(count, check_positive_int(n, "n"))
+    if count == 0:
+        raise ValueError("input_statistics needs a non-empty dataset")
+    total = total_sq = 0.0
+    elements = 0
+    if isinstance(dataset, ImageArrayDataset):  # fast path: vectorized over chunks
+        for start in range(0, count, _CHUNK):
+            x = dataset.images[start : min(start + _CHUNK, count)].to(torch.float64) / 255.0
+            total += float(x.sum())
+            total_sq += float((x * x).sum())
+            elements += x.numel()
+    else:
+        for i in range(count):
+            x = _input_of(dataset[i]).to(torch.float64)
+            total += float(x.sum())
+            total_sq += float((x * x).sum())
+            elements += x.numel()
+    if elements == 0:
+        raise ValueError("input_statistics: the inputs have no elements")
+    return InputStatistics(total / elements, total_sq / elements)

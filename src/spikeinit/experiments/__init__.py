@@ -1,0 +1,1 @@
+"""The paper's experiments, and ours: propagation, numerical conditions."""

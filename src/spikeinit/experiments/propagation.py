@@ -1,0 +1,175 @@
+"""Experiments 1 and 2 of the paper: activity propagation through a deep LIF network.
+
+Input current ``I_0 ~ N(0, 1)`` (held constant over the ``T`` steps, or drawn i.i.d. per step)
+feeds the first LIF layer, then ``(Linear(n, n) -> LIF)`` blocks. For each initialization we
+record the rate (mean spikes per neuron per step) and the membrane variance (over batch and
+neurons, averaged over steps) of every layer, beside the mean-field prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikeinit._validation import (
+    check_choice,
+    check_finite_nonnegative,
+    check_positive_int,
+    check_unit_interval,
+)
+from spikeinit.init.context import LayerContext
+from spikeinit.init.model import initialize
+from spikeinit.init.registry import get_method
+from spikeinit.models.mlp import deep_network
+from spikeinit.neurons.lif import set_recording
+from spikeinit.neurons.parameters import RESET_ORDERS, RESETS, LIFParameters
+from spikeinit.theory.static import static_mean_field
+from spikeinit.theory.temporal import INPUT_KINDS, InputStatistics, temporal_mean_field
+
+DEFAULT_INITS = ("paper", "kaiming", "xavier", "pytorch")
+REPORTED_LAYERS = (1, 10, 50)
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    """Everything that defines one propagation experiment."""
+
+    inits: tuple[str, ...] = DEFAULT_INITS
+    depth: int = 100
+    width: int = 1000
+    steps: int = 1
+    threshold: float = 1.0
+    beta: float = 0.5
+    reset: str = "subtract"
+    reset_order: str = "delayed"
+    input: str = "constant"
+    batch: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    init_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.inits:
+            raise ValueError("inits must name at least one init method")
+        for name in self.inits:
+            get_method(name)
+        check_positive_int("depth", self.depth)
+        check_positive_int("width", self.width)
+        check_positive_int("steps", self.steps)
+        check_positive_int("batch", self.batch)
+        check_finite_nonnegative("threshold", self.threshold)
+        check_unit_interval("beta", self.beta)
+        check_choice("reset", self.reset, RESETS)
+        check_choice("reset_order", self.reset_order, RESET_ORDERS)
+        check_choice("input", self.input, INPUT_KINDS)
+
+    @property
+    def lif_parameters(self) -> LIFParameters:
+        return LIFParameters(
+            beta=self.beta, threshold=self.threshold, reset=self.reset, reset_order=self.reset_order
+        )
+
+    def layer_context(self) -> LayerContext:
+        """The context of every hidden connection: ``width -> width``, spikes in."""
+        return LayerContext(
+            fan_in=self.width,
+            fan_out=self.width,
+            threshold=self.threshold,
+            beta=self.beta,
+            reset=self.reset,
+            reset_order=self.reset_order,
+            steps=self.steps,
+        )
+
+
+def input_currents(config: PropagationConfig, generator: torch.Generator) -> torch.Tensor:
+    """``(T, B, n)`` first-layer currents ``N(0, 1)``: constant over steps, or i.i.d."""
+    shape = (config.batch, config.width)
+    if config.input == "constant":
+        return torch.randn(shape, generator=generator).expand(config.steps, *shape)
+    return torch.randn((config.steps, *shape), generator=generator)
+
+
+def simulate(
+    config: PropagationConfig, init: str, on_layer: Callable[[], None] | None = None
+) -> dict[str, list]:
+    """Run the network once for ``init``; per-layer rate, variance and rate per step."""
+    net = deep_network(
+        config.width, config.depth, beta=config.beta, threshold=config.threshold,
+        reset=config.reset, reset_order=config.reset_order,
+    )
+    initialize(
+        net, init, steps=config.steps,
+        generator=torch.Generator().manual_seed(config.seed + 1), **config.init_options,
+    )
+    net.to(config.device)
+    layers = set_recording(net, True)
+    currents = input_currents(config, torch.Generator().manual_seed(config.seed))
+    with torch.no_grad():
+        for _ in net.iter_layers(currents.to(config.device)):
+            if on_layer is not None:
+                on_layer()
+    return {
+        "rate": [layer.statistics.mean_rate for layer in layers],
+        "variance": [layer.statistics.mean_variance for layer in layers],
+        "rate_by_step": [layer.statistics.rate for layer in layers],
+    }
+
+
+def predict(config: PropagationConfig, init: str) -> dict[str, list]:
+    """Mean-field prediction: exact static theory for ``T = 1``, temporal mean-field otherwise."""
+    method, options = get_method(init)
+    mean, variance = method.statistics(config.layer_context(), **options, **config.init_options)
+    n = config.width
+    if config.steps == 1:
+        static = static_mean_field(config.depth, variance, n, config.threshold, weight_mean=mean)
+        return {"rate": static.rate.tolist(), "variance": static.variance.tolist()}
+    temporal = temporal_mean_field(
+        config.depth, n * variance, config.lif_parameters, config.steps,
+        InputStatistics(kind=config.input), mean_gain=n * mean, seed=config.seed,
+    )
+    return {
+        "rate": temporal.time_averaged_rate.tolist(),
+        "variance": temporal.time_averaged_variance.tolist(),
+        "rate_by_step": temporal.rate.tolist(),
+    }
+
+
+def run_propagation(
+    config: PropagationConfig, on_layer: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Simulate and predict every init of ``config``; the JSON-ready result.
+
+    Shape: ``{"config": {...}, "results": {init: {"rate": [...], "variance": [...],
+    "rate_by_step": [[...]], "prediction": {"rate": [...], "variance": [...]}}}}``.
+    """
+    results = {}
+    for init in config.inits:
+        measured = simulate(config, init, on_layer)
+        measured["prediction"] = predict(config, init)
+        results[init] = measured
+    return {"config": asdict(config), "results": results}
+
+
+def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Table rows: init, then rate and variance at layers 1, 10, 50 and the last."""
+    depth = result["config"]["depth"]
+    layers = sorted({layer for layer in (*REPORTED_LAYERS, depth) if layer <= depth})
+    rows = [["init", *[f"rate@{layer}" for layer in layers], *[f"var@{layer}" for layer in layers]]]
+    for init, data in result["results"].items():
+        rows.append([
+            init,
+            *[f"{data['rate'][layer - 1]:.4g}" for layer in layers],
+            *[f"{data['variance'][layer - 1]:.4g}" for layer in layers],
+        ])
+    return rows
+
+
+def relative_change(values: Sequence[float]) -> float:
+    """``values[-1] / values[0] - 1``: how far the last layer drifted from the first."""
+    first = float(values[0])
+    return float(np.inf) if first == 0 else float(values[-1]) / first - 1.0

@@ -1,0 +1,66 @@
+"""What an initializer needs to know about one synaptic layer and the neurons around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spikeinit._validation import (
+    check_finite_nonnegative,
+    check_positive,
+    check_positive_int,
+    check_unit_interval,
+)
+from spikeinit.theory.gaussian import tail_probability
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    r"""One synaptic layer (Linear or Conv) between a source and the neurons it drives.
+
+    ``threshold``, ``beta``, ``reset`` and the surrogate describe the *receiving* neurons.
+    The input is either spikes of neurons with threshold ``input_threshold`` (the paper's
+    assumption: their membrane is :math:`N(0,\sigma^2)`, so :math:`E[x^2] = Q(\theta/\sigma)`),
+    or data with a known second moment ``input_second_moment`` (for the first layer).
+    """
+
+    fan_in: int
+    fan_out: int
+    threshold: float = 1.0
+    beta: float = 0.5
+    reset: str = "subtract"
+    reset_order: str = "delayed"
+    surrogate: str = "fast-sigmoid"
+    surrogate_slope: float | None = None
+    sigma: float = 1.0
+    steps: int = 1
+    input_threshold: float | None = None
+    input_second_moment: float | None = None
+    input_mean: float | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("fan_in", self.fan_in)
+        check_positive_int("fan_out", self.fan_out)
+        check_finite_nonnegative("threshold", self.threshold)
+        check_unit_interval("beta", self.beta)
+        check_positive("sigma", self.sigma)
+        check_positive_int("steps", self.steps)
+        if self.input_threshold is not None:
+            check_finite_nonnegative("input_threshold", self.input_threshold)
+        if self.input_second_moment is not None:
+            check_positive("input_second_moment", self.input_second_moment)
+
+    @property
+    def input_is_spikes(self) -> bool:
+        return self.input_second_moment is None
+
+    @property
+    def source_threshold(self) -> float:
+        return self.threshold if self.input_threshold is None else self.input_threshold
+
+    @property
+    def second_moment(self) -> float:
+        r""":math:`E[x^2]` of the input: given (data) or :math:`Q(\theta_{src}/\sigma)` (spikes).
+        """
+        if self.input_second_moment is not None:
+            return self.input_second_moment
+        return float(tail_probability(self.source_threshold / self.sigma))

@@ -1,0 +1,108 @@
+"""The registry of named initialization methods (``paper``, ``kaiming``, ...)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spikeinit.init.context import LayerContext
+
+Statistics = tuple[float, float]
+StatisticsFn = Callable[[LayerContext, Mapping[str, Any]], Statistics]
+SamplerFn = Callable[[Tensor, LayerContext, Mapping[str, Any], "torch.Generator | None"], None]
+
+
+@dataclass(frozen=True)
+class InitMethod:
+    """A named initialization: the weight mean and variance it gives a layer, and how to draw.
+
+    ``statistics(ctx, options)`` returns ``(mean, variance)`` of one weight; the mean-field
+    predictions use it. ``sampler`` overrides the default Gaussian draw (e.g. orthogonal).
+    ``bias_sampler`` fills the bias; the default sets it to zero.
+    """
+
+    name: str
+    summary: str
+    statistics_fn: StatisticsFn
+    sampler: SamplerFn | None = None
+    bias_sampler: SamplerFn | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    value_option: str | None = None
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            allowed = ", ".join(sorted(self.options)) or "none"
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for init {self.name!r}; allowed: {allowed}"
+            )
+        return {**self.options, **given}
+
+    def statistics(self, ctx: LayerContext, **options: Any) -> Statistics:
+        """``(mean, variance)`` of the weights this method draws for the layer ``ctx``."""
+        return self.statistics_fn(ctx, self.resolve_options(options))
+
+    def initialize_(
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        ctx: LayerContext,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Statistics:
+        """Fill ``weight`` (and ``bias``) in place; returns the ``(mean, variance)`` used."""
+        resolved = self.resolve_options(options)
+        with torch.no_grad():
+            if self.sampler is not None:
+                self.sampler(weight, ctx, resolved, generator)
+                stats = self.statistics_fn(ctx, resolved)
+            else:
+                stats = self.statistics_fn(ctx, resolved)
+                weight.normal_(stats[0], math.sqrt(stats[1]), generator=generator)
+            if bias is not None:
+                if self.bias_sampler is not None:
+                    self.bias_sampler(bias, ctx, resolved, generator)
+                else:
+                    bias.zero_()
+        return stats
+
+
+_REGISTRY: dict[str, InitMethod] = {}
+
+
+def register(method: InitMethod) -> InitMethod:
+    """Add ``method`` to the registry under ``method.name``."""
+    if method.name in _REGISTRY:
+        raise ValueError(f"init method {method.name!r} is already registered")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def available_methods() -> list[str]:
+    """Names of all registered methods."""
+    return sorted(_REGISTRY)
+
+
+def get_method(spec: str) -> tuple[InitMethod, dict[str, Any]]:
+    """Look up ``'name'`` or ``'name=value'`` (e.g. ``'temporal-rate=0.1'``).
+
+    Returns the method and the options parsed from the name.
+    """
+    name, _, value = str(spec).partition("=")
+    method = _REGISTRY.get(name)
+    if method is None:
+        raise ValueError(f"init must be one of {', '.join(available_methods())}; got {spec!r}")
+    if not value:
+        return method, {}
+    if method.value_option is None:
+        raise ValueError(f"init {name!r} takes no value, got {spec!r}")
+    try:
+        parsed = float(value)
+    except ValueError:
+        raise ValueError(f"init {name!r} needs a number after '=', got {value!r}") from None
+    return method, {method.value_option: parsed}

@@ -1,0 +1,85 @@
+r"""Pure LIF dynamics over tensors: one step, and a loop over T steps.
+
+See :class:`~spikeinit.neurons.parameters.LIFParameters` for the update equations. ``beta`` and
+``threshold`` may be floats or tensors that broadcast against the input (per-neuron values).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from spikeinit.neurons.parameters import LIFParameters
+from spikeinit.neurons.surrogate import spike
+
+
+class LIFState(NamedTuple):
+    """Membrane ``u[t-1]`` and spikes ``s[t-1]`` carried from one step to the next."""
+
+    membrane: Tensor
+    spikes: Tensor
+
+
+def initial_state(like: Tensor) -> LIFState:
+    """The resting state ``u[-1] = s[-1] = 0`` shaped like one time step of input."""
+    zeros = torch.zeros_like(like)
+    return LIFState(zeros, zeros)
+
+
+def integrate(
+    current: Tensor,
+    state: LIFState,
+    params: LIFParameters,
+    beta: float | Tensor,
+    threshold: float | Tensor,
+) -> Tensor:
+    """The membrane ``u[t]`` before thresholding, for the reset mode and order in ``params``."""
+    previous_spikes = state.spikes.detach() if params.detach_reset else state.spikes
+    if params.reset == "none":
+        return beta * state.membrane + current
+    if params.reset_order == "delayed":
+        if params.reset == "subtract":
+            return beta * state.membrane + current - threshold * previous_spikes
+        return (beta * state.membrane + current) * (1.0 - previous_spikes)
+    if params.reset == "subtract":
+        return beta * (state.membrane - threshold * previous_spikes) + current
+    return beta * state.membrane * (1.0 - previous_spikes) + current
+
+
+def lif_step(
+    current: Tensor,
+    state: LIFState,
+    params: LIFParameters,
+    beta: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+) -> tuple[Tensor, LIFState]:
+    """Advance one time step: returns the spikes ``s[t]`` and the new state."""
+    beta = params.beta if beta is None else beta
+    threshold = params.threshold if threshold is None else threshold
+    membrane = integrate(current, state, params, beta, threshold)
+    spikes = spike(membrane - threshold, params.surrogate, params.slope)
+    return spikes, LIFState(membrane, spikes)
+
+
+def lif_multistep(
+    currents: Tensor,
+    params: LIFParameters,
+    state: LIFState | None = None,
+    beta: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+    membranes_out: Tensor | None = None,
+) -> tuple[Tensor, LIFState]:
+    """Run ``T = currents.shape[0]`` steps; returns spikes shaped like ``currents``.
+
+    When ``membranes_out`` (shaped like ``currents``) is given, ``u[t]`` is written into it.
+    """
+    state = initial_state(currents[0]) if state is None else state
+    outputs = []
+    for t in range(currents.shape[0]):
+        spikes, state = lif_step(currents[t], state, params, beta, threshold)
+        outputs.append(spikes)
+        if membranes_out is not None:
+            membranes_out[t] = state.membrane.detach()
+    return torch.stack(outputs), state

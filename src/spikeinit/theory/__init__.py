@@ -1,0 +1,50 @@
+"""Closed forms and mean-field theory of activity propagation in deep spiking networks.
+
+Pure functions over numbers and small immutable objects: nothing here is an ``nn.Module``.
+"""
+
+from spikeinit.theory.gaussian import (
+    inverse_mills_ratio,
+    normal_density,
+    tail_probability,
+    truncated_mean_above,
+)
+from spikeinit.theory.static import (
+    FixedPoint,
+    StaticMeanField,
+    critical_ratio,
+    fixed_point,
+    ratio_for_slope,
+    spike_std,
+    spike_weight_variance,
+    stability_slope,
+    stable_sigma,
+    static_mean_field,
+    variance_map,
+)
+from spikeinit.theory.surrogate import (
+    SURROGATES,
+    surrogate_derivative,
+    surrogate_second_moment,
+)
+
+__all__ = [
+    "SURROGATES",
+    "FixedPoint",
+    "StaticMeanField",
+    "critical_ratio",
+    "fixed_point",
+    "inverse_mills_ratio",
+    "normal_density",
+    "ratio_for_slope",
+    "spike_std",
+    "spike_weight_variance",
+    "stability_slope",
+    "stable_sigma",
+    "static_mean_field",
+    "surrogate_derivative",
+    "surrogate_second_moment",
+    "tail_probability",
+    "truncated_mean_above",
+    "variance_map",
+]

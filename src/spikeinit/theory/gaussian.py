@@ -1,0 +1,53 @@
+"""Gaussian helpers: the tail probability Q and expectations under a normal membrane."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import special
+
+_SQRT2 = math.sqrt(2.0)
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(121)
+_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()
+
+
+def tail_probability(x: ArrayLike) -> np.ndarray | float:
+    r"""Standard normal tail :math:`Q(x) = P(z > x) = \tfrac12\,\mathrm{erfc}(x/\sqrt2)`.
+
+    For a membrane :math:`u \sim N(0, \sigma^2)` and threshold :math:`\theta`, the probability of a
+    spike is ``tail_probability(theta / sigma)``.
+
+    Example:
+        >>> round(float(tail_probability(0.0)), 3)
+        0.5
+    """
+    result = 0.5 * special.erfc(np.asarray(x, dtype=float) / _SQRT2)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def normal_density(x: ArrayLike) -> np.ndarray | float:
+    r"""Standard normal density :math:`\varphi(x) = e^{-x^2/2} / \sqrt{2\pi}`."""
+    x = np.asarray(x, dtype=float)
+    result = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def gaussian_expectation(
+    function: Callable[[np.ndarray], np.ndarray], mean: float = 0.0, std: float = 1.0
+) -> float:
+    r""":math:`E[f(u)]` for :math:`u \sim N(\mu, \sigma^2)` (121-point Gauss-Hermite quadrature)."""
+    return float(np.dot(_HERMITE_WEIGHTS, function(mean + std * _HERMITE_NODES)))
+
+
+def inverse_mills_ratio(x: ArrayLike) -> np.ndarray | float:
+    r""":math:`\varphi(x)/Q(x) = \sqrt{2/\pi} / \mathrm{erfcx}(x/\sqrt2)`, stable for large x."""
+    result = math.sqrt(2.0 / math.pi) / special.erfcx(np.asarray(x, dtype=float) / _SQRT2)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def truncated_mean_above(threshold: float) -> float:
+    r""":math:`E[z \mid z > \theta] = \varphi(\theta) / Q(\theta)` for a standard normal ``z``."""
+    return float(inverse_mills_ratio(threshold))

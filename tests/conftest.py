@@ -1,0 +1,29 @@
+"""Shared fixtures: seeding, and the location of ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$SPIKEINIT_DATA_DIR`` or ``../shared/data`` beside the project."""
+    return Path(os.environ.get("SPIKEINIT_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path} (set SPIKEINIT_DATA_DIR)")
+    return path

@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from spikeinit.cli.main import main
+
+
+def test_propagate_writes_json_and_png(tmp_path, capsys):
+    code = main(["propagate", "--depth", "12", "--width", "100", "--batch", "8", "--steps", "2",
+                 "--init", "paper", "kaiming", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "rate@10" in table and "rate@12" in table and "kaiming" in table
+    data = json.loads((tmp_path / "propagation.json").read_text())
+    assert data["config"]["depth"] == 12 and data["config"]["steps"] == 2
+    assert set(data["results"]) == {"paper", "kaiming"}
+    assert len(data["results"]["paper"]["rate"]) == 12
+    assert (tmp_path / "propagation.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_conditions_writes_heatmap(tmp_path):
+    code = main(["conditions", "--widths", "20", "50", "--thresholds", "0.5", "1.0", "--depth",
+                 "5", "--batch", "4", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "conditions.json").read_text())
+    assert len(data["relative_rate"]) == 2 and len(data["relative_rate"][0]) == 2
+    assert (tmp_path / "conditions.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["propagate", "--depth", "0"], "depth must be an integer >= 1"),
+     (["propagate", "--beta", "2"], "beta must lie in [0, 1]"),
+     (["propagate", "--threshold", "-1"], "threshold must be a finite number >= 0"),
+     (["propagate", "--init", "nope"], "init must be one of"),
+     (["conditions", "--widths", "0"], "width must be an integer >= 1")],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeinit.cli.main", *args, "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_methods_lists_registry(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("paper", "kaiming", "xavier", "lecun", "pytorch", "orthogonal", "fluctuation",
+                 "gradient-aware"):
+        assert name in out

@@ -95,3 +95,21 @@ def test_initialize_is_reproducible_with_a_generator(method):
     spikeinit.initialize(b, method, generator=torch.Generator().manual_seed(5))
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
+
+
+def test_layers_are_paired_with_the_neurons_they_drive():
+    from spikeinit.init import find_synaptic_layers
+
+    net = SpikingMLP([10, 20, 30, 40])
+    for layer, lif in zip(find_synaptic_layers(net), net.neurons, strict=True):
+        assert layer.target is lif
+    for index, layer in enumerate(find_synaptic_layers(net)):
+        assert layer.source is net.lif_layers[index]
+
+
+def test_heterogeneous_thresholds_are_read_per_layer():
+    net = SpikingMLP([50, 50, 50])
+    net.lif_layers[1].set_parameters(threshold=0.25)
+    records = spikeinit.initialize(net, "paper")
+    assert records[0].std == pytest.approx(spikeinit.spike_std(50, 1.0))
+    assert records[1].std == pytest.approx(spikeinit.spike_std(50, 0.25))

@@ -16,11 +16,9 @@ def hand_computed(reset: str, order: str, beta: float = 0.5, theta: float = 1.0)
             u = beta * u + current
         elif order == "delayed" and reset == "subtract":
             u = beta * u + current - theta * s
-        elif order == "delayed" and reset == "zero":
-            u = (beta * u + current) * (1 - s)
-        elif reset == "subtract":
+        elif reset == "subtract" and order == "immediate":
             u = beta * (u - theta * s) + current
-        else:
+        else:  # zero, either order (as snnTorch 1.0)
             u = beta * u * (1 - s) + current
         s = 1.0 if u > theta else 0.0
         us.append(u)

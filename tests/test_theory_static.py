@@ -73,7 +73,7 @@ def test_stable_sigma_gives_a_stable_fixed_point(threshold):
 
 
 def test_static_mean_field_iterates_the_variance_map():
-    gain = 2.0
+    gain = 5.0
     mf = theory.static_mean_field(5, gain / 100, 100, 1.0)
     variance = 1.0
     for layer in range(5):

@@ -4,10 +4,15 @@ Quick use::
 
     import spikeinit
     spikeinit.spike_normal_(layer.weight, threshold=1.0)     # like nn.init.kaiming_normal_
-    spikeinit.initialize(model, method="paper")                # a whole spikeinit model
+    spikeinit.initialize(model, method="paper", sample=x)      # any model: ours, snnTorch,
+                                                               # SpikingJelly or Norse
+    spikeinit.calibrate(model, x)                              # data-driven, layer by layer
+    spikeinit.report(model, x).print()                         # health report
 """
 
 from spikeinit import theory
+from spikeinit.calibration import calibrate
+from spikeinit.health import report
 from spikeinit.init import (
     available_methods,
     get_method,
@@ -25,8 +30,10 @@ __all__ = [
     "LIFParameters",
     "__version__",
     "available_methods",
+    "calibrate",
     "get_method",
     "initialize",
+    "report",
     "reset_states",
     "spike_normal_",
     "spike_std",

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from spikeinit.cli import inspect as inspect_cli
+from spikeinit.cli import train as train_cli
 from spikeinit.experiments import figures
 from spikeinit.experiments.conditions import (
     DEFAULT_THRESHOLDS,
@@ -24,12 +26,14 @@ from spikeinit.experiments.conditions import (
 from spikeinit.experiments.propagation import (
     DEFAULT_INITS,
     PropagationConfig,
+    gradient_rows,
     run_propagation,
     summary_rows,
 )
 from spikeinit.init.registry import _REGISTRY, available_methods
 from spikeinit.io import write_json_atomic
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
+from spikeinit.theory.surrogate import SURROGATES
 from spikeinit.theory.temporal import INPUT_KINDS
 
 
@@ -73,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="delayed: snnTorch; immediate: SpikingJelly/Norse")
     propagate.add_argument("--input", choices=INPUT_KINDS, default="constant",
                            help="I_0 held constant over the steps, or drawn i.i.d. per step")
+    propagate.add_argument("--gradients", action="store_true",
+                           help="also run a real backward pass and report per-layer gradients "
+                                "beside the mean-field prediction")
+    propagate.add_argument("--surrogate", choices=SURROGATES, default="atan",
+                           help="surrogate gradient for --gradients")
     _add_neuron_options(propagate)
 
     conditions = commands.add_parser(
@@ -87,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_neuron_options(conditions)
 
     commands.add_parser("methods", help="list the registered init methods")
+    train_cli.add_parsers(commands)
+    inspect_cli.add_parser(commands)
     return parser
 
 
@@ -98,11 +109,21 @@ def run_propagate(args: argparse.Namespace) -> int:
     )
     with tqdm(total=len(config.inits) * config.depth, desc="propagate", unit="layer",
               disable=None) as bar:
-        result = run_propagation(config, on_layer=lambda: bar.update(1))
+        result = run_propagation(config, on_layer=lambda: bar.update(1),
+                                 gradients=args.gradients, surrogate=args.surrogate)
     print(format_table(summary_rows(result)))
-    write_json_atomic(args.out / "propagation.json", result)
-    figures.plot_propagation(result, args.out / "propagation.png")
-    print(f"wrote {args.out / 'propagation.json'} and {args.out / 'propagation.png'}")
+    written = [args.out / "propagation.json", args.out / "propagation.png"]
+    write_json_atomic(written[0], result)
+    figures.plot_propagation(result, written[1])
+    if config.steps > 1:
+        written.append(args.out / "rate_by_step.png")
+        figures.plot_rate_by_step(result, written[-1])
+    if args.gradients:
+        print()
+        print(format_table(gradient_rows(result)))
+        written.append(args.out / "gradients.png")
+        figures.plot_gradients(result, written[-1])
+    print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
@@ -141,7 +162,8 @@ def run_methods(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"propagate": run_propagate, "conditions": run_conditions_command,
-            "methods": run_methods}
+            "methods": run_methods, **train_cli.COMMANDS,
+            "inspect": inspect_cli.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,47 @@ def plot_propagation(result: dict[str, Any], path: str | os.PathLike[str]) -> No
     plt.close(figure)
 
 
+def plot_rate_by_step(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """One heatmap per init: rate against layer (rows) and time step (columns)."""
+    inits = list(result["results"])
+    figure, axes = plt.subplots(1, len(inits), figsize=(4.2 * len(inits), 4.4),
+                                constrained_layout=True, squeeze=False)
+    vmax = max(float(np.max(result["results"][i]["rate_by_step"])) for i in inits) or 1.0
+    for axis, init in zip(axes[0], inits):
+        image = axis.imshow(np.asarray(result["results"][init]["rate_by_step"]), aspect="auto",
+                            origin="lower", cmap="magma", vmin=0.0, vmax=vmax,
+                            extent=(-0.5, result["config"]["steps"] - 0.5, 0.5,
+                                    result["config"]["depth"] + 0.5))
+        axis.set_title(init)
+        axis.set_xlabel("time step")
+        axis.set_ylabel("layer")
+    figure.colorbar(image, ax=axes[0].tolist(), label="rate (spikes / neuron)")
+    save_figure_atomic(figure, path, dpi=120)
+    plt.close(figure)
+
+
+def plot_gradients(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Mean-square gradient on each layer's input current (log), dashed mean-field prediction."""
+    config = result["config"]
+    figure, axis = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
+    layers = np.arange(1, config["depth"] + 1)
+    for index, (init, data) in enumerate(result["results"].items()):
+        grads = data["gradients"]
+        axis.plot(layers, _positive(grads["current_gradient_square"]), color=f"C{index}",
+                  label=init)
+        axis.plot(layers, _positive(grads["predicted_current_gradient_square"]),
+                  color=f"C{index}", linestyle="--", alpha=0.8)
+    axis.set_yscale("log")
+    axis.set_xlabel("layer")
+    axis.set_ylabel("E[(∂L/∂I)²] per neuron and step")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(title="init (dashed: mean-field)", fontsize=8)
+    axis.set_title(f"surrogate gradients at init, T={config['steps']}, θ={config['threshold']}, "
+                   f"β={config['beta']}", fontsize=10)
+    save_figure_atomic(figure, path, dpi=120)
+    plt.close(figure)
+
+
 def plot_heatmap(
     values: np.ndarray,
     rows: Sequence[float],

@@ -9,7 +9,7 @@ neurons, averaged over steps) of every layer, beside the mean-field prediction.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,11 +24,19 @@ from spikeinit._validation import (
 from spikeinit.init.context import LayerContext
 from spikeinit.init.model import initialize
 from spikeinit.init.registry import get_method
-from spikeinit.models.mlp import deep_network
+from spikeinit.models.mlp import SpikingMLP, deep_network
 from spikeinit.neurons.lif import set_recording
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS, LIFParameters
+from spikeinit.theory.gradients import gradient_mean_field
 from spikeinit.theory.static import static_mean_field
-from spikeinit.theory.temporal import INPUT_KINDS, InputStatistics, temporal_mean_field
+from spikeinit.theory.temporal import (
+    DEFAULT_SAMPLES,
+    FINITE_WIDTH_SAMPLES,
+    INPUT_KINDS,
+    MAX_FINITE_WIDTH,
+    InputStatistics,
+    temporal_mean_field,
+)
 
 DEFAULT_INITS = ("paper", "kaiming", "xavier", "pytorch")
 REPORTED_LAYERS = (1, 10, 50)
@@ -51,6 +59,7 @@ class PropagationConfig:
     seed: int = 0
     device: str = "cpu"
     init_options: dict[str, Any] = field(default_factory=dict)
+    finite_width_theory: bool = True
 
     def __post_init__(self) -> None:
         if not self.inits:
@@ -83,6 +92,7 @@ class PropagationConfig:
             reset=self.reset,
             reset_order=self.reset_order,
             steps=self.steps,
+            depth=self.depth,
         )
 
 
@@ -94,19 +104,24 @@ def input_currents(config: PropagationConfig, generator: torch.Generator) -> tor
     return torch.randn((config.steps, *shape), generator=generator)
 
 
-def simulate(
-    config: PropagationConfig, init: str, on_layer: Callable[[], None] | None = None
-) -> dict[str, list]:
-    """Run the network once for ``init``; per-layer rate, variance and rate per step."""
+def build_network(config: PropagationConfig, init: str, **lif_options: Any) -> SpikingMLP:
+    """The ``depth x width`` network of ``config``, initialized with ``init`` (seeded)."""
     net = deep_network(
         config.width, config.depth, beta=config.beta, threshold=config.threshold,
-        reset=config.reset, reset_order=config.reset_order,
+        reset=config.reset, reset_order=config.reset_order, **lif_options,
     )
     initialize(
         net, init, steps=config.steps,
         generator=torch.Generator().manual_seed(config.seed + 1), **config.init_options,
     )
-    net.to(config.device)
+    return net.to(config.device)
+
+
+def simulate(
+    config: PropagationConfig, init: str, on_layer: Callable[[], None] | None = None
+) -> dict[str, list]:
+    """Run the network once for ``init``; per-layer rate, variance and rate per step."""
+    net = build_network(config, init)
     layers = set_recording(net, True)
     currents = input_currents(config, torch.Generator().manual_seed(config.seed))
     with torch.no_grad():
@@ -120,17 +135,60 @@ def simulate(
     }
 
 
+def measure_gradients(config: PropagationConfig, init: str, surrogate: str) -> dict[str, list]:
+    r"""A real backward pass of :math:`L = \sum \xi\,s_L`, :math:`\xi \sim N(0,1)` (seeded).
+
+    Returns the mean-square gradient on every LIF layer's input current (per neuron and step)
+    and the Frobenius norm of every weight gradient, beside the mean-field predictions.
+    """
+    net = build_network(config, init, surrogate=surrogate)
+    captured: list[torch.Tensor] = []
+
+    def keep_input(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        args[0].retain_grad()
+        captured.append(args[0])
+
+    handles = [layer.register_forward_pre_hook(keep_input) for layer in net.lif_layers]
+    generator = torch.Generator().manual_seed(config.seed)
+    currents = input_currents(config, generator).clone().to(config.device).requires_grad_(True)
+    spikes = net(currents)
+    errors = torch.randn(spikes.shape, generator=generator).to(config.device)
+    (spikes * errors).sum().backward()
+    for handle in handles:
+        handle.remove()
+    method, options = get_method(init)
+    _, variance = method.statistics(config.layer_context(), **options, **config.init_options)
+    params = replace(config.lif_parameters, surrogate=surrogate)
+    theory = gradient_mean_field(config.depth, config.width * variance, params, config.steps,
+                                 InputStatistics(kind=config.input), seed=config.seed)
+    return {
+        "current_gradient_square": [float(c.grad.pow(2).mean()) for c in captured],
+        "predicted_current_gradient_square": theory.per_layer.tolist(),
+        "weight_gradient_norm": [float(s.weight.grad.norm()) for s in net.synapses],
+        "predicted_weight_gradient_norm": theory.weight_gradient_norm(
+            config.width, config.width, config.batch).tolist(),
+    }
+
+
 def predict(config: PropagationConfig, init: str) -> dict[str, list]:
-    """Mean-field prediction: exact static theory for ``T = 1``, temporal mean-field otherwise."""
+    """Mean-field prediction: exact static theory for ``T = 1``, temporal mean-field otherwise.
+
+    For ``T > 1`` the temporal mean-field is evaluated at the network's width (finite-width
+    groups, see :func:`temporal_mean_field`) unless ``finite_width_theory`` is off or the width
+    exceeds 4096.
+    """
     method, options = get_method(init)
     mean, variance = method.statistics(config.layer_context(), **options, **config.init_options)
     n = config.width
     if config.steps == 1:
         static = static_mean_field(config.depth, variance, n, config.threshold, weight_mean=mean)
         return {"rate": static.rate.tolist(), "variance": static.variance.tolist()}
+    finite = config.finite_width_theory and n <= MAX_FINITE_WIDTH
     temporal = temporal_mean_field(
         config.depth, n * variance, config.lif_parameters, config.steps,
         InputStatistics(kind=config.input), mean_gain=n * mean, seed=config.seed,
+        samples=FINITE_WIDTH_SAMPLES if finite else DEFAULT_SAMPLES,
+        width=n if finite else None,
     )
     return {
         "rate": temporal.time_averaged_rate.tolist(),
@@ -140,17 +198,23 @@ def predict(config: PropagationConfig, init: str) -> dict[str, list]:
 
 
 def run_propagation(
-    config: PropagationConfig, on_layer: Callable[[], None] | None = None
+    config: PropagationConfig,
+    on_layer: Callable[[], None] | None = None,
+    gradients: bool = False,
+    surrogate: str = "atan",
 ) -> dict[str, Any]:
     """Simulate and predict every init of ``config``; the JSON-ready result.
 
     Shape: ``{"config": {...}, "results": {init: {"rate": [...], "variance": [...],
-    "rate_by_step": [[...]], "prediction": {"rate": [...], "variance": [...]}}}}``.
+    "rate_by_step": [[...]], "prediction": {"rate": [...], "variance": [...]}}}}``; with
+    ``gradients=True`` each init also gets ``"gradients"`` (see :func:`measure_gradients`).
     """
     results = {}
     for init in config.inits:
         measured = simulate(config, init, on_layer)
         measured["prediction"] = predict(config, init)
+        if gradients:
+            measured["gradients"] = measure_gradients(config, init, surrogate)
         results[init] = measured
     return {"config": asdict(config), "results": results}
 
@@ -165,6 +229,22 @@ def summary_rows(result: dict[str, Any]) -> list[list[str]]:
             init,
             *[f"{data['rate'][layer - 1]:.4g}" for layer in layers],
             *[f"{data['variance'][layer - 1]:.4g}" for layer in layers],
+        ])
+    return rows
+
+
+def gradient_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Table rows: measured and predicted mean-square current gradient at reported layers."""
+    depth = result["config"]["depth"]
+    layers = sorted({layer for layer in (*REPORTED_LAYERS, depth) if layer <= depth})
+    rows = [["init", *[f"grad²@{layer}" for layer in layers],
+             *[f"pred@{layer}" for layer in layers]]]
+    for init, data in result["results"].items():
+        grads = data["gradients"]
+        rows.append([
+            init,
+            *[f"{grads['current_gradient_square'][layer - 1]:.3g}" for layer in layers],
+            *[f"{grads['predicted_current_gradient_square'][layer - 1]:.3g}" for layer in layers],
         ])
     return rows
 

@@ -1,6 +1,12 @@
 """Initializers: tensor-level (``spike_normal_``), the named-method registry, and models."""
 
-from spikeinit.init import baselines, fluctuation, gradient_aware, paper  # noqa: F401 (register)
+from spikeinit.init import (  # noqa: F401 (importing registers the methods)
+    baselines,
+    fluctuation,
+    gradient_aware,
+    paper,
+    temporal,
+)
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import FAN_MODES, compute_fans, select_fan
 from spikeinit.init.model import InitRecord, SynapticLayer, find_synaptic_layers, initialize

@@ -21,6 +21,7 @@ class LayerContext:
     The input is either spikes of neurons with threshold ``input_threshold`` (the paper's
     assumption: their membrane is :math:`N(0,\sigma^2)`, so :math:`E[x^2] = Q(\theta/\sigma)`),
     or data with a known second moment ``input_second_moment`` (for the first layer).
+    ``depth`` is the number of spiking layers of the whole network, when known.
     """
 
     fan_in: int
@@ -33,6 +34,7 @@ class LayerContext:
     surrogate_slope: float | None = None
     sigma: float = 1.0
     steps: int = 1
+    depth: int | None = None
     input_threshold: float | None = None
     input_second_moment: float | None = None
     input_mean: float | None = None
@@ -44,6 +46,8 @@ class LayerContext:
         check_unit_interval("beta", self.beta)
         check_positive("sigma", self.sigma)
         check_positive_int("steps", self.steps)
+        if self.depth is not None:
+            check_positive_int("depth", self.depth)
         if self.input_threshold is not None:
             check_finite_nonnegative("input_threshold", self.input_threshold)
         if self.input_second_moment is not None:

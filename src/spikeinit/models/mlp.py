@@ -34,10 +34,19 @@ class SpikingMLP(nn.Module):
             check_positive_int(f"sizes[{index}]", size)
         self.sizes = list(sizes)
         self.input_neurons = LIF(**lif_options)
-        self.synapses = nn.ModuleList(
-            nn.Linear(n_in, n_out, bias=bias) for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        # Blocks keep module order equal to computation order (initializers rely on it).
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(n_in, n_out, bias=bias), LIF(**lif_options))
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])
         )
-        self.neurons = nn.ModuleList(LIF(**lif_options) for _ in sizes[1:])
+
+    @property
+    def synapses(self) -> list[nn.Linear]:
+        return [block[0] for block in self.blocks]
+
+    @property
+    def neurons(self) -> list[LIF]:
+        return [block[1] for block in self.blocks]
 
     @property
     def lif_layers(self) -> list[LIF]:
@@ -53,8 +62,8 @@ class SpikingMLP(nn.Module):
         reset_states(self)
         spikes = self.input_neurons(currents)
         yield spikes
-        for synapse, neurons in zip(self.synapses, self.neurons):
-            spikes = neurons(synapse(spikes))
+        for block in self.blocks:
+            spikes = block(spikes)
             yield spikes
 
 

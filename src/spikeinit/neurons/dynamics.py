@@ -39,13 +39,11 @@ def integrate(
     previous_spikes = state.spikes.detach() if params.detach_reset else state.spikes
     if params.reset == "none":
         return beta * state.membrane + current
+    if params.reset == "zero":
+        return beta * state.membrane * (1.0 - previous_spikes) + current
     if params.reset_order == "delayed":
-        if params.reset == "subtract":
-            return beta * state.membrane + current - threshold * previous_spikes
-        return (beta * state.membrane + current) * (1.0 - previous_spikes)
-    if params.reset == "subtract":
-        return beta * (state.membrane - threshold * previous_spikes) + current
-    return beta * state.membrane * (1.0 - previous_spikes) + current
+        return beta * state.membrane + current - threshold * previous_spikes
+    return beta * (state.membrane - threshold * previous_spikes) + current
 
 
 def lif_step(

@@ -24,7 +24,7 @@ class LIFParameters:
     after the spike)::
 
         subtract: u[t] = beta*u[t-1] + I[t] - theta*s[t-1]
-        zero:     u[t] = (beta*u[t-1] + I[t]) * (1 - s[t-1])
+        zero:     u[t] = beta*u[t-1]*(1 - s[t-1]) + I[t]
         none:     u[t] = beta*u[t-1] + I[t]
 
     ``reset_order="immediate"`` is SpikingJelly's and Norse's (the reset acts at the spike step
@@ -33,7 +33,9 @@ class LIFParameters:
         subtract: u[t] = beta*(u[t-1] - theta*s[t-1]) + I[t]
         zero:     u[t] = beta*u[t-1]*(1 - s[t-1]) + I[t]
 
-    In both, ``s[t] = H(u[t] - theta)`` with a strict inequality, and ``u[-1] = s[-1] = 0``.
+    For ``zero`` both orders are the same equation (snnTorch 1.0 zeroes the decayed old
+    membrane, not the new input). In both, ``s[t] = H(u[t] - theta)`` with a strict
+    inequality, and ``u[-1] = s[-1] = 0``.
     """
 
     beta: float = 0.5

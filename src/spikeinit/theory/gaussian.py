@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
+from scipy import integrate, special
 
 _SQRT2 = math.sqrt(2.0)
 _HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(121)
@@ -36,10 +36,27 @@ def normal_density(x: ArrayLike) -> np.ndarray | float:
 
 
 def gaussian_expectation(
-    function: Callable[[np.ndarray], np.ndarray], mean: float = 0.0, std: float = 1.0
+    function: Callable[[np.ndarray], np.ndarray],
+    mean: float = 0.0,
+    std: float = 1.0,
+    peak: float | None = None,
 ) -> float:
-    r""":math:`E[f(u)]` for :math:`u \sim N(\mu, \sigma^2)` (121-point Gauss-Hermite quadrature)."""
-    return float(np.dot(_HERMITE_WEIGHTS, function(mean + std * _HERMITE_NODES)))
+    r""":math:`E[f(u)]` for :math:`u \sim N(\mu, \sigma^2)`.
+
+    Smooth ``function``: 121-point Gauss-Hermite quadrature. With ``peak`` (a point where
+    ``function`` is sharp), adaptive quadrature over :math:`\mu \pm 12\sigma` split there.
+    """
+    if peak is None:
+        return float(np.dot(_HERMITE_WEIGHTS, function(mean + std * _HERMITE_NODES)))
+    low, high = mean - 12.0 * std, mean + 12.0 * std
+    points = [peak] if low < peak < high else None
+
+    def integrand(u: float) -> float:
+        density = math.exp(-0.5 * ((u - mean) / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
+        return float(function(np.asarray(u))) * density
+
+    value, _ = integrate.quad(integrand, low, high, points=points, limit=200)
+    return float(value)
 
 
 def inverse_mills_ratio(x: ArrayLike) -> np.ndarray | float:

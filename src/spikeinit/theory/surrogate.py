@@ -38,6 +38,11 @@ def surrogate_derivative(name: str, x: Any, slope: float | None = None) -> Any:
 def surrogate_second_moment(
     name: str, threshold: float, sigma: float = 1.0, slope: float | None = None
 ) -> float:
-    r""":math:`E[h'(u-\theta)^2]` for :math:`u \sim N(0, \sigma^2)` (Gauss-Hermite quadrature)."""
+    r""":math:`E[h'(u-\theta)^2] = \int h'(u-\theta)^2\,\varphi(u/\sigma)/\sigma\,du`.
+
+    Adaptive quadrature with a breakpoint at :math:`\theta`, where sharp surrogates (a fast
+    sigmoid of slope 25 is about 0.1 wide) peak: a fixed Gauss-Hermite rule would miss them.
+    """
+    check_positive("sigma", sigma)
     return gaussian_expectation(lambda u: surrogate_derivative(name, u - threshold, slope) ** 2,
-                                0.0, sigma)
+                                0.0, sigma, peak=threshold)

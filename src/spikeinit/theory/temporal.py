@@ -18,6 +18,8 @@ running the exact LIF update of :mod:`spikeinit.neurons.dynamics`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,20 @@ from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 
 INPUT_KINDS = ("constant", "iid")
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread: the population tensors are small, so threads only add overhead."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 DEFAULT_SAMPLES = 16384
+FINITE_WIDTH_SAMPLES = 64
+MAX_FINITE_WIDTH = 4096
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class LayerActivity:
     membrane_mean: np.ndarray
     membrane_variance: np.ndarray
     autocorrelation: np.ndarray
+    group_autocorrelation: np.ndarray | None = None
 
     @property
     def mean_rate(self) -> float:
@@ -94,11 +110,11 @@ class MonteCarloPopulation:
         self._draws: dict[int, torch.Tensor] = {}
 
     def normals(self, layer: int) -> torch.Tensor:
-        """``(samples, T)`` standard normals for ``layer`` (drawn once, then cached)."""
+        """``(T, samples)`` standard normals for ``layer`` (drawn once, then cached)."""
         if layer not in self._draws:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + layer)
             self._draws[layer] = torch.randn(
-                self.samples, self.steps, generator=generator, dtype=torch.float32
+                self.steps, self.samples, generator=generator, dtype=torch.float32
             )
         return self._draws[layer]
 
@@ -106,34 +122,65 @@ class MonteCarloPopulation:
 def input_layer_currents(
     inputs: InputStatistics, population: MonteCarloPopulation
 ) -> torch.Tensor:
-    """``(samples, T)`` currents of the first layer: one draw per neuron, or one per step."""
+    """``(T, samples)`` currents of the first layer: one draw per neuron, or one per step."""
     z = population.normals(0)
     if inputs.kind == "constant":
-        z = z[:, :1].expand(-1, population.steps)
+        z = z[:1].expand(population.steps, -1)
     return inputs.mean + inputs.std * z
 
 
 def gaussian_process_currents(
     mean: np.ndarray, covariance: np.ndarray, normals: torch.Tensor
 ) -> torch.Tensor:
-    """Sample currents ``mean + L z`` with ``L L^T = covariance`` (PSD-clipped eigh)."""
+    """``(T, samples)`` currents ``mean + L z`` with ``L L^T = covariance`` (PSD-clipped eigh).
+
+    ``covariance`` is ``(T, T)``, or ``(G, T, T)``: one per group of ``samples / G`` neurons.
+    """
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
-    root_t = torch.as_tensor(root.T, dtype=normals.dtype)
-    return torch.as_tensor(mean, dtype=normals.dtype) + normals @ root_t
+    root = torch.as_tensor(
+        eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))[..., None, :], dtype=normals.dtype
+    )
+    offset = torch.as_tensor(mean, dtype=normals.dtype).unsqueeze(1)
+    if root.dim() == 2:
+        return offset + root @ normals
+    steps, groups = normals.shape[0], root.shape[0]
+    grouped = normals.reshape(steps, groups, -1).transpose(0, 1)
+    return offset + (root @ grouped).transpose(0, 1).reshape(steps, -1)
 
 
-def simulate_population(currents: torch.Tensor, params: LIFParameters) -> LayerActivity:
-    """Run the LIF update on ``(samples, T)`` currents and summarize the population."""
-    time_major = currents.T.contiguous()
-    membranes = torch.empty_like(time_major)
-    spikes, _ = lif_multistep(time_major, params, membranes_out=membranes)
-    spikes64, membranes64 = spikes.double(), membranes.double()
+def simulate_population(
+    currents: torch.Tensor,
+    params: LIFParameters,
+    with_membrane: bool = True,
+    width: int | None = None,
+) -> LayerActivity:
+    r"""Run the LIF update on ``(T, samples)`` currents and summarize the population.
+
+    Spike counts are integers, exact in float32; ``with_membrane=False`` skips the membrane
+    statistics (NaN) for the solvers, which need only rates and :math:`R`. With ``width``, the
+    population is split into groups of ``width`` neurons, each a finite layer seen by one
+    input sample, and :attr:`LayerActivity.group_autocorrelation` holds each group's own
+    :math:`\hat R_b` (its finite-width fluctuation drives the next layer of that group).
+    """
+    steps, samples = currents.shape
+    membranes = torch.empty_like(currents) if with_membrane else None
+    spikes, _ = lif_multistep(currents, params, membranes_out=membranes)
+    counts = (spikes @ spikes.T).double().numpy()
+    groups = None
+    if width is not None:
+        grouped = spikes.reshape(steps, samples // width, width).transpose(0, 1)
+        groups = (grouped @ grouped.transpose(1, 2)).double().numpy() / width
+    if membranes is None:
+        mean = variance = np.full(currents.shape[0], np.nan)
+    else:
+        variance_t, mean_t = torch.var_mean(membranes, dim=1, unbiased=False)
+        mean, variance = mean_t.double().numpy(), variance_t.double().numpy()
     return LayerActivity(
-        rate=spikes64.mean(dim=1).numpy(),
-        membrane_mean=membranes64.mean(dim=1).numpy(),
-        membrane_variance=membranes64.var(dim=1, unbiased=False).numpy(),
-        autocorrelation=(spikes64 @ spikes64.T / spikes64.shape[1]).numpy(),
+        rate=np.diag(counts) / samples,
+        membrane_mean=mean,
+        membrane_variance=variance,
+        autocorrelation=counts / samples,
+        group_autocorrelation=groups,
     )
 
 
@@ -143,16 +190,22 @@ def next_layer_activity(
     params: LIFParameters,
     normals: torch.Tensor,
     mean_gain: float = 0.0,
+    with_membrane: bool = True,
+    width: int | None = None,
 ) -> LayerActivity:
     r"""One application of the map :math:`R_l \mapsto R_{l+1}`.
 
     ``gain`` is :math:`g = n\,v_w` and ``mean_gain`` is :math:`n\,m_w`; the current covariance is
     :math:`g R + (n m_w^2)(R - r r^\top)`, with :math:`n m_w^2 = ` ``mean_gain**2 / n`` neglected
-    for wide layers unless the caller folds it into ``gain``.
+    for wide layers unless the caller folds it into ``gain``. With ``width``, each group of
+    ``width`` neurons is driven by its own group's :math:`\hat R_b` (finite-width mean-field).
     """
     mean = mean_gain * activity.rate
-    covariance = gain * activity.autocorrelation
-    return simulate_population(gaussian_process_currents(mean, covariance, normals), params)
+    source = activity.autocorrelation
+    if width is not None and activity.group_autocorrelation is not None:
+        source = activity.group_autocorrelation
+    currents = gaussian_process_currents(mean, gain * source, normals)
+    return simulate_population(currents, params, with_membrane, width)
 
 
 def temporal_mean_field(
@@ -164,12 +217,18 @@ def temporal_mean_field(
     mean_gain: float | np.ndarray = 0.0,
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
+    width: int | None = None,
 ) -> TemporalMeanField:
     r"""Per-layer, per-step rate, membrane mean/variance and :math:`R` of a deep LIF network.
 
     Layer 1 is driven by ``inputs`` (default: :math:`N(0,1)` held constant over the steps);
     each further layer by the Gaussian process of gain :math:`g = n\,\mathrm{Var}[w]` (scalar or
     ``depth - 1`` values) over the spikes of the layer below.
+
+    ``width=None`` is the infinite-width limit. With a finite ``width`` the population is
+    ``samples`` input samples of ``width`` neurons each (``samples * width`` neurons), and each
+    sample's next layer sees that sample's finite-width :math:`\hat R_b`: this keeps the
+    downward bias that finite layers show (the rate is concave in the per-sample variance).
 
     Example:
         >>> p = LIFParameters(beta=0.5, threshold=1.0)
@@ -181,15 +240,19 @@ def temporal_mean_field(
     inputs = inputs or InputStatistics()
     gains = np.broadcast_to(np.asarray(gain, dtype=float), (max(depth - 1, 0),))
     mean_gains = np.broadcast_to(np.asarray(mean_gain, dtype=float), (max(depth - 1, 0),))
+    if width is not None:
+        samples = check_positive_int("samples", samples) * check_positive_int("width", width)
     population = MonteCarloPopulation(steps, samples, seed)
-    activity = simulate_population(input_layer_currents(inputs, population), params)
-    layers = [activity]
-    for layer in range(1, depth):
-        activity = next_layer_activity(
-            activity, float(gains[layer - 1]), params, population.normals(layer),
-            float(mean_gains[layer - 1]),
-        )
-        layers.append(activity)
+    with single_threaded():
+        currents = input_layer_currents(inputs, population)
+        activity = simulate_population(currents, params, width=width)
+        layers = [activity]
+        for layer in range(1, depth):
+            activity = next_layer_activity(
+                activity, float(gains[layer - 1]), params, population.normals(layer),
+                float(mean_gains[layer - 1]), width=width,
+            )
+            layers.append(activity)
     return TemporalMeanField(
         rate=np.stack([a.rate for a in layers]),
         membrane_mean=np.stack([a.membrane_mean for a in layers]),

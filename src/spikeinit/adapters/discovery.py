@@ -1,0 +1,504 @@
+"""Find the synaptic layers of any model and the spiking neurons that feed them and that they drive.
+
+With a sample input, :func:`discover` runs the model once with forward hooks on every layer and
+follows the tensors: a layer's input is the output of the layer that produced it (the same
+tensor, a view of it, or an equal copy such as a reshape). Without a sample it falls back to
+module order (the order of ``model.named_modules()``), which is right for ``nn.Sequential`` and
+for models that declare their layers in the order they run.
+
+What sits between a neuron and a synaptic layer, or between a synaptic layer and its neurons, is
+recorded as :class:`Operation` s: pooling, normalization, dropout, reshapes, unknown modules and
+tensor operations that no module performed (a residual addition, a scaling): the initializers
+use or report them, they are never skipped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spikeinit.adapters.description import NeuronDescription, UnsupportedNeuronError
+from spikeinit.adapters.probe import ActivityProbe
+from spikeinit.adapters.registry import (
+    adapter_for,
+    all_tensors,
+    first_tensor,
+    is_spiking_neuron,
+    reset_neurons,
+)
+
+SYNAPTIC_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+INPUT_KINDS = ("data", "spikes", "synaptic")
+OPERATION_KINDS = ("avg-pool", "max-pool", "normalization", "dropout", "reshape", "unknown",
+                   "tensor-op")
+
+_AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
+              nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+_MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d,
+              nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+          nn.modules.instancenorm._InstanceNorm)
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
+
+Forward = Callable[[nn.Module, Any], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Operation:
+    """A module, or a tensor operation done outside any module, on the path between two layers.
+
+    ``kind`` is one of ``avg-pool``, ``max-pool``, ``normalization`` (BatchNorm, LayerNorm, ...),
+    ``dropout``, ``reshape`` (Flatten, Identity), ``unknown`` (a module spikeinit does not model)
+    or ``tensor-op`` (the input was computed outside any module, e.g. a residual addition).
+    ``window`` is the number of elements one pooling output reads (0 when unknown).
+    """
+
+    name: str
+    kind: str
+    module: nn.Module | None = None
+    window: int = 0
+
+    @property
+    def dropout_probability(self) -> float:
+        """The drop probability of a dropout in training mode (0 in eval mode or otherwise)."""
+        if self.kind != "dropout" or self.module is None or not self.module.training:
+            return 0.0
+        return float(getattr(self.module, "p", 0.0))
+
+    def label(self) -> str:
+        """Short text such as ``pool (avg-pool, 4 elements)``."""
+        detail = f", {self.window} elements" if self.window and "pool" in self.kind else ""
+        return f"{self.name} ({self.kind}{detail})"
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronSite:
+    """One spiking population of the model: its module, its description (or why there is none)."""
+
+    name: str
+    module: nn.Module
+    description: NeuronDescription | None
+    problem: str | None = None
+    driven_by_data: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class SynapticLayer:
+    """A Linear/Conv layer, the neurons that feed it (``source``) and that it drives (``target``).
+
+    ``input`` says what feeds it: ``"spikes"`` of ``source``, ``"data"`` (no neuron and no
+    synaptic layer upstream), or ``"synaptic"`` (another weight layer directly). ``before`` and
+    ``after`` are the operations between ``source`` and the layer, and between the layer and
+    ``target``. ``measured_second_moment`` is :math:`E[x^2]` of the layer's input on the sample
+    (when one was run). ``problem`` says why the layer must be left unchanged.
+    """
+
+    name: str
+    module: nn.Module
+    source: nn.Module | None = None
+    target: nn.Module | None = None
+    source_name: str | None = None
+    target_name: str | None = None
+    source_description: NeuronDescription | None = None
+    target_description: NeuronDescription | None = None
+    before: tuple[Operation, ...] = ()
+    after: tuple[Operation, ...] = ()
+    input: str = "spikes"
+    source_driven_by_data: bool = False
+    measured_second_moment: float | None = None
+    problem: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class NetworkMap:
+    """What :func:`discover` found: synaptic layers and neurons in forward (or module) order."""
+
+    layers: list[SynapticLayer]
+    neurons: list[NeuronSite]
+    traced: bool
+    internal: list[str] = field(default_factory=list)
+    activity: ActivityProbe | None = None
+
+    def neuron(self, name: str) -> NeuronSite | None:
+        """The neuron site called ``name``."""
+        return next((site for site in self.neurons if site.name == name), None)
+
+    def driver(self, neuron_name: str) -> SynapticLayer | None:
+        """The (first) synaptic layer whose target is the neuron ``neuron_name``."""
+        return next((layer for layer in self.layers if layer.target_name == neuron_name), None)
+
+
+def run_model(model: nn.Module, batch: Any, forward: Forward | None = None) -> Any:
+    """One pass from rest without gradients: ``forward(model, batch)`` or ``model(batch)``."""
+    reset_neurons(model)
+    try:
+        with torch.no_grad():
+            return forward(model, batch) if forward is not None else model(batch)
+    finally:
+        reset_neurons(model)
+
+
+@contextlib.contextmanager
+def kept_statistics(model: nn.Module) -> Iterator[None]:
+    """Restore normalization running statistics (BatchNorm buffers) after the probing passes."""
+    saved = [(module, {k: v.clone() for k, v in module.named_buffers(recurse=False)
+                       if v is not None})
+             for module in model.modules() if isinstance(module, _NORMS)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, buffers in saved:
+                for key, value in buffers.items():
+                    getattr(module, key).copy_(value)
+
+
+def discover(model: nn.Module, sample: Any = None, forward: Forward | None = None) -> NetworkMap:
+    """Synaptic layers, neurons and what lies between them.
+
+    With ``sample`` the model runs once (from rest, without gradients, normalization statistics
+    restored afterwards) and the layers are linked by the tensors that flow between them;
+    ``forward(model, sample)`` replaces ``model(sample)`` when given. Without ``sample`` they are
+    linked in module order.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from spikeinit.neurons import LIF
+        >>> net = nn.Sequential(nn.Linear(4, 3), LIF(), nn.Linear(3, 2), LIF())
+        >>> [(layer.name, layer.target_name) for layer in discover(net).layers]
+        [('0', '1'), ('2', '3')]
+    """
+    units, internal = _units(model)
+    sites = {name: _site(name, module) for name, (module, role) in units.items()
+             if role == "neuron"}
+    if sample is None:
+        return _module_order_map(units, sites, internal)
+    return _traced_map(model, sample, forward, units, sites, internal)
+
+
+def _display(name: str) -> str:
+    return name or "<model>"
+
+
+def _inside(name: str, prefix: str) -> bool:
+    return name != prefix and (prefix == "" or name.startswith(prefix + "."))
+
+
+def _units(model: nn.Module) -> tuple[dict[str, tuple[nn.Module, str]], list[str]]:
+    """Neurons (as wholes), synaptic layers and the other leaf modules, in module order."""
+    units: dict[str, tuple[nn.Module, str]] = {}
+    internal: list[str] = []
+    wholes: list[str] = []
+    for name, module in model.named_modules():
+        if any(_inside(name, prefix) for prefix in wholes):
+            continue
+        if is_spiking_neuron(module):
+            units[name] = (module, "neuron")
+            wholes.append(name)
+            adapter = adapter_for(module)
+            internal += [f"{name}.{rel}" if name else rel
+                         for rel in adapter.internal_layers(module)]
+        elif isinstance(module, SYNAPTIC_TYPES):
+            units[name] = (module, "synaptic")
+            wholes.append(name)
+        elif next(module.children(), None) is None:
+            units[name] = (module, "other")
+    return units, internal
+
+
+def _site(name: str, module: nn.Module) -> NeuronSite:
+    adapter = adapter_for(module)
+    try:
+        return NeuronSite(name, module, adapter.describe(module))
+    except UnsupportedNeuronError as error:
+        return NeuronSite(name, module, None, problem=str(error))
+
+
+def _operation(name: str, module: nn.Module, shapes: tuple[int, int] | None = None) -> Operation:
+    if isinstance(module, _AVG_POOLS + _MAX_POOLS):
+        kind = "avg-pool" if isinstance(module, _AVG_POOLS) else "max-pool"
+        kernel = getattr(module, "kernel_size", None)
+        if kernel is not None:
+            if isinstance(kernel, (tuple, list)):
+                sizes = tuple(kernel)
+            elif isinstance(module, (nn.AvgPool1d, nn.MaxPool1d)):
+                sizes = (kernel,)
+            elif isinstance(module, (nn.AvgPool3d, nn.MaxPool3d)):
+                sizes = (kernel,) * 3
+            else:
+                sizes = (kernel,) * 2
+            window = math.prod(int(k) for k in sizes)
+        elif shapes is not None and shapes[1] > 0:
+            window = max(int(round(shapes[0] / shapes[1])), 1)
+        else:
+            window = 0
+        return Operation(name, kind, module, window)
+    if isinstance(module, _NORMS):
+        return Operation(name, "normalization", module)
+    if isinstance(module, _DROPOUTS) or (
+        "Dropout" in type(module).__name__ and hasattr(module, "p")
+    ):
+        return Operation(name, "dropout", module)
+    if isinstance(module, _RESHAPES):
+        return Operation(name, "reshape", module)
+    return Operation(name, "unknown", module)
+
+
+def _layer(
+    name: str,
+    module: nn.Module,
+    sites: dict[str, NeuronSite],
+    source: str | None,
+    target: str | None,
+    before: list[Operation],
+    after: list[Operation],
+    input_kind: str,
+    notes: list[str],
+    measured: float | None = None,
+) -> SynapticLayer:
+    src, tgt = sites.get(source) if source else None, sites.get(target) if target else None
+    problem = None
+    if tgt is not None and tgt.description is None:
+        problem = f"drives {_display(tgt.name)}, which is not understood: {tgt.problem}"
+    elif tgt is None and src is not None and src.description is None:
+        problem = f"is fed by {_display(src.name)}, which is not understood: {src.problem}"
+    elif input_kind == "synaptic":
+        problem = "is fed directly by another synaptic layer (no spiking neuron in between)"
+    return SynapticLayer(
+        name=name, module=module,
+        source=src.module if src else None, target=tgt.module if tgt else None,
+        source_name=source, target_name=target,
+        source_description=src.description if src else None,
+        target_description=tgt.description if tgt else None,
+        before=tuple(before), after=tuple(after), input=input_kind,
+        source_driven_by_data=bool(src and src.driven_by_data),
+        measured_second_moment=measured, problem=problem, notes=tuple(notes),
+    )
+
+
+def _module_order_map(
+    units: dict[str, tuple[nn.Module, str]], sites: dict[str, NeuronSite], internal: list[str]
+) -> NetworkMap:
+    names = list(units)
+    roles = [units[name][1] for name in names]
+    driven = {}
+    for index, name in enumerate(names):
+        if roles[index] == "neuron":
+            driven[name] = "synaptic" not in roles[:index]
+    sites = {name: _with_data_flag(site, driven.get(name, False)) for name, site in sites.items()}
+    layers = []
+    for index, name in enumerate(names):
+        if roles[index] != "synaptic":
+            continue
+        after: list[Operation] = []
+        target = None
+        for other in names[index + 1:]:
+            role = units[other][1]
+            if role == "neuron":
+                target = other
+                break
+            if role == "synaptic":
+                break
+            after.append(_operation(other, units[other][0]))
+        before: list[Operation] = []
+        source, input_kind = None, "data"
+        for other in reversed(names[:index]):
+            role = units[other][1]
+            if role == "neuron":
+                source, input_kind = other, "spikes"
+                break
+            if role == "synaptic":
+                input_kind = "synaptic"
+                break
+            before.insert(0, _operation(other, units[other][0]))
+        layers.append(_layer(name, units[name][0], sites, source, target, before, after,
+                             input_kind, []))
+    neurons = [sites[name] for name in names if name in sites]
+    return NetworkMap(layers, neurons, traced=False, internal=internal)
+
+
+def _with_data_flag(site: NeuronSite, driven_by_data: bool) -> NeuronSite:
+    return NeuronSite(site.name, site.module, site.description, site.problem, driven_by_data)
+
+
+def _storage_key(tensor: Tensor) -> int | None:
+    try:
+        if tensor.numel() == 0 or tensor.is_sparse:
+            return None
+        pointer = tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return None
+    return pointer or None
+
+
+class _Tracer:
+    """Forward hooks that record, for the first call of every unit, who produced its input."""
+
+    def __init__(self, units: dict[str, tuple[nn.Module, str]], sample: Any) -> None:
+        self.units = units
+        self.order: list[str] = []
+        self.outputs: dict[str, Tensor | None] = {}
+        self.producer: dict[str, tuple[str | None, str]] = {}
+        self.shapes: dict[str, tuple[int, int]] = {}
+        self._by_id: dict[int, str] = {}
+        self._by_storage: dict[int, str] = {}
+        self._data = {key for t in all_tensors(sample) if (key := _storage_key(t)) is not None}
+        self._keep: list[Any] = []
+
+    def hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if name in self.producer:
+                return
+            x = first_tensor(args)
+            self.producer[name] = self._find(x)
+            out = first_tensor(output)
+            if x is not None and out is not None:
+                self.shapes[name] = (x.numel(), out.numel())
+            self.order.append(name)
+            self.outputs[name] = out
+            for tensor in all_tensors(output):
+                self._by_id[id(tensor)] = name
+                key = _storage_key(tensor)
+                if key is not None:
+                    self._by_storage[key] = name
+            self._keep.append((x, output))
+
+        return record
+
+    def _find(self, x: Tensor | None) -> tuple[str | None, str]:
+        if x is None:
+            return None, "data"
+        if id(x) in self._by_id:
+            return self._by_id[id(x)], "exact"
+        key = _storage_key(x)
+        if key is not None and key in self._by_storage:
+            return self._by_storage[key], "view"
+        if (key is not None and key in self._data) or not self.order:
+            return None, "data"
+        for name in reversed(self.order):
+            out = self.outputs[name]
+            if (out is not None and out.numel() == x.numel() and out.dtype == x.dtype
+                    and torch.equal(out.reshape(-1), x.reshape(-1))):
+                return name, "copy"
+        return self.order[-1], "unknown"
+
+
+def _traced_map(
+    model: nn.Module,
+    sample: Any,
+    forward: Forward | None,
+    units: dict[str, tuple[nn.Module, str]],
+    sites: dict[str, NeuronSite],
+    internal: list[str],
+) -> NetworkMap:
+    tracer = _Tracer(units, sample)
+    neurons = {name: (site.module, site.description.spike_amplitude if site.description else 1.0)
+               for name, site in sites.items()}
+    synapses = {name: module for name, (module, role) in units.items() if role == "synaptic"}
+    handles = [module.register_forward_hook(tracer.hook(name))
+               for name, (module, _) in units.items()]
+    try:
+        with kept_statistics(model), ActivityProbe(neurons, synapses) as probe:
+            try:
+                run_model(model, sample, forward)
+            except Exception as error:  # the model rejected the sample: say which argument
+                raise ValueError(
+                    f"sample: running the model on it failed ({type(error).__name__}: {error})"
+                ) from error
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    consumers: dict[str, list[tuple[str, str]]] = {}
+    for name in tracer.order:
+        producer, how = tracer.producer[name]
+        if producer is not None:
+            consumers.setdefault(producer, []).append((name, how))
+
+    def upstream(name: str) -> tuple[str | None, str, list[Operation]]:
+        """Walk back from ``name`` to a neuron, a synaptic layer or the data."""
+        ops: list[Operation] = []
+        current, seen = name, {name}
+        while True:
+            producer, how = tracer.producer.get(current, (None, "data"))
+            if how == "unknown":
+                ops.insert(0, Operation(f"<operation before {_display(current)}>", "tensor-op"))
+            if producer is None or producer in seen:
+                return None, "data", ops
+            role = units[producer][1]
+            if role == "neuron":
+                return producer, "spikes", ops
+            if role == "synaptic":
+                return producer, "synaptic", ops
+            ops.insert(0, _operation(producer, units[producer][0], tracer.shapes.get(producer)))
+            current = producer
+            seen.add(current)
+
+    def downstream(name: str) -> tuple[str | None, list[Operation], list[str]]:
+        """Walk forward from ``name`` to the neuron it drives (or stop at a synaptic layer)."""
+        ops: list[Operation] = []
+        notes: list[str] = []
+        current, seen = name, {name}
+        while True:
+            following = consumers.get(current, [])
+            if not following:
+                return None, ops, notes
+            if len(following) > 1:
+                notes.append(f"the output of {_display(current)} goes to "
+                             f"{', '.join(_display(n) for n, _ in following)}; followed the first")
+            nxt, how = following[0]
+            if how == "unknown":
+                ops.append(Operation(f"<operation before {_display(nxt)}>", "tensor-op"))
+            if nxt in seen:
+                return None, ops, notes
+            role = units[nxt][1]
+            if role == "neuron":
+                return nxt, ops, notes
+            if role == "synaptic":
+                notes.append(f"feeds the synaptic layer {_display(nxt)} directly")
+                return None, ops, notes
+            ops.append(_operation(nxt, units[nxt][0], tracer.shapes.get(nxt)))
+            current = nxt
+            seen.add(current)
+
+    def driven_by_data(name: str) -> bool:
+        current, seen = name, set()
+        while current not in seen:
+            seen.add(current)
+            producer, kind, _ = upstream(current)
+            if kind == "data":
+                return True
+            if kind == "synaptic":
+                return False
+            current = producer
+        return False
+
+    called = list(tracer.order)
+    sites = {name: _with_data_flag(site, name in tracer.producer and driven_by_data(name))
+             for name, site in sites.items()}
+    layers = []
+    for name in called + [n for n in units if n not in tracer.producer]:
+        module, role = units[name]
+        if role != "synaptic":
+            continue
+        if name not in tracer.producer:
+            layers.append(SynapticLayer(name, module, problem="was not used when running the "
+                                                              "sample"))
+            continue
+        source, input_kind, before = upstream(name)
+        target, after, notes = downstream(name)
+        measured = probe.inputs[name].second_moment if probe.inputs[name].count else None
+        layers.append(_layer(name, module, sites, source if input_kind == "spikes" else None,
+                             target, before, after, input_kind, notes, measured))
+    ordered = [sites[name] for name in called if name in sites]
+    ordered += [site for name, site in sites.items() if name not in tracer.producer]
+    return NetworkMap(layers, ordered, traced=True, internal=internal, activity=probe)

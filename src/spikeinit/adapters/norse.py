@@ -1,0 +1,102 @@
+r"""Norse neurons: ``LIFCell``, ``LIF`` and ``LIFBoxCell`` (imported only when a model uses them).
+
+From ``norse.torch.functional``, with :math:`g` = ``dt * p.tau_mem_inv``:
+
+- ``LIFBoxCell``: :math:`v \leftarrow v + g\,(I + v_{leak} - v)`, i.e. :math:`\beta = 1 - g` and
+  input gain :math:`g`; spike :math:`z = H(v - v_{th})`, then at the spike step
+  ``p.reset_method``: ``reset_value`` sets :math:`v = v_{reset}` (zero reset, to rest when
+  :math:`v_{reset} = v_{leak}`), ``reset_subtract`` subtracts :math:`v_{th}`: ``immediate``.
+- ``LIFCell`` / ``LIF``: a current-based synapse first, :math:`i \leftarrow i + I`, then
+  :math:`v \leftarrow v + g\,((v_{leak} - v) + i)`, the reset to :math:`v_{reset}`, and the
+  current decays by :math:`1 - dt\,\tau_{syn}^{-1}` (``synaptic_decay``).
+
+The membrane starts at :math:`v_{leak}`, so the threshold from rest is :math:`v_{th} - v_{leak}`.
+Cells return ``(spikes, state)`` and keep no state of their own.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from spikeinit.adapters._common import defined_in, framework_class, subclass_note
+from spikeinit.adapters.description import (
+    NeuronDescription,
+    UnsupportedNeuronError,
+    relative_threshold,
+    scalar,
+)
+
+FRAMEWORK = "norse"
+SUPPORTED = ("LIFCell", "LIF", "LIFBoxCell")
+
+
+def owns(module: nn.Module) -> bool:
+    """Whether ``module`` comes from Norse (checked without importing it)."""
+    return defined_in(module, FRAMEWORK)
+
+
+def is_neuron(module: nn.Module) -> bool:
+    """Whether ``module`` is a Norse neuron (an ``SNNCell``, ``SNN`` or a recurrent variant)."""
+    if not owns(module):
+        return False
+    from norse.torch.module import snn
+
+    return isinstance(module, (snn.SNNCell, snn.SNN, snn.SNNRecurrentCell, snn.SNNRecurrent))
+
+
+def describe(module: nn.Module) -> NeuronDescription:
+    """The :class:`NeuronDescription` of a ``LIFCell``, ``LIF`` or ``LIFBoxCell``."""
+    import norse.torch as norse_torch
+    from norse.torch.functional.reset import reset_subtract, reset_value
+
+    base = framework_class(module, FRAMEWORK)
+    supported = {getattr(norse_torch, name): name for name in SUPPORTED}
+    if base not in supported:
+        name = base.__name__ if base is not None else type(module).__name__
+        raise UnsupportedNeuronError(
+            f"norse {name} is not supported (supported: {', '.join(SUPPORTED)})"
+        )
+    kind = supported[base]
+    notes = subclass_note(module, base)
+    p, dt = module.p, float(module.dt)
+    gain = dt * scalar("p.tau_mem_inv", p.tau_mem_inv, notes)
+    if not 0.0 < gain <= 1.0:
+        raise UnsupportedNeuronError(
+            f"norse {kind}: dt * tau_mem_inv must lie in (0, 1], got {gain:g}"
+        )
+    rest = scalar("p.v_leak", p.v_leak, notes)
+    threshold = relative_threshold(scalar("p.v_th", p.v_th, notes), rest, kind)
+    reset_method = getattr(p, "reset_method", reset_value)
+    if reset_method is reset_subtract:
+        reset = "subtract"
+    elif reset_method is reset_value:
+        reset = "zero"
+        v_reset = scalar("p.v_reset", p.v_reset, notes)
+        if v_reset != rest:
+            raise UnsupportedNeuronError(
+                f"norse {kind}: resetting to v_reset={v_reset:g} away from rest "
+                f"v_leak={rest:g} is not supported"
+            )
+    else:
+        raise UnsupportedNeuronError(f"norse {kind}: unknown reset method {reset_method!r}")
+    decay = 0.0
+    if kind != "LIFBoxCell":
+        decay = 1.0 - dt * scalar("p.tau_syn_inv", p.tau_syn_inv, notes)
+        if not 0.0 <= decay < 1.0:
+            raise UnsupportedNeuronError(
+                f"norse {kind}: dt * tau_syn_inv must lie in (0, 1], got {1.0 - decay:g}"
+            )
+    return NeuronDescription(
+        framework=FRAMEWORK, kind=kind, threshold=threshold, beta=1.0 - gain, reset=reset,
+        reset_order="immediate", input_gain=gain, synaptic_decay=decay,
+        step_mode="multi" if kind == "LIF" else "single", notes=tuple(notes),
+    )
+
+
+def internal_layers(module: nn.Module) -> list[str]:
+    """Weight matrices held inside a Norse neuron (recurrent cells' input/recurrent weights)."""
+    return [name for name, p in module.named_parameters() if p.dim() >= 2]
+
+
+def reset(module: nn.Module) -> None:
+    """Norse modules keep no state between calls: nothing to reset."""

@@ -1,0 +1,268 @@
+r"""The health report at initialization: what each spiking layer receives and does, and why.
+
+For every spiking population in forward order, :func:`report` lists its fan-in, threshold, decay,
+the std of the weights that drive it, and beside each other the *predicted* and the *measured*
+firing rate and input-current variance. The prediction is the static (first-step) mean-field
+theory of each layer given what it actually receives:
+
+.. math::
+
+    \mu = n\,m_w\,E[x] + \bar b, \qquad
+    \sigma_I^2 = n\,\big(v_w E[x^2] + m_w^2 (E[x^2] - E[x]^2)\big) + \mathrm{Var}[b], \qquad
+    p = Q\big((\tilde\theta - \mu)/\sigma_I\big),
+
+with :math:`n` the fan-in, :math:`m_w, v_w` the mean and variance of the layer's actual weights,
+:math:`E[x], E[x^2]` its input's, measured on the batch, and :math:`\tilde\theta = \theta/g` the
+effective threshold; pooling, dropout and normalization between the layer and its neurons are
+applied in order. The measured values pool every step of the batch: where the predicted variance
+matches and the rates do not, the gap is the neurons' dynamics over time (leak, integration,
+reset), which the one-step theory does not see.
+
+Flags: ``dead`` (measured rate below ``dead``, default 1e-3), ``saturated`` (above
+``saturated``, default 0.9), ``exploding`` (the input current's mean square above ``exploding``
+times :math:`\tilde\theta^2`, default 100, i.e. an RMS current ten times the threshold, or
+non-finite values), ``not-understood`` (a neuron no adapter can read).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import Tensor
+
+from spikeinit._validation import check_open_unit_interval, check_positive
+from spikeinit.adapters.discovery import Forward, NetworkMap, SynapticLayer, discover
+from spikeinit.init.fan import compute_fans
+from spikeinit.io import write_text_atomic
+from spikeinit.theory.gaussian import tail_probability
+
+FLAGS = ("dead", "saturated", "exploding", "not-understood")
+
+
+@dataclass(frozen=True)
+class LayerHealth:
+    """One row of the report: a spiking population and the synaptic layer that drives it."""
+
+    neuron: str
+    layer: str | None
+    framework: str | None
+    kind: str
+    fan_in: int | None
+    threshold: float | None
+    effective_threshold: float | None
+    beta: float | None
+    weight_std: float | None
+    predicted_rate: float | None
+    measured_rate: float
+    predicted_variance: float | None
+    measured_variance: float
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Per-layer health of a model on one batch; print it, or export with :meth:`as_dicts`."""
+
+    layers: tuple[LayerHealth, ...]
+    dead_below: float = 1e-3
+    saturated_above: float = 0.9
+    exploding_above: float = 100.0
+    notes: tuple[str, ...] = ()
+
+    def flagged(self, flag: str | None = None) -> list[str]:
+        """Names of the populations carrying ``flag`` (any flag when ``None``)."""
+        if flag is not None and flag not in FLAGS:
+            raise ValueError(f"flag must be one of {', '.join(FLAGS)}, got {flag!r}")
+        return [row.neuron for row in self.layers
+                if (row.flags if flag is None else flag in row.flags)]
+
+    @property
+    def dead(self) -> list[str]:
+        """Populations whose measured rate is below ``dead_below``."""
+        return self.flagged("dead")
+
+    @property
+    def saturated(self) -> list[str]:
+        """Populations whose measured rate is above ``saturated_above``."""
+        return self.flagged("saturated")
+
+    @property
+    def exploding(self) -> list[str]:
+        """Populations whose input current is exploding."""
+        return self.flagged("exploding")
+
+    @property
+    def healthy(self) -> bool:
+        """Whether no population is dead, saturated or exploding."""
+        return not (self.dead or self.saturated or self.exploding)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """One plain dict per population (``flags`` joined by ``;``, NaN as ``None``)."""
+        return [{key: None if isinstance(value, float) and math.isnan(value) else value
+                 for key, value in {**asdict(row), "flags": ";".join(row.flags)}.items()}
+                for row in self.layers]
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The report as CSV text; also written (atomically) to ``path`` when given."""
+        buffer = io.StringIO()
+        rows = self.as_dicts()
+        fields = list(LayerHealth.__dataclass_fields__)
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        text = buffer.getvalue()
+        if path is not None:
+            write_text_atomic(Path(path), text)
+        return text
+
+    def table(self) -> str:
+        """The report as a plain-text table."""
+        header = ["neuron", "layer", "fan_in", "theta", "theta/g", "beta", "w std", "rate pred",
+                  "rate", "var pred", "var", "flags"]
+        rows = [header]
+        for row in self.layers:
+            rows.append([row.neuron, row.layer or "-", _fmt(row.fan_in), _fmt(row.threshold),
+                         _fmt(row.effective_threshold), _fmt(row.beta), _fmt(row.weight_std),
+                         _fmt(row.predicted_rate), _fmt(row.measured_rate),
+                         _fmt(row.predicted_variance), _fmt(row.measured_variance),
+                         ",".join(row.flags) or "ok"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+
+    def print(self, file: TextIO | None = None) -> None:
+        """Print :meth:`table`."""
+        print(self.table(), file=file)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def report(
+    model: torch.nn.Module,
+    batch: Any,
+    forward: Forward | None = None,
+    dead: float = 1e-3,
+    saturated: float = 0.9,
+    exploding: float = 100.0,
+) -> HealthReport:
+    r"""Run ``model`` once on ``batch`` and report every spiking population's health.
+
+    See the module docstring for the prediction and the flags: ``dead`` and ``saturated`` are
+    rates in (0, 1), ``exploding`` a factor > 0 on :math:`\tilde\theta^2`.
+    ``forward(model, batch)`` replaces ``model(batch)`` when given. The model runs from rest
+    without gradients; normalization statistics are restored.
+
+    Example:
+        >>> import torch
+        >>> from spikeinit.models import deep_network
+        >>> health = report(deep_network(100, 10), torch.rand(5, 16, 100))
+        >>> health.dead[-1]
+        'blocks.8.1'
+    """
+    check_open_unit_interval("dead", dead)
+    check_open_unit_interval("saturated", saturated)
+    check_positive("exploding", exploding)
+    if dead >= saturated:
+        raise ValueError(f"dead must be below saturated, got dead={dead!r}, "
+                         f"saturated={saturated!r}")
+    network = discover(model, batch, forward)
+    rows = []
+    for site in network.neurons:
+        activity = network.activity.neurons[site.name]
+        description = site.description
+        driver = network.driver(site.name)
+        flags = []
+        rate, variance = activity.rate, activity.current_variance
+        theta = description.effective_threshold if description is not None else None
+        if description is None:
+            flags.append("not-understood")
+        if not math.isnan(rate) and rate < dead:
+            flags.append("dead")
+        if not math.isnan(rate) and rate > saturated:
+            flags.append("saturated")
+        loud = theta is not None and (
+            activity.current.second_moment > exploding * max(theta, 1e-12) ** 2)
+        if activity.current.nonfinite or activity.spikes.nonfinite or loud:
+            flags.append("exploding")
+        fan_in = weight_std = pred_rate = pred_var = None
+        if driver is not None:
+            fan_in = compute_fans(driver.module.weight)[0]
+            weight_std = float(driver.module.weight.detach().double().std())
+            moments = _predicted_current(network, driver)
+            if moments is not None and theta is not None:
+                mean, pred_var = moments
+                pred_rate = _rate(theta, mean, pred_var)
+        rows.append(LayerHealth(
+            neuron=site.name, layer=driver.name if driver is not None else None,
+            framework=description.framework if description else None,
+            kind=description.kind if description else type(site.module).__name__,
+            fan_in=fan_in, threshold=description.threshold if description else None,
+            effective_threshold=theta, beta=description.beta if description else None,
+            weight_std=weight_std, predicted_rate=pred_rate, measured_rate=rate,
+            predicted_variance=pred_var, measured_variance=variance, flags=tuple(flags),
+        ))
+    notes = [f"{name}: a weight layer inside a neuron, not reported" for name in network.internal]
+    return HealthReport(tuple(rows), dead, saturated, exploding, tuple(notes))
+
+
+def _predicted_current(network: NetworkMap, layer: SynapticLayer) -> tuple[float, float] | None:
+    """``(mean, variance)`` of the current entering ``layer``'s neurons, from the theory."""
+    inputs = network.activity.inputs.get(layer.name) if network.activity is not None else None
+    if inputs is None or not inputs.count:
+        return None
+    mean_x, second_x = inputs.mean, inputs.second_moment
+    weight = layer.module.weight.detach().double()
+    n = compute_fans(weight)[0]
+    m_w, v_w = float(weight.mean()), float(weight.var(unbiased=False))
+    mean = n * m_w * mean_x
+    variance = n * (v_w * second_x + m_w**2 * max(second_x - mean_x**2, 0.0))
+    bias = getattr(layer.module, "bias", None)
+    if isinstance(bias, Tensor):
+        mean += float(bias.detach().double().mean())
+        variance += float(bias.detach().double().var(unbiased=False)) if bias.numel() > 1 else 0.0
+    for op in layer.after:  # in order: a normalization after a pooling undoes its effect
+        if op.kind == "normalization" and op.module is not None:
+            mean, variance = _normalized(op.module, mean, variance)
+        elif op.kind == "avg-pool" and op.window > 0:
+            variance /= op.window
+        elif op.kind == "dropout" and op.dropout_probability > 0:
+            variance /= 1.0 - op.dropout_probability
+    return mean, variance
+
+
+def _normalized(module: torch.nn.Module, mean: float, variance: float) -> tuple[float, float]:
+    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    gamma = float(weight.detach().double().square().mean()) if isinstance(weight, Tensor) else 1.0
+    shift = float(bias.detach().double().mean()) if isinstance(bias, Tensor) else 0.0
+    running = getattr(module, "running_var", None)
+    if module.training or not isinstance(running, Tensor):
+        return shift, gamma
+    eps = float(getattr(module, "eps", 1e-5))
+    scale = float((1.0 / (running.double() + eps)).mean())
+    centre = float(module.running_mean.double().mean())
+    return shift + (mean - centre) * math.sqrt(gamma * scale), variance * gamma * scale
+
+
+def _rate(theta: float, mean: float, variance: float) -> float:
+    if variance <= 0:
+        return 1.0 if mean > theta else 0.0
+    return float(tail_probability((theta - mean) / math.sqrt(variance)))
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.3g}"

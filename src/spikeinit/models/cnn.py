@@ -1,0 +1,185 @@
+"""``SpikingCNN``: convolutional SNNs (conv -> LIF -> pool blocks, then a spiking classifier).
+
+Like :class:`~spikeinit.models.SpikingMLP`, the network runs layer-major over all time steps:
+each convolution sees the ``T * B`` frames at once, and every forward starts from rest.
+Module order equals computation order, which :func:`spikeinit.initialize` relies on to pair
+each synaptic layer with the neurons that feed it and that it drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from spikeinit._validation import check_choice, check_positive_int
+from spikeinit.models.mlp import SpikingMLP
+from spikeinit.neurons.lif import LIF, reset_states
+
+POOLS = ("max", "avg", "none")
+
+
+def _time_distributed(module: nn.Module, x: Tensor) -> Tensor:
+    """Apply a per-frame module to ``(T, B, ...)`` by folding time into the batch."""
+    steps, batch = x.shape[:2]
+    return module(x.flatten(0, 1)).unflatten(0, (steps, batch))
+
+
+class ConvBlock(nn.Module):
+    """``Conv2d -> LIF -> pool`` on ``(T, B, C, H, W)`` (same padding, stride 1).
+
+    Max pooling keeps the output binary (a spike if any neuron of the window spiked); average
+    pooling gives fractions of spikes; ``pool="none"`` keeps the resolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        pool: str = "max",
+        bias: bool = False,
+        **lif_options: Any,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        kernel_size = check_positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
+        self.pool_kind = check_choice("pool", pool, POOLS)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                              bias=bias)
+        self.neurons = LIF(**lif_options)
+        if pool == "max":
+            self.pool: nn.Module = nn.MaxPool2d(2)
+        elif pool == "avg":
+            self.pool = nn.AvgPool2d(2)
+        else:
+            self.pool = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        spikes = self.neurons(_time_distributed(self.conv, x))
+        return _time_distributed(self.pool, spikes)
+
+
+class SpikingCNN(nn.Module):
+    """Convolutional SNN: ``(Conv -> LIF -> pool) x len(channels)``, flatten, then a classifier.
+
+    The classifier is ``(Linear -> LIF)`` for each entry of ``hidden`` and a final
+    ``Linear -> LIF`` with ``classes`` outputs. Inputs are currents ``(T, B, C, H, W)``: the
+    first convolution sees the data directly (so :func:`spikeinit.initialize` uses the data's
+    second moment, from ``sample=`` or ``input_second_moment=``), every later layer sees
+    spikes. The output is the spikes of the last layer, ``(T, B, classes)``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one frame.
+        classes: number of output neurons (>= 1).
+        channels: output channels of each conv block (at least one block).
+        hidden: widths of the hidden fully-connected layers of the classifier.
+        kernel_size: odd conv kernel size.
+        pool: ``"max"`` (default), ``"avg"`` or ``"none"``; a 2x2 pooling after each block.
+        bias: whether the Linear/Conv layers have a bias (the paper's networks have none).
+        **lif_options: passed to every :class:`~spikeinit.neurons.LIF` (``beta``,
+            ``threshold``, ``reset``, ``surrogate``, ...).
+
+    Example:
+        >>> import torch
+        >>> net = SpikingCNN((1, 28, 28), 10, channels=(8, 16))
+        >>> net(torch.rand(3, 4, 1, 28, 28)).shape
+        torch.Size([3, 4, 10])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        classes: int = 10,
+        channels: Sequence[int] = (16, 32),
+        hidden: Sequence[int] = (),
+        kernel_size: int = 3,
+        pool: str = "max",
+        bias: bool = False,
+        **lif_options: Any,
+    ) -> None:
+        super().__init__()
+        shape = tuple(input_shape)
+        if len(shape) != 3:
+            raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)!r}")
+        for name, value in zip(("C", "H", "W"), shape):
+            check_positive_int(f"input_shape {name}", value)
+        check_positive_int("classes", classes)
+        if len(channels) < 1:
+            raise ValueError("channels must list at least one conv block (e.g. (16, 32))")
+        for index, width in enumerate(channels):
+            check_positive_int(f"channels[{index}]", width)
+        for index, width in enumerate(hidden):
+            check_positive_int(f"hidden[{index}]", width)
+        self.input_shape = shape
+        self.classes = int(classes)
+        self.channels = [int(c) for c in channels]
+        self.hidden = [int(h) for h in hidden]
+        blocks = []
+        in_channels, height, width = shape
+        for out_channels in self.channels:
+            blocks.append(ConvBlock(in_channels, out_channels, kernel_size, pool, bias,
+                                    **lif_options))
+            in_channels = out_channels
+            if pool != "none":
+                if height < 2 or width < 2:
+                    raise ValueError(
+                        f"channels has {len(self.channels)} pooled blocks, too many for an input "
+                        f"of {shape[1]}x{shape[2]} (each halves the size); use fewer blocks"
+                    )
+                height, width = height // 2, width // 2
+        self.features = nn.ModuleList(blocks)
+        self.flat_features = in_channels * height * width
+        sizes = [self.flat_features, *self.hidden, self.classes]
+        self.classifier = nn.ModuleList(
+            nn.Sequential(nn.Linear(n_in, n_out, bias=bias), LIF(**lif_options))
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        )
+
+    @property
+    def lif_layers(self) -> list[LIF]:
+        """All LIF layers in computation order (conv blocks, then the classifier)."""
+        return [block.neurons for block in self.features] + [b[1] for b in self.classifier]
+
+    def forward(self, currents: Tensor) -> Tensor:
+        *_, last = self.iter_layers(currents)
+        return last
+
+    def iter_layers(self, currents: Tensor) -> Iterator[Tensor]:
+        """Yield the output of every block in turn (pooled spikes for conv blocks)."""
+        if currents.ndim != 5 or tuple(currents.shape[2:]) != self.input_shape:
+            raise ValueError(
+                f"currents must have shape (T, B, {', '.join(map(str, self.input_shape))}), "
+                f"got {tuple(currents.shape)}"
+            )
+        reset_states(self)
+        x = currents
+        for block in self.features:
+            x = block(x)
+            yield x
+        x = x.flatten(2)
+        for block in self.classifier:
+            x = block(x)
+            yield x
+
+
+def classifier_mlp(
+    input_features: int, width: int = 100, depth: int = 10, classes: int = 10,
+    bias: bool = False, **lif_options: Any,
+) -> SpikingMLP:
+    """The paper's classification MLP as a :class:`SpikingMLP`.
+
+    The input (``input_features`` currents, e.g. 784 pixels) feeds a first LIF layer directly,
+    then ``depth`` hidden ``Linear -> LIF`` layers of ``width`` neurons, then a
+    ``Linear -> LIF`` output of ``classes`` neurons: sizes
+    ``[input_features] + [width] * depth + [classes]``.
+    """
+    check_positive_int("input_features", input_features)
+    check_positive_int("width", width)
+    check_positive_int("depth", depth)
+    check_positive_int("classes", classes)
+    return SpikingMLP([input_features, *[width] * depth, classes], bias=bias, **lif_options)

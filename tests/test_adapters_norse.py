@@ -1,0 +1,90 @@
+"""Norse adapter: LIFCell, LIF and LIFBoxCell reproduced exactly by their description."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import spikeinit
+from spikeinit.adapters import UnsupportedNeuronError, describe_neuron
+
+norse = pytest.importorskip("norse.torch", reason="norse is not installed (see .ci/run)")
+from norse.torch.functional.reset import reset_subtract  # noqa: E402
+
+STEPS, NEURONS = 30, 3000
+
+
+def currents() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return 1.5 * torch.randn(STEPS, NEURONS, generator=generator, dtype=torch.float64) + 0.3
+
+
+def run(cell: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(cell, norse.LIF):  # the multi-step module
+        return cell(x)[0]
+    state, out = None, []
+    for step in x:
+        z, state = cell(step, state)
+        out.append(z)
+    return torch.stack(out)
+
+
+CASES = [
+    (lambda: norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(500.0),
+                                                     reset_method=reset_subtract)),
+     dict(beta=0.5, input_gain=0.5, reset="subtract", synaptic_decay=0.0)),
+    (lambda: norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(300.0))),
+     dict(beta=0.7, input_gain=0.3, reset="zero")),
+    (lambda: norse.LIFCell(), dict(beta=0.9, input_gain=0.1, synaptic_decay=0.8)),
+    (lambda: norse.LIFCell(norse.LIFParameters(tau_mem_inv=torch.tensor(500.0),
+                                               tau_syn_inv=torch.tensor(1000.0),
+                                               v_th=torch.tensor(0.3))),
+     dict(threshold=0.3, synaptic_decay=0.0)),
+    (lambda: norse.LIF(norse.LIFParameters(tau_mem_inv=torch.tensor(500.0),
+                                           tau_syn_inv=torch.tensor(600.0))),
+     dict(step_mode="multi", synaptic_decay=0.4)),
+]
+
+
+@pytest.mark.parametrize("make, expected", CASES)
+def test_description_reproduces_norse(make, expected) -> None:
+    cell = make()
+    description = describe_neuron(cell)
+    assert description.framework == "norse" and description.reset_order == "immediate"
+    for key, value in expected.items():
+        actual = getattr(description, key)
+        assert actual == (pytest.approx(value) if isinstance(value, float) else value)
+    x = currents()
+    reference = description.simulate(x)
+    assert 0.05 < float(reference.mean()) < 0.6
+    torch.testing.assert_close(run(cell, x).double(), reference, rtol=0, atol=0)
+
+
+def test_reset_away_from_rest_is_not_supported() -> None:
+    cell = norse.LIFBoxCell(norse.LIFBoxParameters(v_reset=torch.tensor(-0.5)))
+    with pytest.raises(UnsupportedNeuronError, match="v_reset=-0.5 away from rest"):
+        describe_neuron(cell)
+
+
+def test_recurrent_cell_weights_are_named_and_left_alone() -> None:
+    model = norse.SequentialState(nn.Linear(10, 20), norse.LIFRecurrentCell(20, 5))
+    before = [p.detach().clone() for p in model[1].parameters()]
+    with pytest.warns(UserWarning, match="LIFRecurrentCell is not supported"):
+        spikeinit.initialize(model, "paper")
+    for p, q in zip(model[1].parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_norse_default_lifcell_is_far_below_threshold_and_says_so() -> None:
+    """Norse's default LIFCell has dt * tau_mem_inv = 0.1, so theta/g = 10: warn, and the stable
+    sigma gives sane weights."""
+    model = norse.SequentialState(nn.Linear(10, 20), norse.LIFCell(), nn.Linear(20, 5),
+                                  norse.LIFCell())
+    assert describe_neuron(model[1]).effective_threshold == pytest.approx(10.0)
+    with pytest.warns(UserWarning, match=r"theta/g = 10\) sit more than 3 sigma below"):
+        spikeinit.initialize(model, "paper")
+    sigma = spikeinit.theory.stable_sigma(10.0)
+    records = spikeinit.initialize(model, "paper", sigma=sigma)
+    assert records[1].std == pytest.approx(spikeinit.spike_std(20, 10.0, sigma))
+    assert records[1].std < 10.0  # not 8e10 as with sigma = 1

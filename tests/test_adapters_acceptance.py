@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -32,13 +32,7 @@ def _skip_without(name: str) -> pytest.MarkDecorator:
                                                       f"--no-deps {name}, see .ci/run)")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small matmuls: one thread is faster and immune to a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def snntorch_mlp() -> tuple[nn.Module, None]:

@@ -12,13 +12,7 @@ from spikeinit.models import SpikingMLP, deep_network
 from spikeinit.neurons import LIF
 from spikeinit.theory import tail_probability
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_revives_a_dead_network_to_the_theory_target() -> None:

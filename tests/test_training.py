@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +38,6 @@ def write_fake_mnist(root: Path, n_train: int = 128, n_test: int = 64, seed: int
 @pytest.fixture
 def fake_data(tmp_path: Path) -> Path:
     return write_fake_mnist(tmp_path / "data")
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Small models train much faster on one thread (and the CPU is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _params(path: Path) -> dict[str, torch.Tensor]:

@@ -8,23 +8,13 @@ is the mechanism the paper's claim rests on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from spikeinit.experiments.training import TrainConfig, train
 
 DEPTH = 20
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _run(data_dir: Path, init: str, limit: int, epochs: int = 1):

@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from spikeinit.cli import inspect as inspect_cli
+from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
 from spikeinit.experiments import figures
 from spikeinit.experiments.conditions import (
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("methods", help="list the registered init methods")
     train_cli.add_parsers(commands)
     inspect_cli.add_parser(commands)
+    sweep_cli.add_parsers(commands)
     return parser
 
 
@@ -163,7 +165,7 @@ def run_methods(args: argparse.Namespace) -> int:
 
 COMMANDS = {"propagate": run_propagate, "conditions": run_conditions_command,
             "methods": run_methods, **train_cli.COMMANDS,
-            "inspect": inspect_cli.run}
+            "inspect": inspect_cli.run, **sweep_cli.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

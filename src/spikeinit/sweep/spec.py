@@ -1,0 +1,282 @@
+"""Sweep specifications: tasks, grids, their expansion into runs, and each run's key.
+
+A *run* is ``(task, config)`` where ``config`` is the task's **full** configuration (every
+field, defaults included) in canonical JSON form. Its key is ``<task>-<16 hex digits>`` of the
+SHA-256 of ``json.dumps({"task": ..., "config": ...}, sort_keys=True)``, so the same
+configuration always maps to the same result file, whichever way it was spelled (``beta=0`` or
+``beta=0.0``, a default given explicitly or left out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from spikeinit.experiments.conditions import ConditionsConfig
+from spikeinit.experiments.propagation import PropagationConfig
+from spikeinit.experiments.training import TrainConfig
+
+TASKS = ("propagate", "conditions", "train")
+KEY_DIGITS = 16
+
+# Parameters that are not fields of the task's config dataclass but change what a run does.
+_EXTRA: dict[str, dict[str, Any]] = {
+    "propagate": {"gradients": False, "surrogate": "atan"},
+    "conditions": {},
+    "train": {"device": "cpu"},
+}
+# Singular spellings for the tuple fields, so that a grid can sweep one value per run.
+_ALIASES: dict[str, dict[str, str]] = {
+    "propagate": {"init": "inits"},
+    "conditions": {"width": "widths", "threshold": "thresholds"},
+    "train": {},
+}
+_CONFIG_CLASSES = {"propagate": PropagationConfig, "conditions": ConditionsConfig,
+                   "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: its task, full canonical configuration and key."""
+
+    task: str
+    config: dict[str, Any]
+    key: str
+
+
+def check_task(task: str) -> str:
+    """Return ``task`` if it is one of :data:`TASKS`, else raise ``ValueError``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
+    return task
+
+
+def parameters(task: str) -> tuple[str, ...]:
+    """Every parameter a grid may set for ``task`` (config fields, extras and aliases)."""
+    check_task(task)
+    names = [f.name for f in fields(_CONFIG_CLASSES[task])]
+    return tuple(sorted({*names, *_EXTRA[task], *_ALIASES[task]}))
+
+
+def _coerce(annotation: str, value: Any) -> Any:
+    """Make ints given for float fields floats (and integral floats for int fields ints)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if "float" in annotation and isinstance(value, int):
+        return float(value)
+    if "int" in annotation and "float" not in annotation and isinstance(value, float) \
+            and value.is_integer():
+        return int(value)
+    return value
+
+
+def canonical_config(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The full, validated, JSON-ready configuration of one run of ``task``.
+
+    Raises:
+        ValueError: an unknown task or parameter (naming the allowed ones), or a value the
+            task's config rejects.
+    """
+    check_task(task)
+    allowed = parameters(task)
+    params = dict(params)
+    for name in params:
+        if name not in allowed:
+            raise ValueError(f"unknown {task} parameter {name!r}; allowed: {', '.join(allowed)}")
+    for alias, target in _ALIASES[task].items():
+        if alias in params:
+            if target in params:
+                raise ValueError(f"give either {alias!r} or {target!r}, not both")
+            params[target] = [params.pop(alias)]
+    extras = {name: params.pop(name, default) for name, default in _EXTRA[task].items()}
+    cls = _CONFIG_CLASSES[task]
+    annotations = {f.name: str(f.type) for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, list | tuple):
+            value = tuple(_coerce(annotations[name], v) for v in value)
+        else:
+            value = _coerce(annotations[name], value)
+        values[name] = value
+    try:
+        config = cls(**values)
+    except TypeError as error:  # e.g. a list where a number was expected
+        raise ValueError(f"bad {task} configuration {values!r}: {error}") from error
+    data = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
+    data.update(extras)
+    return json.loads(json.dumps(data, sort_keys=True))
+
+
+def run_key(task: str, config: Mapping[str, Any]) -> str:
+    """``<task>-<hash>``: the first 16 hex digits of SHA-256 of the canonical JSON."""
+    check_task(task)
+    text = json.dumps({"task": task, "config": config}, sort_keys=True, separators=(",", ":"))
+    return f"{task}-{hashlib.sha256(text.encode()).hexdigest()[:KEY_DIGITS]}"
+
+
+def make_run(task: str, params: Mapping[str, Any]) -> Run:
+    """Validate ``params`` for ``task`` and return the :class:`Run` with its key."""
+    config = canonical_config(task, params)
+    return Run(task=task, config=config, key=run_key(task, config))
+
+
+def expand(task: str, grid: Mapping[str, Sequence[Any]],
+           base: Mapping[str, Any] | None = None) -> list[Run]:
+    """Every combination of ``grid`` (cartesian product, in the grid's order) over ``base``.
+
+    Duplicate configurations (the same full config reached twice) are kept once.
+
+    Raises:
+        ValueError: an empty value list, an unknown parameter, or an invalid value.
+    """
+    check_task(task)
+    base = dict(base or {})
+    names = list(grid)
+    for name in names:
+        values = grid[name]
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"grid parameter {name!r} must list at least one value")
+    runs: dict[str, Run] = {}
+    for combination in itertools.product(*(grid[name] for name in names)):
+        run = make_run(task, {**base, **dict(zip(names, combination))})
+        runs.setdefault(run.key, run)
+    return list(runs.values())
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value: JSON (numbers, ``true``, ``null``, ``[..]``) when it parses, else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_assignment(text: str, option: str = "--grid") -> tuple[str, str]:
+    """Split ``key=value`` (raises ``ValueError`` naming ``option`` when there is no ``=``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"{option} expects key=value, got {text!r}")
+    return name.strip().replace("-", "_"), value
+
+
+def parse_grid_options(options: Iterable[str]) -> dict[str, list[Any]]:
+    """``["threshold=0.5,1", "init=paper,kaiming"]`` -> ``{"threshold": [0.5, 1], ...}``."""
+    grid: dict[str, list[Any]] = {}
+    for option in options:
+        name, text = parse_assignment(option, "--grid")
+        grid[name] = [parse_value(v.strip()) for v in text.split(",") if v.strip()]
+        if not grid[name]:
+            raise ValueError(f"--grid {name} lists no values")
+    return grid
+
+
+def parse_set_options(options: Iterable[str]) -> dict[str, Any]:
+    """``["depth=3", "channels=[8,16]"]`` -> ``{"depth": 3, "channels": [8, 16]}``."""
+    return {name: parse_value(text) for name, text in
+            (parse_assignment(option, "--set") for option in options)}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A task, a grid of values to sweep and fixed base values."""
+
+    task: str
+    grid: dict[str, list[Any]]
+    base: dict[str, Any]
+
+    def runs(self) -> list[Run]:
+        """The expanded runs (see :func:`expand`)."""
+        return expand(self.task, self.grid, self.base)
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a sweep file (``.toml``, ``.yaml``/``.yml`` or ``.json``).
+
+    Layout: top-level ``task`` (optional), a ``grid`` table of value lists and an optional
+    ``base`` table of fixed values, e.g. in TOML::
+
+        task = "propagate"
+        [base]
+        depth = 100
+        [grid]
+        threshold = [0.5, 1.0]
+        init = ["paper", "kaiming"]
+
+    Raises:
+        ValueError: unreadable file, unknown suffix, missing PyYAML for YAML, bad layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        import tomllib  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            tomllib = None
+    toml_error = tomllib.TOMLDecodeError if tomllib is not None else ValueError
+    try:
+        if suffix == ".toml":
+            if tomllib is None:
+                raise ValueError("reading a TOML sweep file on Python 3.10 needs tomli "
+                                 "(pip install tomli)")
+            data = tomllib.loads(path.read_text())
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError as error:
+                raise ValueError("reading a YAML sweep file needs PyYAML (pip install pyyaml); "
+                                 "or write the grid as TOML") from error
+            data = yaml.safe_load(path.read_text()) or {}
+        elif suffix == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise ValueError(f"sweep file must end in .toml, .yaml, .yml or .json, got {suffix!r}")
+    except (toml_error, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot parse sweep file {str(path)!r}: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"sweep file {str(path)!r} must hold a table with 'grid' (and 'base')")
+    unknown = set(data) - {"task", "grid", "base"}
+    if unknown:
+        raise ValueError(f"unknown sections in {str(path)!r}: {', '.join(sorted(unknown))}; "
+                         "allowed: task, grid, base")
+    for section in ("grid", "base"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ValueError(f"'{section}' in {str(path)!r} must be a table")
+    return data
+
+
+def build_spec(task: str | None, file: str | Path | None = None,
+               grid_options: Iterable[str] = (), set_options: Iterable[str] = ()) -> SweepSpec:
+    """Combine a sweep file and CLI options (the options win) into a :class:`SweepSpec`."""
+    data = load_spec_file(file) if file is not None else {}
+    file_task = data.get("task")
+    if task is not None and file_task is not None and task != file_task:
+        raise ValueError(f"task {task!r} differs from the sweep file's task {file_task!r}")
+    task = check_task(task or file_task or "propagate")
+    grid = {name.replace("-", "_"): (list(v) if isinstance(v, list | tuple) else [v])
+            for name, v in data.get("grid", {}).items()}
+    grid.update(parse_grid_options(grid_options))
+    base = {name.replace("-", "_"): v for name, v in data.get("base", {}).items()}
+    base.update(parse_set_options(set_options))
+    for name in grid:
+        base.pop(name, None)
+    return SweepSpec(task=task, grid=grid, base=base)
+
+
+def default_value(task: str, name: str) -> Any:
+    """The default of parameter ``name`` of ``task`` (``None`` when it has none)."""
+    for f in fields(_CONFIG_CLASSES[check_task(task)]):
+        if f.name == name:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+    return _EXTRA[task].get(name)

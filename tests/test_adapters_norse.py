@@ -12,12 +12,7 @@ from spikeinit.adapters import UnsupportedNeuronError, describe_neuron
 norse = pytest.importorskip("norse.torch", reason="norse is not installed (see .ci/run)")
 from norse.torch.functional.reset import reset_subtract  # noqa: E402
 
-STEPS, NEURONS = 30, 3000
-
-
-def currents() -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    return 1.5 * torch.randn(STEPS, NEURONS, generator=generator, dtype=torch.float64) + 0.3
+from adapter_checks import assert_description_reproduces  # noqa: E402
 
 
 def run(cell: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -50,15 +45,7 @@ CASES = [
 @pytest.mark.parametrize("make, expected", CASES)
 def test_description_reproduces_norse(make, expected) -> None:
     cell = make()
-    description = describe_neuron(cell)
-    assert description.framework == "norse" and description.reset_order == "immediate"
-    for key, value in expected.items():
-        actual = getattr(description, key)
-        assert actual == (pytest.approx(value) if isinstance(value, float) else value)
-    x = currents()
-    reference = description.simulate(x)
-    assert 0.05 < float(reference.mean()) < 0.6
-    torch.testing.assert_close(run(cell, x).double(), reference, rtol=0, atol=0)
+    assert_description_reproduces(cell, expected, "norse", "immediate", lambda x: run(cell, x))
 
 
 def test_reset_away_from_rest_is_not_supported() -> None:

@@ -11,12 +11,7 @@ from spikeinit.adapters import UnsupportedNeuronError, describe_neuron, discover
 
 snn = pytest.importorskip("snntorch", reason="snntorch is not installed (see .ci/run)")
 
-STEPS, NEURONS = 30, 3000
-
-
-def currents() -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    return 1.5 * torch.randn(STEPS, NEURONS, generator=generator, dtype=torch.float64) + 0.3
+from adapter_checks import currents  # noqa: E402
 
 
 def run(neuron: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -13,12 +13,7 @@ pytest.importorskip("spikingjelly.activation_based.neuron",
                     reason="spikingjelly is not installed (see .ci/run)")
 from spikingjelly.activation_based import functional, layer, neuron  # noqa: E402
 
-STEPS, NEURONS = 30, 3000
-
-
-def currents() -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    return 1.5 * torch.randn(STEPS, NEURONS, generator=generator, dtype=torch.float64) + 0.3
+from adapter_checks import assert_description_reproduces  # noqa: E402
 
 
 def run(node: nn.Module, x: torch.Tensor, multi: bool) -> torch.Tensor:
@@ -51,15 +46,8 @@ CASES = [
 @pytest.mark.parametrize("make, expected", CASES)
 def test_description_reproduces_spikingjelly(make, expected, multi: bool) -> None:
     node = make()
-    description = describe_neuron(node)
-    assert description.framework == "spikingjelly" and description.reset_order == "immediate"
-    for key, value in expected.items():
-        actual = getattr(description, key)
-        assert actual == (pytest.approx(value) if isinstance(value, float) else value)
-    x = currents()
-    reference = description.simulate(x)
-    assert 0.05 < float(reference.mean()) < 0.6
-    torch.testing.assert_close(run(node, x, multi).double(), reference, rtol=0, atol=0)
+    assert_description_reproduces(node, expected, "spikingjelly", "immediate",
+                                  lambda x: run(node, x, multi))
 
 
 def test_effective_threshold_is_threshold_over_input_gain() -> None:

@@ -31,7 +31,7 @@ from spikeinit.experiments.propagation import (
     run_propagation,
     summary_rows,
 )
-from spikeinit.init.registry import _REGISTRY, available_methods
+from spikeinit.init.registry import available_methods, get_method
 from spikeinit.io import write_json_atomic
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
 from spikeinit.theory.surrogate import SURROGATES
@@ -159,7 +159,7 @@ def run_conditions_command(args: argparse.Namespace) -> int:
 
 def run_methods(args: argparse.Namespace) -> int:
     for name in available_methods():
-        print(f"{name:18s} {_REGISTRY[name].summary}")
+        print(f"{name:18s} {get_method(name)[0].summary}")
     return 0
 
 

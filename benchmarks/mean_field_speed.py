@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
-from collections.abc import Callable
 
 import torch
 
@@ -21,16 +19,7 @@ from spikeinit.neurons import LIFParameters
 from spikeinit.theory import spike_weight_variance
 from spikeinit.theory.temporal import temporal_mean_field
 from spikeinit.theory.temporal_gain import solve_temporal_gain
-
-
-def best_time(function: Callable[[], object], repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_time
 
 
 def main() -> None:

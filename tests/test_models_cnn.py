@@ -21,8 +21,8 @@ def test_cnn_shapes_and_layer_order() -> None:
     assert set(out.unique().tolist()) <= {0.0, 1.0}
     assert net.flat_features == 8 * 7 * 7
     layers = find_synaptic_layers(net)
-    assert [type(layer.module).__name__ for layer in layers] == ["Conv2d", "Conv2d", "Linear",
-                                                                  "Linear"]
+    assert [type(layer.module).__name__ for layer in layers] == ["Conv2d", "Conv2d", "EventLinear",
+                                                                  "EventLinear"]
     assert layers[0].source is None  # the first conv sees the data
     assert all(layer.source is not None for layer in layers[1:])
     assert all(layer.target is not None for layer in layers)

@@ -1,6 +1,19 @@
 """Spiking network architectures built on spikeinit's LIF engine."""
 
 from spikeinit.models.cnn import POOLS, ConvBlock, SpikingCNN, classifier_mlp
+from spikeinit.models.event_linear import EventLinear, event_linear
 from spikeinit.models.mlp import SpikingMLP, deep_network
+from spikeinit.models.time_distributed import TimeDistributed, fold_time
 
-__all__ = ["POOLS", "ConvBlock", "SpikingCNN", "SpikingMLP", "classifier_mlp", "deep_network"]
+__all__ = [
+    "POOLS",
+    "ConvBlock",
+    "EventLinear",
+    "SpikingCNN",
+    "SpikingMLP",
+    "TimeDistributed",
+    "classifier_mlp",
+    "deep_network",
+    "event_linear",
+    "fold_time",
+]

@@ -14,16 +14,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
+from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.mlp import SpikingMLP
+from spikeinit.models.time_distributed import fold_time
 from spikeinit.neurons.lif import LIF, reset_states
 
 POOLS = ("max", "avg", "none")
-
-
-def _time_distributed(module: nn.Module, x: Tensor) -> Tensor:
-    """Apply a per-frame module to ``(T, B, ...)`` by folding time into the batch."""
-    steps, batch = x.shape[:2]
-    return module(x.flatten(0, 1)).unflatten(0, (steps, batch))
 
 
 class ConvBlock(nn.Module):
@@ -60,8 +56,8 @@ class ConvBlock(nn.Module):
             self.pool = nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        spikes = self.neurons(_time_distributed(self.conv, x))
-        return _time_distributed(self.pool, spikes)
+        spikes = self.neurons(fold_time(self.conv, x))
+        return fold_time(self.pool, spikes)
 
 
 class SpikingCNN(nn.Module):
@@ -136,7 +132,7 @@ class SpikingCNN(nn.Module):
         self.flat_features = in_channels * height * width
         sizes = [self.flat_features, *self.hidden, self.classes]
         self.classifier = nn.ModuleList(
-            nn.Sequential(nn.Linear(n_in, n_out, bias=bias), LIF(**lif_options))
+            nn.Sequential(EventLinear(n_in, n_out, bias=bias), LIF(**lif_options))
             for n_in, n_out in zip(sizes[:-1], sizes[1:])
         )
 

@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikeinit._validation import check_positive_int
+from spikeinit.models.event_linear import EventLinear
 from spikeinit.neurons.lif import LIF, reset_states
 
 
@@ -36,7 +37,7 @@ class SpikingMLP(nn.Module):
         self.input_neurons = LIF(**lif_options)
         # Blocks keep module order equal to computation order (initializers rely on it).
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(n_in, n_out, bias=bias), LIF(**lif_options))
+            nn.Sequential(EventLinear(n_in, n_out, bias=bias), LIF(**lif_options))
             for n_in, n_out in zip(sizes[:-1], sizes[1:])
         )
 

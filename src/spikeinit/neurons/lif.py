@@ -7,12 +7,14 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from spikeinit._validation import check_choice
+from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.neurons.dynamics import LIFState, lif_multistep
+from spikeinit.neurons.fused import fused_lif
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.statistics import ActivityStatistics
 
 STEP_MODES = ("single", "multi")
+ENGINES = ("fused", "reference")
 
 
 class LIF(nn.Module):
@@ -23,6 +25,15 @@ class LIF(nn.Module):
     calls until :meth:`reset_state`. With ``record=True`` the layer accumulates per-step
     membrane and spike statistics in :attr:`statistics`; with ``record=False`` (the default) it
     computes nothing extra.
+
+    ``beta`` and ``threshold`` are one value per layer, or one per neuron when
+    ``neuron_shape`` is given (a shape that broadcasts to one sample, e.g. ``(1000,)`` for a
+    Linear layer or ``(C, 1, 1)`` for one value per conv channel); ``learn_beta`` and
+    ``learn_threshold`` make them trainable (beta is clamped to [0, 1] in use).
+
+    ``engine="fused"`` (default) runs all T steps in one fused pass with a hand-written
+    backward (:mod:`spikeinit.neurons.fused`), keeping only the membranes for backward;
+    ``engine="reference"`` is the plain step-by-step autograd loop, for checking.
 
     Example:
         >>> lif = LIF(beta=0.5, threshold=1.0)
@@ -44,6 +55,8 @@ class LIF(nn.Module):
         learn_beta: bool = False,
         learn_threshold: bool = False,
         record: bool = False,
+        neuron_shape: tuple[int, ...] | None = None,
+        engine: str = "fused",
     ) -> None:
         super().__init__()
         self.params = LIFParameters(
@@ -56,31 +69,62 @@ class LIF(nn.Module):
             detach_reset=detach_reset,
         )
         self.step_mode = check_choice("step_mode", step_mode, STEP_MODES)
-        self.beta_parameter = nn.Parameter(torch.tensor(float(beta))) if learn_beta else None
-        self.threshold_parameter = (
-            nn.Parameter(torch.tensor(float(threshold))) if learn_threshold else None
-        )
+        self.engine = check_choice("engine", engine, ENGINES)
+        if neuron_shape is not None:
+            neuron_shape = tuple(check_positive_int(f"neuron_shape[{i}]", size)
+                                 for i, size in enumerate(neuron_shape))
+        self.neuron_shape = neuron_shape
+        shape = () if neuron_shape is None else neuron_shape
+        self.beta_parameter = self._value_tensor("beta", beta, shape, learn_beta)
+        self.threshold_parameter = self._value_tensor("threshold", threshold, shape,
+                                                      learn_threshold)
         self.record = record
         self.statistics = ActivityStatistics()
         self.state: LIFState | None = None
         self._step = 0
 
+    def _value_tensor(self, name: str, value: float, shape: tuple[int, ...],
+                      learn: bool) -> Tensor | None:
+        """A learnable parameter, a fixed per-neuron buffer, or ``None`` (a fixed float)."""
+        if not learn and not shape:
+            self.register_buffer(f"{name}_values", None)
+            return None
+        tensor = torch.full(shape, float(value))
+        if learn:
+            self.register_buffer(f"{name}_values", None)
+            return nn.Parameter(tensor)
+        self.register_buffer(f"{name}_values", tensor)
+        return None
+
     @property
     def beta(self) -> float | Tensor:
-        """The decay in use: the learnable parameter (clamped to [0, 1]) or the fixed float."""
+        """The decay in use: the learnable parameter (clamped to [0, 1]), the fixed per-neuron
+        values, or the fixed float."""
         if self.beta_parameter is not None:
             return self.beta_parameter.clamp(0.0, 1.0)
+        if self.beta_values is not None:
+            return self.beta_values
         return self.params.beta
 
     @property
     def threshold(self) -> float | Tensor:
+        """The threshold in use: learnable, fixed per neuron, or the fixed float."""
         if self.threshold_parameter is not None:
             return self.threshold_parameter
+        if self.threshold_values is not None:
+            return self.threshold_values
         return self.params.threshold
 
     def set_parameters(self, **changes: object) -> None:
         """Replace fixed parameters (validated), e.g. ``lif.set_parameters(beta=0.9)``."""
         self.params = replace(self.params, **changes)
+        with torch.no_grad():
+            for name in ("beta", "threshold"):
+                if name not in changes:
+                    continue
+                for tensor in (getattr(self, f"{name}_parameter"), getattr(self, f"{name}_values")):
+                    if tensor is not None:
+                        tensor.fill_(float(changes[name]))  # type: ignore[arg-type]
 
     def reset_state(self) -> None:
         """Return to rest (``u = s = 0``) before a new input sequence."""
@@ -97,7 +141,8 @@ class LIF(nn.Module):
 
     def _forward_sequence(self, currents: Tensor) -> Tensor:
         membranes = torch.empty_like(currents, requires_grad=False) if self.record else None
-        spikes, self.state = lif_multistep(
+        run = fused_lif if self.engine == "fused" else lif_multistep
+        spikes, self.state = run(
             currents, self.params, self.state, self.beta, self.threshold, membranes
         )
         if membranes is not None:
@@ -110,7 +155,8 @@ class LIF(nn.Module):
         return (
             f"beta={p.beta}, threshold={p.threshold}, reset={p.reset!r}, "
             f"reset_order={p.reset_order!r}, surrogate={p.surrogate!r}, "
-            f"step_mode={self.step_mode!r}"
+            f"step_mode={self.step_mode!r}, engine={self.engine!r}"
+            + ("" if self.neuron_shape is None else f", neuron_shape={self.neuron_shape}")
         )
 
 

@@ -13,6 +13,7 @@ as :math:`g` grows) raises ``ValueError`` that names the nearest reachable rates
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -38,6 +39,9 @@ SOLVER_SAMPLES = 8192
 MIN_GAIN, MAX_GAIN = 1e-3, 1e4
 DEFAULT_INPUT = InputStatistics()
 RELATIVE_TOLERANCE = 0.03
+FINITE_WIDTH_TOLERANCE = 0.005
+JUMP_TOLERANCE = 0.03
+MAX_LOG_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def solve_temporal_gain(
     is read after ``settle_layers`` applications of the map. Deterministic for a given
     ``seed`` (common random numbers); results are cached.
 
-    With ``width`` (at most 4096), the infinite-width solution is refined by a secant search
+    With ``width`` (at most 4096), the infinite-width solution is refined by a bracketed search
     on the finite-width mean-field (:func:`~spikeinit.theory.temporal.temporal_mean_field` with
     ``width``), which carries the downward bias of layers of that width.
 
@@ -112,12 +116,23 @@ def finite_width_gain(
     settle_layers: int,
     width: int,
     seed: int = 0,
-    iterations: int = 4,
+    iterations: int = 6,
+    tolerance: float = FINITE_WIDTH_TOLERANCE,
 ) -> float:
     r"""Refine ``solution.gain`` so that layers of ``width`` neurons keep the target rate.
 
-    Secant iterations on :math:`\log g` of :math:`\log \bar r_{fw}(g) - \log r_{target}`,
-    where :math:`\bar r_{fw}` is the finite-width mean-field rate after ``settle_layers``.
+    Solves :math:`\log \bar r_{fw}(g) = \log r_{target}` on :math:`\log g`, where
+    :math:`\bar r_{fw}` is the finite-width mean-field rate after ``settle_layers``. That rate
+    grows with :math:`g` only on average: the finite-width map (64 groups of ``width`` neurons)
+    is piecewise constant in :math:`g` and jumps by about 1% between nearby gains, so a free
+    secant can read a near-zero slope and leap far (it did at threshold 1, beta 0.25, T = 20:
+    to 1.31 times the gain, a rate 66% over the target). The search therefore first brackets
+    the target from the infinite-width gain (steps of 0.05 in :math:`\log g`, doubling, at
+    most :data:`MAX_LOG_STEP` away), then shrinks the bracket by false position kept inside
+    its inner 80%, and returns the evaluated gain with the smallest error. It stops once that
+    error is below ``tolerance`` (about the Monte Carlo noise of the map) or the bracket is
+    narrower than 0.002. If the target cannot be bracketed, or the finite-width rate jumps
+    over it, it warns (``RuntimeWarning``) and returns the best gain it evaluated.
     """
 
     def log_error(log_gain: float) -> float:
@@ -125,15 +140,55 @@ def finite_width_gain(
                                  samples=FINITE_WIDTH_SAMPLES, seed=seed, width=width)
         return math.log(max(float(mf.time_averaged_rate[-1]), 1e-9) / solution.target_rate)
 
-    x0, x1 = math.log(solution.gain), math.log(solution.gain) + 0.05
-    f0, f1 = log_error(x0), log_error(x1)
+    def rate(error: float) -> float:
+        return solution.target_rate * math.exp(error)
+
+    origin = math.log(solution.gain)
+    error = log_error(origin)
+    best = (abs(error), origin, error)
+    if best[0] < tolerance:
+        return solution.gain
+    # The rate grows with the gain: step up when it is too low, down when too high.
+    ends = {error > 0: (origin, error)}
+    direction = -1.0 if error > 0 else 1.0
+    step = 0.05
+    while step <= MAX_LOG_STEP and len(ends) < 2:
+        x = origin + direction * step
+        f = log_error(x)
+        best = min(best, (abs(f), x, f))
+        ends[f > 0] = (x, f)
+        step *= 2
+    if len(ends) < 2:
+        warnings.warn(
+            f"finite-width refinement (width={width}) could not bracket the target rate "
+            f"{solution.target_rate:.4g} within a factor e of the infinite-width gain "
+            f"{solution.gain:.4g}; keeping the closest gain {math.exp(best[1]):.4g} "
+            f"(rate {rate(best[2]):.4g})",
+            RuntimeWarning, stacklevel=3,
+        )
+        return math.exp(best[1])
+    (x_lo, f_lo), (x_hi, f_hi) = ends[False], ends[True]
     for _ in range(iterations):
-        if abs(f1) < 2e-3 or f1 == f0:
+        if best[0] < tolerance or abs(x_hi - x_lo) < 2e-3:
             break
-        x0, x1, f0 = x1, x1 - f1 * (x1 - x0) / (f1 - f0), f1
-        x1 = min(max(x1, math.log(solution.gain) - 1.0), math.log(solution.gain) + 1.0)
-        f1 = log_error(x1)
-    return math.exp(x1)
+        a, b = min(x_lo, x_hi), max(x_lo, x_hi)
+        x = x_lo - f_lo * (x_hi - x_lo) / (f_hi - f_lo)
+        x = min(max(x, a + 0.1 * (b - a)), b - 0.1 * (b - a))
+        f = log_error(x)
+        best = min(best, (abs(f), x, f))
+        if f > 0:
+            x_hi, f_hi = x, f
+        else:
+            x_lo, f_lo = x, f
+    if best[0] > JUMP_TOLERANCE:
+        warnings.warn(
+            f"finite-width mean-field rate (width={width}) jumps over the target "
+            f"{solution.target_rate:.4g} between gains {math.exp(x_lo):.4g} (rate "
+            f"{rate(f_lo):.4g}) and {math.exp(x_hi):.4g} (rate {rate(f_hi):.4g}); keeping the "
+            f"closer one. Nearest feasible targets: {rate(f_lo):.4g} or {rate(f_hi):.4g}",
+            RuntimeWarning, stacklevel=3,
+        )
+    return math.exp(best[1])
 
 
 def _solve(

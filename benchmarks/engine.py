@@ -1,0 +1,922 @@
+"""Speed, memory and spike agreement of spikeinit's LIF engine against peers and a GEMM floor.
+
+Three workloads, all in one process; every engine is warmed up once, then the engines of a
+workload are timed round-robin ``--repeats`` times (median and min of ``time.perf_counter``):
+
+* A, inference: 100 x (Linear(1000, 1000) -> LIF), T = 20, batch 64, under ``inference_mode``.
+* B, training: MLP 784-1000-1000-1000-10 with LIF after every Linear, T = 3, batch 128, Adam.
+* conv, training: VGG-style SNN on (T=3, B=32, 3, 32, 32), same loss and optimizer as B.
+
+Engines: ``gemm-only`` (the matmuls / convolutions alone: the floor), a hand-written eager
+PyTorch reference (A) or plain-autograd LIF (B), spikeinit, and snnTorch, SpikingJelly and Norse
+where installed (each skipped with its reason otherwise). All engines share spikeinit's
+``initialize(model, "paper")`` weights. Spikes are checked layer by layer, teacher-forced.
+Peak memory is the profiler's live-tensor high-water mark of one training step; "saved" is what
+autograd keeps for backward (parameters excluded).
+
+    python benchmarks/engine.py                      # everything (several minutes)
+    python benchmarks/engine.py --quick              # smoke test, small sizes
+    python benchmarks/engine.py --workloads A --repeats 5 --json runs/engine.json
+    python benchmarks/engine.py --workloads A --check-layers 100 --check-batch 64  # full check
+
+On a machine shared with other work, multi-threaded runs stall whenever a thread is not
+scheduled; the run prints the load average and a warning, and ``--threads 1`` is steadier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import spikeinit
+from engine_peers import BETA, PEERS, SLOPE, THRESHOLD, Engine, PeerUnavailableError
+from spikeinit.models import ConvBlock, EventLinear
+from spikeinit.neurons import LIF, reset_states
+from timing import wall_times
+
+LR = 1e-3
+SPIKE_TOLERANCE = 1e-4
+NUM_CLASSES = 10
+SEMANTICS = (
+    "reset order: spikeinit(delayed) = snnTorch: u[t] = beta*u[t-1] + I[t] - theta*s[t-1]; "
+    "SpikingJelly and Norse decay the reset with the membrane (immediate): "
+    "u[t] = beta*(u[t-1] - theta*s[t-1]) + I[t], compared against spikeinit(immediate). "
+    "SpikingJelly also fires at u >= theta where the others need u > theta: spikes differ on "
+    "exact ties only, and one such flip then propagates through the later layers. "
+    "spikeinit's event-driven synapses add the weights of the inputs that spiked in another "
+    "order than the GEMM, so spikes can differ where float32 rounding decides a threshold "
+    "crossing; the reference for every check is spikeinit dense (GEMM synapses)."
+)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes of the three workloads (full or ``--quick``)."""
+
+    a_layers: int = 100
+    a_width: int = 1000
+    a_steps: int = 20
+    a_batch: int = 64
+    b_sizes: tuple[int, ...] = (784, 1000, 1000, 1000, NUM_CLASSES)
+    b_steps: int = 3
+    b_batch: int = 128
+    b_train_steps: int = 5
+    conv_channels: tuple[int, int] = (32, 64)
+    conv_hw: int = 32
+    conv_steps: int = 3
+    conv_batch: int = 32
+    conv_train_steps: int = 3
+    check_layers: int = 5
+    check_batch: int = 8
+
+
+QUICK = Sizes(a_layers=6, a_width=128, a_steps=8, a_batch=8,
+              b_sizes=(784, 128, 128, 128, NUM_CLASSES), b_batch=16, b_train_steps=2,
+              conv_channels=(4, 8), conv_hw=16, conv_batch=4, conv_train_steps=2)
+
+
+@dataclass
+class Timing:
+    """Seconds per run (median, min over repeats) and the raw times."""
+
+    median: float
+    min: float
+    times: list[float]
+
+
+@dataclass
+class Row:
+    """One engine's line in a workload table."""
+
+    engine: str
+    seconds: float
+    best: float
+    throughput: float
+    peak_bytes: int | None = None
+    saved_bytes: int | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """Everything the run measured (written by ``--json``)."""
+
+    meta: dict[str, Any]
+    tables: dict[str, list[Row]] = field(default_factory=dict)
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, float] = field(default_factory=dict)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default="A,B,conv",
+                        help="comma-separated subset of A,B,conv (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per engine")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time plain autograd + torch.compile (workload B)")
+    parser.add_argument("--json", type=Path, default=None, help="write all results here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check-layers", type=int, default=None,
+                        help="layers of A in the teacher-forced spike check (default 5)")
+    parser.add_argument("--check-batch", type=int, default=None,
+                        help="batch of the teacher-forced spike check (default 8)")
+    args = parser.parse_args(argv)
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = set(args.workloads) - {"A", "B", "conv"}
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from A, B, conv")
+    return args
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (falls back to platform)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def spikeinit_optimizer(params: Any, lr: float) -> torch.optim.Optimizer:
+    """spikeinit's training optimizer: fused CPU Adam, else the foreach implementation."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def lif_options(order: str = "delayed") -> dict[str, Any]:
+    return dict(beta=BETA, threshold=THRESHOLD, reset="subtract", reset_order=order,
+                surrogate="fast-sigmoid", surrogate_slope=SLOPE, step_mode="multi")
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def time_runs(function: Callable[[], object], repeats: int, warmup: int = 1) -> Timing:
+    """Warm up, then time ``repeats`` calls with ``time.perf_counter``."""
+    times = wall_times(function, repeats, warmup)
+    return Timing(statistics.median(times), min(times), times)
+
+
+def time_interleaved(
+    functions: dict[str, Callable[[], object]], repeats: int, skipped: dict[str, str],
+    warmup: int = 1,
+) -> dict[str, Timing]:
+    """Warm every function up, then time them round-robin, ``repeats`` rounds.
+
+    Interleaving spreads slow spells of a shared machine over all engines instead of one.
+    A function that raises is recorded in ``skipped`` (with the error) and dropped.
+    """
+    def warm(function: Callable[[], object]) -> bool:
+        for _ in range(warmup):
+            function()
+        return True
+
+    alive = {name: function for name, function in functions.items()
+             if guarded(name, skipped, lambda function=function: warm(function))}
+    times: dict[str, list[float]] = {name: [] for name in alive}
+    for _ in range(repeats):
+        for name, function in alive.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: Timing(statistics.median(t), min(t), t) for name, t in times.items()}
+
+
+def guarded(name: str, skipped: dict[str, str], function: Callable[[], Any]) -> Any:
+    """Run ``function``; on an exception record ``name`` as skipped and return None."""
+    try:
+        return function()
+    except Exception as error:  # a peer failing at run time is skipped, not fatal
+        skipped[name] = f"failed at run time: {type(error).__name__}: {error}"
+        print(f"  skip {name}: {skipped[name]}")
+        return None
+
+
+def peak_memory(function: Callable[[], object]) -> int:
+    """Peak live CPU tensor bytes allocated by ``function`` above the level at its start.
+
+    Runs it under ``torch.profiler`` with ``profile_memory=True``; each op's *self* allocation
+    (children excluded, so nothing is counted twice) and every free (``[memory]`` events) are
+    put in time order and summed cumulatively. Temporaries that an op allocates and frees
+    inside itself are netted out, so this slightly underestimates the true high-water mark.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        function()
+    events = sorted(
+        (event.time_range.start, event.self_cpu_memory_usage)
+        for event in prof.events()
+        if event.self_cpu_memory_usage
+    )
+    level = peak = 0
+    for _, delta in events:
+        level += delta
+        peak = max(peak, level)
+    return peak
+
+
+def check_peak_memory() -> int:
+    """Self-test of :func:`peak_memory`: a 4 MiB tensor plus a 4 MiB result should read 8 MiB."""
+
+    def toy() -> None:
+        x = torch.empty(1024 * 1024)
+        y = x + 1
+        del x, y
+
+    return peak_memory(toy)
+
+
+def saved_bytes(forward: Callable[[], Tensor], exclude: Sequence[Tensor]) -> int:
+    """Bytes of the unique storages autograd saves for backward during ``forward()``.
+
+    Storages of ``exclude`` (the parameters, which live anyway) are not counted.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    storages: dict[int, int] = {}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in skip:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        output = forward()
+    del output
+    return sum(storages.values())
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def spikeinit_mlp(sizes: Sequence[int], order: str = "delayed",
+                  event_driven: bool = True) -> nn.Sequential:
+    """``(EventLinear -> LIF)`` for every consecutive pair in ``sizes``, layer-major.
+
+    ``EventLinear`` is spikeinit's synaptic layer: a GEMM, or the event-driven kernel at
+    inference when its input spikes are sparse enough; ``event_driven=False`` forces the GEMM.
+    """
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [EventLinear(fan_in, fan_out, bias=False, event_driven=event_driven),
+                   LIF(**lif_options(order))]
+    return nn.Sequential(*layers)
+
+
+def spikeinit_layer(model: nn.Sequential) -> Callable[[int, Tensor], Tensor]:
+    """Layer ``index`` of a spikeinit MLP alone, from rest (for the teacher-forced check)."""
+
+    def layer(index: int, x: Tensor) -> Tensor:
+        reset_states(model)
+        return model[2 * index + 1](model[2 * index](x))
+
+    return layer
+
+
+def spikeinit_vgg(channels: tuple[int, int], hw: int) -> nn.Sequential:
+    """conv(3->c1) LIF, conv(c1->c1) LIF, pool, conv(c1->c2) LIF, conv(c2->c2) LIF, pool, FC."""
+    c1, c2 = channels
+    options = lif_options()
+    return nn.Sequential(
+        ConvBlock(3, c1, pool="none", **options),
+        ConvBlock(c1, c1, pool="max", **options),
+        ConvBlock(c1, c2, pool="none", **options),
+        ConvBlock(c2, c2, pool="max", **options),
+        nn.Flatten(2),
+        nn.Linear(c2 * (hw // 4) ** 2, NUM_CLASSES, bias=False),
+        LIF(**options),
+    )
+
+
+VGG_POOLS = (False, True, False, True, False)
+
+
+def synaptic_weights(model: nn.Module) -> list[Tensor]:
+    """The Linear/Conv2d weights of ``model`` in module order (detached copies)."""
+    return [m.weight.detach().clone() for m in model.modules()
+            if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def run_spikeinit(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    def forward(x: Tensor) -> Tensor:
+        reset_states(model)
+        return model(x)
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- eager references
+
+
+def lif_inplace_(currents: Tensor, beta: float, threshold: float) -> Tensor:
+    """Turn ``currents`` (T, B, N) into spikes in place: delayed subtract reset, one state."""
+    membrane = torch.zeros_like(currents[0])
+    mask = torch.empty(currents.shape[1:], dtype=torch.bool)
+    for t in range(currents.shape[0]):
+        membrane.mul_(beta).add_(currents[t])
+        if t:
+            membrane.sub_(currents[t - 1], alpha=threshold)  # currents[t-1] now holds s[t-1]
+        torch.gt(membrane, threshold, out=mask)
+        currents[t].copy_(mask)
+    return currents
+
+
+def eager_reference(weights: Sequence[Tensor]) -> Engine:
+    """Layer-major eager loop: one GEMM over all T*B rows per layer, then an in-place LIF."""
+
+    def layer(index: int, x: Tensor) -> Tensor:
+        steps, batch = x.shape[:2]
+        currents = torch.mm(x.reshape(steps * batch, -1), weights[index].t())
+        return lif_inplace_(currents.view(steps, batch, -1), BETA, THRESHOLD)
+
+    def forward(x: Tensor) -> Tensor:
+        for index in range(len(weights)):
+            x = layer(index, x)
+        return x
+
+    return Engine("eager reference", forward, nn.Module(), "delayed", layer,
+                  "hand-written in-place LIF")
+
+
+class FastSigmoidSpike(torch.autograd.Function):
+    """Heaviside forward (``x > 0``), fast-sigmoid surrogate ``1 / (1 + k|x|)^2`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad / (SLOPE * x.abs() + 1.0) ** 2
+
+
+def plain_lif(currents: Tensor) -> Tensor:
+    """Plain-autograd LIF over (T, B, ...): delayed subtract reset, detached reset term."""
+    membrane = torch.zeros_like(currents[0])
+    spikes = torch.zeros_like(currents[0])
+    outputs = []
+    for t in range(currents.shape[0]):
+        membrane = BETA * membrane + currents[t] - THRESHOLD * spikes.detach()
+        spikes = FastSigmoidSpike.apply(membrane - THRESHOLD)
+        outputs.append(spikes)
+    return torch.stack(outputs)
+
+
+class PlainLIF(nn.Module):
+    def __init__(self, function: Callable[[Tensor], Tensor] = plain_lif) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, currents: Tensor) -> Tensor:
+        return self.function(currents)
+
+
+def plain_mlp(weights: Sequence[Tensor], function: Callable[[Tensor], Tensor]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for weight in weights:
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+        layers += [linear, PlainLIF(function)]
+    return nn.Sequential(*layers)
+
+
+# ----------------------------------------------------------------------------- gemm floors
+
+
+def gemm_inference(weights: Sequence[Tensor], spikes: Tensor) -> Callable[[], Tensor]:
+    """The A matmuls alone: ``x.view(T*B, N) @ W.T`` per layer on a fixed binary input.
+
+    Every layer multiplies the same spike matrix (values cannot blow up or go denormal, and a
+    dense GEMM's cost does not depend on its values); outputs go to one preallocated buffer.
+    """
+    rows = spikes.reshape(-1, spikes.shape[-1])
+    out = torch.empty(rows.shape[0], weights[0].shape[0])
+
+    def run() -> Tensor:
+        for weight in weights:
+            torch.mm(rows, weight.t(), out=out)
+        return out
+
+    return run
+
+
+def gemm_training(weights: Sequence[Tensor], rows: int, seed: int) -> Callable[[], None]:
+    """The B matmuls alone at ``rows = T*B``: forward, grad-input and grad-weight per layer."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = [torch.rand(rows, w.shape[1], generator=generator) for w in weights]
+    grads = [torch.randn(rows, w.shape[0], generator=generator) for w in weights]
+
+    def run() -> None:
+        for index, (weight, x, grad) in enumerate(zip(weights, inputs, grads)):
+            torch.mm(x, weight.t())
+            if index:  # the first layer needs no gradient with respect to the data
+                torch.mm(grad, weight)
+            torch.mm(grad.t(), x)
+
+    return run
+
+
+def gemm_conv(model: nn.Sequential, x: Tensor) -> Callable[[], None]:
+    """Each conv/linear forward + backward alone (autograd) at its real input shape.
+
+    No neurons and no pooling: every synaptic layer gets a random input of the shape it sees in
+    the real network (T folded into the batch), forward, then ``autograd.grad`` for its weight
+    and (except the first layer) its input.
+    """
+    inputs: list[Tensor] = []
+    layers: list[nn.Module] = []
+
+    def hook(module: nn.Module, args: tuple[Tensor, ...], _: Tensor) -> None:
+        frames = args[0].reshape(-1, *args[0].shape[-3:]) if isinstance(module, nn.Conv2d) \
+            else args[0].reshape(-1, args[0].shape[-1])
+        inputs.append(torch.rand_like(frames))
+        layers.append(module)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        run_spikeinit(model)(x)
+    for handle in handles:
+        handle.remove()
+    for index, tensor in enumerate(inputs):
+        tensor.requires_grad_(index > 0)
+
+    def run() -> None:
+        for module, tensor in zip(layers, inputs):
+            weight = module.weight.detach().requires_grad_()
+            if isinstance(module, nn.Conv2d):
+                out = F.conv2d(tensor, weight, padding=module.padding)
+            else:
+                out = F.linear(tensor, weight)
+            wrt = [weight, tensor] if tensor.requires_grad else [weight]
+            torch.autograd.grad(out, wrt, torch.ones_like(out))
+
+    return run
+
+
+# ----------------------------------------------------------------------------- engine set-up
+
+
+def build_peers(
+    weights: Sequence[Tensor], pools: Sequence[bool], skipped: dict[str, str]
+) -> list[Engine]:
+    """Every installed peer engine; the others go to ``skipped`` with their reason."""
+    engines = []
+    for name, build in PEERS.items():
+        try:
+            engines.append(build(weights, pools))
+        except PeerUnavailableError as error:
+            skipped[name] = str(error)
+            print(f"  skip {name}: {error}")
+    return engines
+
+
+# ----------------------------------------------------------------------------- workload A
+
+
+def workload_a(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
+    """Inference: deep Linear -> LIF stack, currents held constant over T."""
+    print(f"\n== A: inference, {sizes.a_layers} x Linear({sizes.a_width}, {sizes.a_width}) -> "
+          f"LIF, T={sizes.a_steps}, batch {sizes.a_batch}")
+    torch.manual_seed(args.seed)
+    model = spikeinit_mlp([sizes.a_width] * (sizes.a_layers + 1))
+    spikeinit.initialize(model, "paper")
+    weights = synaptic_weights(model)
+    dense = spikeinit_mlp([sizes.a_width] * (sizes.a_layers + 1), event_driven=False)
+    dense.load_state_dict(model.state_dict())
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    x = torch.randn(sizes.a_batch, sizes.a_width, generator=generator)
+    x = x.expand(sizes.a_steps, -1, -1).contiguous()
+    skipped: dict[str, str] = {}
+    engines = [eager_reference(weights),
+               Engine("spikeinit dense", run_spikeinit(dense), dense, "delayed",
+                      spikeinit_layer(dense), "fused LIF, GEMM synapses"),
+               Engine("spikeinit", run_spikeinit(model), model, "delayed",
+                      spikeinit_layer(model), "fused LIF, event-driven synapses when sparse")]
+    engines += build_peers(weights, (), skipped)
+    outputs: dict[str, Tensor] = {}
+    with torch.inference_mode():
+        first_spikes = (x @ weights[0].t() > THRESHOLD).float()
+        functions: dict[str, Callable[[], object]] = {
+            "gemm-only": gemm_inference(weights, first_spikes)}
+        for engine in engines:
+            def run(engine: Engine = engine) -> None:
+                outputs[engine.name] = engine.forward(x)
+
+            functions[engine.name] = run
+        timings = time_interleaved(functions, args.repeats, skipped)
+        notes = {engine.name: engine.note for engine in engines}
+        rows = [Row(name, t.median, t.min, sizes.a_batch / t.median, note=notes.get(name, ""))
+                for name, t in timings.items()]
+        immediate = spikeinit_mlp([sizes.a_width] * (sizes.a_layers + 1), "immediate",
+                                  event_driven=False)
+        immediate.load_state_dict(model.state_dict())
+        outputs["spikeinit(immediate)"] = run_spikeinit(immediate)(x)
+    report.tables["A"] = rows
+    report.skipped["A"] = skipped
+    rate = outputs["spikeinit dense"].mean().item()
+    paths = [m.last_path for m in model.modules() if isinstance(m, EventLinear)]
+    print(f"  last-layer firing rate (spikeinit): {rate:.4f} spikes/neuron/step; spikeinit "
+          f"ran {paths.count('event')} of {len(paths)} layers event-driven")
+    report.checks["A_last_layer_rate"] = rate
+    report.checks["A_event_driven_layers"] = paths.count("event")
+    report.checks["A_end_to_end"] = end_to_end(outputs, engines)
+    with torch.inference_mode():
+        report.checks["A_teacher_forced"] = teacher_forced(dense, weights, x, engines, sizes)
+    print_table("A (inference)", rows)
+    print_checks(report.checks)
+
+
+def end_to_end(outputs: dict[str, Tensor], engines: Sequence[Engine]) -> dict[str, float]:
+    """Fraction of the final layer's spikes equal to spikeinit's (dense, the exact path) of the
+    same reset order."""
+    result = {}
+    for engine in engines:
+        if engine.name not in outputs or engine.name == "spikeinit dense":
+            continue
+        reference = outputs["spikeinit dense" if engine.order == "delayed"
+                            else "spikeinit(immediate)"]
+        result[engine.name] = (outputs[engine.name] == reference).double().mean().item()
+    return result
+
+
+def spikeinit_chain(model: nn.Sequential, x: Tensor, layers: int) -> list[Tensor]:
+    """spikeinit's output spikes of each of the first ``layers`` layers."""
+    outputs = []
+    for index in range(layers):
+        reset_states(model)
+        x = model[2 * index + 1](model[2 * index](x))
+        outputs.append(x)
+    return outputs
+
+
+def teacher_forced(
+    model: nn.Sequential, weights: Sequence[Tensor], x_full: Tensor,
+    engines: Sequence[Engine], sizes: Sizes,
+) -> dict[str, dict[str, float | int]]:
+    """Per engine: min and mean over layers of the fraction of spikes equal to spikeinit's when
+    every engine's layer ``l`` gets spikeinit's layer ``l-1`` output; plus the end-to-end
+    fraction at the last checked layer when each engine feeds itself."""
+    layers = min(sizes.check_layers, len(weights))
+    x = x_full[:, : sizes.check_batch]
+    immediate = spikeinit_mlp([weights[0].shape[1]] * (len(weights) + 1), "immediate",
+                              event_driven=False)
+    immediate.load_state_dict(model.state_dict())
+    references = {"delayed": spikeinit_chain(model, x, layers),
+                  "immediate": spikeinit_chain(immediate, x, layers)}
+    result = {}
+    for engine in engines:
+        if engine.layer is None or engine.name == "spikeinit dense":
+            continue
+        reference = references[engine.order]
+        try:
+            fractions = []
+            mismatches = 0
+            own = x
+            for index in range(layers):
+                forced = engine.layer(index, x if index == 0 else reference[index - 1])
+                fractions.append((forced == reference[index]).double().mean().item())
+                mismatches += int((forced != reference[index]).sum().item())
+                own = engine.layer(index, own)
+            chained = (own == reference[-1]).double().mean().item()
+        except Exception as error:  # report, do not abort the benchmark
+            print(f"  spike check failed for {engine.name}: {error!r}")
+            continue
+        result[engine.name] = {"teacher_forced_min": min(fractions),
+                               "teacher_forced_mean": statistics.fmean(fractions),
+                               "end_to_end_last": chained, "layers": layers,
+                               "mismatched_spikes": mismatches}
+    return result
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class Trainer:
+    """A training engine: its forward, parameters and optimizer."""
+
+    name: str
+    forward: Callable[[Tensor], Tensor]
+    parameters: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    note: str = ""
+
+
+def train_step(trainer: Trainer, x: Tensor, target: Tensor) -> None:
+    """One step: cross-entropy of the spike counts summed over T, backward, optimizer step."""
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(trainer.forward(x).sum(0), target)
+    loss.backward()
+    trainer.optimizer.step()
+
+
+def trainers_for(
+    model: nn.Sequential, weights: Sequence[Tensor], pools: Sequence[bool],
+    skipped: dict[str, str], plain: bool, compiled: bool,
+) -> list[Trainer]:
+    """spikeinit (fused Adam), plain autograd (B only) and the installed peers (default Adam)."""
+    trainers = [Trainer("spikeinit", run_spikeinit(model), list(model.parameters()),
+                        spikeinit_optimizer(model.parameters(), LR))]
+    if plain:
+        reference = plain_mlp(weights, plain_lif)
+        trainers.insert(0, Trainer("plain autograd", reference,
+                                   list(reference.parameters()),
+                                   torch.optim.Adam(reference.parameters(), lr=LR),
+                                   "own LIF + surrogate Function"))
+    if plain and compiled:
+        compiled_mlp = plain_mlp(weights, torch.compile(plain_lif))
+        trainers.insert(1, Trainer("plain autograd + compile", compiled_mlp,
+                                   list(compiled_mlp.parameters()),
+                                   torch.optim.Adam(compiled_mlp.parameters(), lr=LR),
+                                   "torch.compile(LIF loop)"))
+    for engine in build_peers(weights, pools, skipped):
+        params = list(engine.module.parameters())
+        trainers.append(Trainer(engine.name, engine.forward, params,
+                                torch.optim.Adam(params, lr=LR), engine.note))
+    return trainers
+
+
+def time_training(
+    trainers: Sequence[Trainer], gemm: Callable[[], None], x: Tensor, target: Tensor,
+    steps: int, args: argparse.Namespace, skipped: dict[str, str],
+) -> list[Row]:
+    """Time ``steps`` training steps per run for each trainer, plus memory of one step."""
+    batch = x.shape[1]
+    functions: dict[str, Callable[[], object]] = {
+        "gemm-only": lambda: [gemm() for _ in range(steps)]}
+    for trainer in trainers:
+        def run(trainer: Trainer = trainer) -> None:
+            for _ in range(steps):
+                train_step(trainer, x, target)
+
+        functions[trainer.name] = run
+    timings = time_interleaved(functions, args.repeats, skipped)
+    gemm_time = timings["gemm-only"]
+    rows = [Row("gemm-only", gemm_time.median / steps, gemm_time.min / steps,
+                batch * steps / gemm_time.median, peak_memory(gemm),
+                note="GEMMs only, no optimizer")]
+    for trainer in trainers:
+        if trainer.name not in timings:
+            continue
+        timing = timings[trainer.name]
+        trainer.optimizer.zero_grad(set_to_none=True)
+        peak = peak_memory(lambda trainer=trainer: train_step(trainer, x, target))
+        trainer.optimizer.zero_grad(set_to_none=True)
+        saved = saved_bytes(
+            lambda trainer=trainer: F.cross_entropy(trainer.forward(x).sum(0), target),
+            trainer.parameters)
+        per_step = timing.median / steps
+        rows.append(Row(trainer.name, per_step, timing.min / steps, batch / per_step, peak,
+                        saved, trainer.note))
+    return rows
+
+
+def step_split(
+    trainer: Trainer, model: nn.Sequential, x: Tensor, target: Tensor,
+    gemm: Callable[[], None], args: argparse.Namespace,
+) -> dict[str, float]:
+    """One spikeinit training step split into GEMMs, neuron work, optimizer and the rest.
+
+    Each part is timed alone, best of ``repeats + 2`` (the least disturbed by other load);
+    "other" is what the total leaves: loss, autograd bookkeeping, zero_grad, copies.
+    """
+    repeats = args.repeats + 2
+    total = time_runs(lambda: train_step(trainer, x, target), repeats).min
+    optimizer = time_runs(trainer.optimizer.step, repeats).min
+    gemm_seconds = time_runs(gemm, repeats).min
+    shapes: list[torch.Size] = []
+    handles = [m.register_forward_hook(lambda _m, args_, _o: shapes.append(args_[0].shape))
+               for m in model.modules() if isinstance(m, LIF)]
+    with torch.no_grad():
+        run_spikeinit(model)(x)
+    for handle in handles:
+        handle.remove()
+    generator = torch.Generator().manual_seed(args.seed + 7)
+    currents = [torch.randn(shape, generator=generator).requires_grad_() for shape in shapes]
+    grads = [torch.randn(shape, generator=generator) for shape in shapes]
+    neurons = LIF(**lif_options())
+
+    def lif_work() -> None:
+        for current, grad in zip(currents, grads):
+            neurons.reset_state()
+            neurons(current).backward(grad)
+
+    neuron = time_runs(lif_work, repeats).min
+    return {"total": total, "gemm": gemm_seconds, "neurons (LIF fwd+bwd, measured)": neuron,
+            "optimizer.step": optimizer,
+            "other (loss, autograd, copies)": total - gemm_seconds - neuron - optimizer}
+
+
+def workload_b(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
+    """Training: MLP with LIF after every Linear, cross-entropy on spike counts, Adam."""
+    steps, batch = sizes.b_steps, sizes.b_batch
+    print(f"\n== B: training, MLP {'-'.join(map(str, sizes.b_sizes))}, T={steps}, "
+          f"batch {batch}, {sizes.b_train_steps} steps per run")
+    torch.manual_seed(args.seed)
+    model = spikeinit_mlp(sizes.b_sizes)
+    generator = torch.Generator().manual_seed(args.seed + 2)
+    pixels = torch.rand(batch, sizes.b_sizes[0], generator=generator)
+    x = pixels.expand(steps, -1, -1).contiguous()
+    target = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
+    spikeinit.initialize(model, "paper", sample=x)
+    weights = synaptic_weights(model)
+    skipped: dict[str, str] = {}
+    trainers = trainers_for(model, weights, (), skipped, plain=True, compiled=args.compile)
+    gemm = gemm_training(weights, steps * batch, args.seed + 3)
+    rows = time_training(trainers, gemm, x, target, sizes.b_train_steps, args, skipped)
+    report.tables["B"] = rows
+    report.skipped["B"] = skipped
+    ours = next(t for t in trainers if t.name == "spikeinit")
+    report.split = step_split(ours, model, x, target, gemm, args)
+    report.checks["B_forward_backward_memory"] = forward_backward_memory(trainers, x, target)
+    print_table("B (training, per step)", rows)
+    print_split(report.split)
+    print_forward_backward_memory(report.checks["B_forward_backward_memory"])
+
+
+def forward_backward_memory(trainers: Sequence[Trainer], x: Tensor,
+                            target: Tensor) -> dict[str, dict[str, int]]:
+    """Peak live bytes of forward + backward alone (no optimizer step, gradients reset to
+    None first, so their allocation is included) beside the bytes saved for backward."""
+    result = {}
+    for trainer in trainers:
+        def forward_backward(trainer: Trainer = trainer) -> None:
+            F.cross_entropy(trainer.forward(x).sum(0), target).backward()
+
+        trainer.optimizer.zero_grad(set_to_none=True)
+        peak = peak_memory(forward_backward)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        saved = saved_bytes(
+            lambda trainer=trainer: F.cross_entropy(trainer.forward(x).sum(0), target),
+            trainer.parameters)
+        grads = sum(p.numel() * p.element_size() for p in trainer.parameters)
+        result[trainer.name] = {"peak": peak, "saved": saved, "parameter_grads": grads}
+    return result
+
+
+def print_forward_backward_memory(memory: dict[str, dict[str, int]]) -> None:
+    print("\n  B memory, forward + backward only (no optimizer step):")
+    print(f"    {'engine':26s} {'peak MB':>9s} {'saved MB':>9s} {'grads MB':>9s} "
+          f"{'peak/(saved+grads)':>19s}")
+    for name, m in memory.items():
+        ratio = m["peak"] / (m["saved"] + m["parameter_grads"])
+        print(f"    {name:26s} {_mb(m['peak'])} {_mb(m['saved'])} {_mb(m['parameter_grads'])} "
+              f"{ratio:19.2f}")
+
+
+def workload_conv(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
+    """Training: VGG-style SNN on (T, B, 3, H, W), same loss and optimizer as B."""
+    steps, batch, hw = sizes.conv_steps, sizes.conv_batch, sizes.conv_hw
+    print(f"\n== conv: training, VGG-style {sizes.conv_channels}, input "
+          f"({steps}, {batch}, 3, {hw}, {hw}), {sizes.conv_train_steps} steps per run")
+    torch.manual_seed(args.seed)
+    model = spikeinit_vgg(sizes.conv_channels, hw)
+    generator = torch.Generator().manual_seed(args.seed + 4)
+    pixels = torch.rand(batch, 3, hw, hw, generator=generator)
+    x = pixels.expand(steps, *pixels.shape).contiguous()
+    target = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
+    spikeinit.initialize(model, "paper", sample=x)
+    weights = synaptic_weights(model)
+    skipped: dict[str, str] = {}
+    trainers = trainers_for(model, weights, VGG_POOLS, skipped, plain=False, compiled=False)
+    rows = time_training(trainers, gemm_conv(model, x), x, target, sizes.conv_train_steps,
+                         args, skipped)
+    rows[0].note = "conv/linear fwd+bwd alone at real shapes (no neurons, no pooling)"
+    report.tables["conv"] = rows
+    report.skipped["conv"] = skipped
+    print_table("conv (training, per step)", rows)
+
+
+# ----------------------------------------------------------------------------- printing
+
+
+def _mb(value: int | None) -> str:
+    return f"{'-':>9s}" if value is None else f"{value / 2**20:9.1f}"
+
+
+def print_table(title: str, rows: Sequence[Row]) -> None:
+    """Times, throughput, memory, and ratios to gemm-only and to spikeinit."""
+    gemm = next((r.seconds for r in rows if r.engine == "gemm-only"), float("nan"))
+    ours = next((r.seconds for r in rows if r.engine == "spikeinit"), float("nan"))
+    print(f"\n  {title}")
+    print(f"  {'engine':26s} {'median s':>9s} {'min s':>9s} {'samples/s':>10s} "
+          f"{'x gemm':>7s} {'x spikeinit':>11s} {'peak MB':>9s} {'saved MB':>9s} "
+          f"{'peak/saved':>10s}  note")
+    for row in rows:
+        ratio = "-"
+        if row.peak_bytes is not None and row.saved_bytes:
+            ratio = f"{row.peak_bytes / row.saved_bytes:.2f}"
+        print(f"  {row.engine:26s} {row.seconds:9.4f} {row.best:9.4f} {row.throughput:10.1f} "
+              f"{row.seconds / gemm:7.2f} {row.seconds / ours:11.2f} {_mb(row.peak_bytes)} "
+              f"{_mb(row.saved_bytes)} {ratio:>10s}  {row.note}")
+
+
+def print_checks(checks: dict[str, Any]) -> None:
+    print(f"\n  spike agreement. {SEMANTICS}")
+    forced = checks.get("A_teacher_forced", {})
+    for name, fraction in checks.get("A_end_to_end", {}).items():
+        line = f"  {name:26s} end-to-end (full A, last layer) {fraction:.6f}"
+        if name in forced:
+            f = forced[name]
+            same = f["teacher_forced_min"] >= 1.0 - SPIKE_TOLERANCE
+            line += (f"; check ({f['layers']} layers): teacher-forced min "
+                     f"{f['teacher_forced_min']:.6f} mean {f['teacher_forced_mean']:.6f} "
+                     f"({f['mismatched_spikes']} spikes differ), "
+                     f"end-to-end {f['end_to_end_last']:.6f} -> "
+                     f"{'same spikes' if same else 'SPIKES DIFFER'}")
+        print(line)
+    print("  (teacher-forced: every layer gets spikeinit's previous-layer spikes, so a rounding "
+          f"flip cannot propagate; 'same' means >= 1 - {SPIKE_TOLERANCE:g} identical)")
+
+
+def print_split(split: dict[str, float]) -> None:
+    total = split["total"]
+    print("\n  spikeinit training step split (B, one step, each part timed alone, best of runs):")
+    for name, seconds in split.items():
+        print(f"    {name:34s} {seconds * 1e3:9.2f} ms  {seconds / total:6.1%}")
+
+
+def write_json(report: Report, path: Path) -> None:
+    """Write ``report`` atomically: a temporary file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = asdict(report)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(data, f, indent=2, default=str)
+        temporary = f.name
+    os.replace(temporary, path)
+
+
+def warn_if_loaded(threads: int, own: int = 0) -> float:
+    """Print the 1-minute load average; warn when other work competes for the cores.
+
+    ``own`` is how much of the load this run itself accounts for (its threads, once running).
+    """
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    print(f"load average {load:.2f} on {cores} cores")
+    if load > max(cores - threads, 0) + own + 0.5:
+        print("  warning: other processes compete for the cores. A parallel region needs all its "
+              f"{threads} threads scheduled, so small multi-threaded ops (many per step in the "
+              "time-outer peers) can stall for milliseconds: times are noisy and penalise "
+              "many-op engines most; compare min columns, or rerun with --threads 1.")
+    return load
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    sizes = QUICK if args.quick else Sizes()
+    checks = {"check_layers": args.check_layers, "check_batch": args.check_batch}
+    sizes = replace(sizes, **{k: v for k, v in checks.items() if v is not None})
+    toy_peak = check_peak_memory()
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
+            "python": platform.python_version(), "quick": args.quick, "repeats": args.repeats,
+            "sizes": asdict(sizes), "peak_memory_self_test_bytes": toy_peak,
+            "load_average_start": os.getloadavg()[0]}
+    print(f"torch {meta['torch']}, {meta['threads']} threads, CPU: {meta['cpu']}, "
+          f"python {meta['python']}, repeats {args.repeats}{', quick' if args.quick else ''}")
+    print(f"peak-memory self-test: 4 MiB tensor + 4 MiB result -> {toy_peak / 2**20:.2f} MiB")
+    warn_if_loaded(args.threads)
+    report = Report(meta)
+    workloads = {"A": workload_a, "B": workload_b, "conv": workload_conv}
+    for name in args.workloads:
+        workloads[name](sizes, args, report)
+    print()
+    report.meta["load_average_end"] = warn_if_loaded(args.threads, own=args.threads)
+    if args.json is not None:
+        write_json(report, args.json)
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

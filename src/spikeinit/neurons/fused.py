@@ -1,0 +1,277 @@
+r"""Fused multi-step LIF: one forward pass over all T steps and a hand-written backward.
+
+The autograd graph of a step-by-step LIF holds a handful of tensors per time step. The fused
+function keeps one: the membrane ``u[t]`` of every step (the spikes are ``u[t] > theta``). Its
+backward runs the adjoint recursion in reverse time, with :math:`a_t = \partial L/\partial u_t`
+over all paths and :math:`g_t = \partial L/\partial s_t`:
+
+.. math::
+
+    g_t &= \bar s_t + \frac{\partial u_{t+1}}{\partial s_t} a_{t+1}
+          \quad(\text{second term only when the reset is not detached}) \\
+    a_t &= g_t\,h'(u_t - \theta) + \frac{\partial u_{t+1}}{\partial u_t} a_{t+1} \\
+    \frac{\partial L}{\partial I_t} &= a_t,\quad
+    \frac{\partial L}{\partial \beta} = \sum_t a_t \frac{\partial u_t}{\partial \beta},\quad
+    \frac{\partial L}{\partial \theta} = \sum_t \Big(-g_t h'(u_t-\theta)
+          + a_t \frac{\partial u_t}{\partial \theta}\Big)
+
+where :math:`\bar s_t` is the incoming gradient of the spikes and :math:`h'` the surrogate.
+The time loop runs in the compiled kernel (:mod:`spikeinit.neurons.compiled`) for float32 and
+float64 CPU tensors, and in the equivalent PyTorch loops otherwise (other devices and dtypes,
+or no compiler). Both follow the reference :func:`spikeinit.neurons.dynamics.lif_multistep`
+operation by operation, so the spikes are identical.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spikeinit.neurons.compiled import compiled_kernel, kernel_threads
+from spikeinit.neurons.dynamics import LIFState
+from spikeinit.neurons.parameters import LIFParameters
+from spikeinit.theory.surrogate import surrogate_derivative
+
+_RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
+_ORDER_CODES = {"delayed": 0, "immediate": 1}
+_SURROGATE_CODES = {"fast-sigmoid": 0, "atan": 1}
+_KERNEL_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _pointer(tensor: Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def uses_compiled_kernel(tensor: Tensor) -> bool:
+    """Whether the compiled kernel serves ``tensor`` (CPU float32/float64, kernel available)."""
+    return (tensor.device.type == "cpu" and tensor.dtype in _KERNEL_DTYPES
+            and compiled_kernel() is not None)
+
+
+# --------------------------------------------------------------------------- reference loops
+def _integrate(u: Tensor, s: Tensor, x: Tensor, beta: Tensor, theta: Tensor,
+               params: LIFParameters) -> Tensor:
+    if params.reset == "none":
+        return beta * u + x
+    if params.reset == "zero":
+        return beta * u * (1.0 - s) + x
+    if params.reset_order == "delayed":
+        return beta * u + x - theta * s
+    return beta * (u - theta * s) + x
+
+
+def _forward_torch(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
+                   s0: Tensor | None, params: LIFParameters,
+                   save_membrane: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    spikes = torch.empty_like(current)
+    membrane = torch.empty_like(current) if save_membrane else None
+    u = torch.zeros_like(current[0]) if u0 is None else u0
+    s = torch.zeros_like(current[0]) if s0 is None else s0
+    for t in range(current.shape[0]):
+        u = _integrate(u, s, current[t], beta, theta, params)
+        s = (u > theta).to(current.dtype)
+        spikes[t] = s
+        if membrane is not None:
+            membrane[t] = u
+    return spikes, membrane, u
+
+
+def _reset_sensitivity(u: Tensor, beta: Tensor, theta: Tensor, params: LIFParameters) -> Tensor:
+    """:math:`\\partial u_{t+1} / \\partial s_t` for the reset mode (zero for ``none``)."""
+    if params.reset == "subtract":
+        return -(theta if params.reset_order == "delayed" else beta * theta).expand_as(u)
+    if params.reset == "zero":
+        return -beta * u
+    return torch.zeros_like(u)
+
+
+def _carry(s: Tensor, beta: Tensor, params: LIFParameters) -> Tensor:
+    """:math:`\\partial u_{t+1} / \\partial u_t`."""
+    return beta * (1.0 - s) if params.reset == "zero" else beta.expand_as(s)
+
+
+def _backward_torch(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, theta: Tensor,
+                    u0: Tensor | None, s0: Tensor | None, grad_u_last: Tensor | None,
+                    params: LIFParameters) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    steps = membrane.shape[0]
+    zeros = torch.zeros_like(membrane[0])
+    u_start = zeros if u0 is None else u0
+    s_start = zeros if s0 is None else s0
+    grad_current = torch.empty_like(membrane)
+    grad_beta, grad_theta = torch.zeros_like(zeros), torch.zeros_like(zeros)
+    a_next = zeros
+    for t in range(steps - 1, -1, -1):
+        u = membrane[t]
+        fired = (u > theta).to(u.dtype)
+        u_prev = membrane[t - 1] if t > 0 else u_start
+        s_prev = (u_prev > theta).to(u.dtype) if t > 0 else s_start
+        d = surrogate_derivative(params.surrogate, u - theta, params.slope)
+        g = grad_spikes[t]
+        if not params.detach_reset:
+            g = g + _reset_sensitivity(u, beta, theta, params) * a_next
+        a = g * d + _carry(fired, beta, params) * a_next
+        if t == steps - 1 and grad_u_last is not None:
+            a = a + grad_u_last
+        grad_current[t] = a
+        if params.reset == "subtract" and params.reset_order == "immediate":
+            grad_beta += a * (u_prev - theta * s_prev)
+        elif params.reset == "zero":
+            grad_beta += a * u_prev * (1.0 - s_prev)
+        else:
+            grad_beta += a * u_prev
+        grad_theta -= g * d
+        if params.reset == "subtract":
+            grad_theta -= a * (s_prev if params.reset_order == "delayed" else beta * s_prev)
+        a_next = a
+    grad_u0 = _carry(s_start, beta, params) * a_next
+    grad_s0 = (zeros if params.detach_reset
+               else _reset_sensitivity(u_start, beta, theta, params) * a_next)
+    return grad_current, grad_beta, grad_theta, grad_u0, grad_s0
+
+
+# ---------------------------------------------------------------------------- compiled loops
+def _forward_compiled(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
+                      s0: Tensor | None, params: LIFParameters,
+                      save_membrane: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    kernel = compiled_kernel()
+    steps, batch, neurons = current.shape
+    spikes = torch.empty_like(current)
+    membrane = torch.empty_like(current) if save_membrane else None
+    u_last = torch.empty_like(current[0])
+    status = getattr(kernel, f"lif_forward_{_KERNEL_DTYPES[current.dtype]}")(
+        current.data_ptr(), spikes.data_ptr(), _pointer(membrane), beta.data_ptr(),
+        theta.data_ptr(), _pointer(u0), _pointer(s0), u_last.data_ptr(),
+        steps, batch, neurons, _RESET_CODES[params.reset], _ORDER_CODES[params.reset_order],
+        kernel_threads(),
+    )
+    if status != 0:
+        raise RuntimeError(f"LIF kernel forward failed with status {status}")
+    return spikes, membrane, u_last
+
+
+def _backward_compiled(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, theta: Tensor,
+                       u0: Tensor | None, s0: Tensor | None, grad_u_last: Tensor | None,
+                       params: LIFParameters, needs: tuple[bool, ...] = (True,) * 5,
+                       ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None,
+                                  Tensor | None]:
+    """The compiled backward; gradients nobody needs are neither computed nor allocated."""
+    kernel = compiled_kernel()
+    steps, batch, neurons = membrane.shape
+    grad_current = torch.empty_like(membrane)
+    wanted = (needs[1], needs[2], needs[3] and u0 is not None, needs[4] and s0 is not None)
+    grad_beta, grad_theta, grad_u0, grad_s0 = (
+        torch.empty_like(membrane[0]) if want else None for want in wanted)
+    status = getattr(kernel, f"lif_backward_{_KERNEL_DTYPES[membrane.dtype]}")(
+        grad_spikes.data_ptr(), membrane.data_ptr(), beta.data_ptr(), theta.data_ptr(),
+        _pointer(u0), _pointer(s0), _pointer(grad_u_last), grad_current.data_ptr(),
+        _pointer(grad_beta), _pointer(grad_theta), _pointer(grad_u0), _pointer(grad_s0),
+        steps, batch, neurons, _RESET_CODES[params.reset], _ORDER_CODES[params.reset_order],
+        int(params.detach_reset), _SURROGATE_CODES[params.surrogate], ctypes.c_double(params.slope),
+        kernel_threads(),
+    )
+    if status != 0:
+        raise RuntimeError(f"LIF kernel backward failed with status {status}")
+    return grad_current, grad_beta, grad_theta, grad_u0, grad_s0
+
+
+# ------------------------------------------------------------------------------ autograd glue
+class FusedLIFFunction(torch.autograd.Function):
+    """``(currents (T,B,N), beta (N,), theta (N,), u0, s0) -> (spikes, u[T-1], membranes)``.
+
+    ``u0``/``s0`` are the state before the first step (``(B, N)`` or ``None`` for rest). Saves
+    only the membranes (returned too, without gradient) for the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
+                s0: Tensor | None, params: LIFParameters) -> tuple[Tensor, Tensor, Tensor]:
+        compiled = uses_compiled_kernel(current)
+        run = _forward_compiled if compiled else _forward_torch
+        spikes, membrane, u_last = run(current, beta, theta, u0, s0, params, True)
+        ctx.save_for_backward(membrane, beta, theta, u0, s0)
+        ctx.params, ctx.compiled = params, compiled
+        ctx.mark_non_differentiable(membrane)
+        ctx.set_materialize_grads(False)  # no zero tensors for the unused outputs
+        return spikes, u_last, membrane
+
+    @staticmethod
+    def backward(ctx: Any, grad_spikes: Tensor | None, grad_u_last: Tensor | None,
+                 _grad_membrane: None) -> tuple:
+        membrane, beta, theta, u0, s0 = ctx.saved_tensors
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(membrane)
+        grad_spikes = grad_spikes.contiguous()
+        grad_u_last = None if grad_u_last is None else grad_u_last.contiguous()
+        needs = ctx.needs_input_grad
+        if ctx.compiled:
+            grads = _backward_compiled(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
+                                       ctx.params, needs)
+        else:
+            grads = _backward_torch(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
+                                    ctx.params)
+        grad_current, grad_beta, grad_theta, grad_u0, grad_s0 = grads
+        return (
+            grad_current if needs[0] else None,
+            grad_beta.sum(0) if needs[1] else None,
+            grad_theta.sum(0) if needs[2] else None,
+            grad_u0 if needs[3] else None,
+            grad_s0 if needs[4] else None,
+            None,
+        )
+
+
+def _per_neuron(value: float | Tensor, neurons: int, like: Tensor) -> Tensor:
+    """Broadcast a per-layer or per-neuron value to a contiguous ``(neurons,)`` vector."""
+    if not isinstance(value, Tensor):
+        return torch.full((neurons,), float(value), dtype=like.dtype, device=like.device)
+    value = value.to(dtype=like.dtype, device=like.device)
+    return value.expand(like.shape[2:]).reshape(neurons).contiguous()
+
+
+def fused_lif(
+    currents: Tensor,
+    params: LIFParameters,
+    state: LIFState | None = None,
+    beta: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+    membranes_out: Tensor | None = None,
+) -> tuple[Tensor, LIFState]:
+    """Run ``T = currents.shape[0]`` LIF steps fused; same contract as ``lif_multistep``.
+
+    ``currents`` is ``(T, B, ...)``; ``beta`` and ``threshold`` are floats or tensors that
+    broadcast to one sample's shape ``currents.shape[2:]`` (per layer, per channel or per
+    neuron) and may require grad. With no graph to build (inference, or nothing requiring
+    grad) the membranes are not kept unless ``membranes_out`` asks for them.
+    """
+    beta = params.beta if beta is None else beta
+    threshold = params.threshold if threshold is None else threshold
+    steps, batch = currents.shape[:2]
+    flat = currents.reshape(steps, batch, -1).contiguous()
+    neurons = flat.shape[2]
+    beta_vec = _per_neuron(beta, neurons, currents)
+    theta_vec = _per_neuron(threshold, neurons, currents)
+    u0 = s0 = None
+    if state is not None:
+        u0 = state.membrane.reshape(batch, neurons).to(flat.dtype).contiguous()
+        s0 = state.spikes.reshape(batch, neurons).to(flat.dtype).contiguous()
+    inputs = (flat, beta_vec, theta_vec, u0, s0)
+    grad_needed = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in inputs)
+    if grad_needed:
+        spikes, u_last, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, u0, s0,
+                                                          params)
+        if membranes_out is not None:
+            membranes_out.copy_(membrane.view_as(membranes_out))
+    else:
+        run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
+        spikes, membrane, u_last = run(flat.detach(), beta_vec.detach(), theta_vec.detach(),
+                                       u0, s0, params, membranes_out is not None)
+        if membranes_out is not None:
+            membranes_out.copy_(membrane.view_as(membranes_out))
+    spikes = spikes.view(currents.shape)
+    sample_shape = currents.shape[1:]
+    return spikes, LIFState(u_last.view(sample_shape), spikes[-1])
+

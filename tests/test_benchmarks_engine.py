@@ -1,0 +1,29 @@
+"""benchmarks/engine.py runs end to end at smoke-test size and its spike checks hold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import PROJECT_ROOT
+
+
+def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):
+    output = tmp_path / "engine.json"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "engine.py"), "--quick",
+         "--repeats", "1", "--threads", "1", "--json", str(output)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert {"A", "B", "conv"} <= set(report["tables"])
+    engines = {row["engine"] for row in report["tables"]["A"]}
+    assert {"gemm-only", "eager reference", "spikeinit dense", "spikeinit"} <= engines
+    forced = report["checks"]["A_teacher_forced"]
+    # The hand-written reference shares spikeinit's semantics exactly; so does every peer
+    # that is installed, each compared with its own reset order.
+    for name, check in forced.items():
+        assert check["teacher_forced_min"] >= 1 - 1e-4, (name, check)
+    assert "split" in report and report["split"]["total"] > 0

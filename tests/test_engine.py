@@ -12,6 +12,7 @@ import torch
 
 import spikeinit.neurons.fused as fused
 from spikeinit import initialize
+from spikeinit.experiments.training import make_optimizer
 from spikeinit.models import EventLinear, TimeDistributed, deep_network
 from spikeinit.neurons import LIF, LIFParameters, LIFState, lif_multistep
 from spikeinit.neurons.compiled import compiled_kernel, engine_preference
@@ -312,6 +313,7 @@ def test_event_linear_falls_back_to_dense_when_it_should():
 
 
 def test_event_linear_sees_weight_updates():
+    """Including the fused Adam's, which does not bump the weight's version counter."""
     kernel_required()
     layer = EventLinear(1100, 64, bias=False)
     x = sparse_spikes(10, 1100, 0.1)
@@ -320,6 +322,13 @@ def test_event_linear_sees_weight_updates():
         layer.weight.mul_(2.0)
         after = layer(x)
     torch.testing.assert_close(after, 2 * before)
+    optimizer = make_optimizer(layer.parameters(), lr=0.1)
+    layer(torch.rand(3, 1100)).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        trained = layer(x)
+        assert layer.last_path == "event"
+        torch.testing.assert_close(trained, x @ layer.weight.T, rtol=0, atol=1e-5)
 
 
 def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread):

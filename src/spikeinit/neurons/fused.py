@@ -16,6 +16,14 @@ over all paths and :math:`g_t = \partial L/\partial s_t`:
           + a_t \frac{\partial u_t}{\partial \theta}\Big)
 
 where :math:`\bar s_t` is the incoming gradient of the spikes and :math:`h'` the surrogate.
+The partial derivatives, per reset mode and order, as
+(du[t+1]/ds[t], du[t+1]/du[t], du[t]/dbeta, du[t]/dtheta)::
+
+    subtract, delayed:    (-theta,        beta,            u[t-1],                  -s[t-1])
+    subtract, immediate:  (-beta*theta,   beta,            u[t-1] - theta*s[t-1],   -beta*s[t-1])
+    zero (either order):  (-beta*u[t],    beta*(1-s[t]),   u[t-1]*(1 - s[t-1]),     0)
+    none:                 (0,             beta,            u[t-1],                  0)
+
 The time loop runs in the compiled kernel (:mod:`spikeinit.neurons.compiled`) for float32 and
 float64 CPU tensors, and in the equivalent PyTorch loops otherwise (other devices and dtypes,
 or no compiler). Both follow the reference :func:`spikeinit.neurons.dynamics.lif_multistep`

@@ -354,3 +354,17 @@ def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread):
     total = sum(layer.numel() for layer in dense_layers[1:])
     assert dense_layers[-1].mean() > 0.01
     assert differing <= 1e-4 * total
+
+
+def test_cache_dir_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
+    from spikeinit.neurons import compiled
+
+    monkeypatch.delenv("SPIKEINIT_CACHE_DIR", raising=False)
+    monkeypatch.setattr(compiled.Path, "home", lambda: tmp_path)
+    assert compiled.cache_dir() == tmp_path / ".cache" / "spikeinit"
+    monkeypatch.setattr(compiled.os, "access", lambda path, mode: False)
+    fallback = compiled.cache_dir()
+    assert fallback.parent == compiled.Path(compiled.tempfile.gettempdir())
+    assert fallback.name.startswith("spikeinit-")
+    monkeypatch.setenv("SPIKEINIT_CACHE_DIR", str(tmp_path / "chosen"))
+    assert compiled.cache_dir() == tmp_path / "chosen"

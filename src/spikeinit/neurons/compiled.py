@@ -45,8 +45,19 @@ def engine_preference() -> str:
 
 
 def cache_dir() -> Path:
+    """``$SPIKEINIT_CACHE_DIR``, else ``~/.cache/spikeinit`` if it can be created and written,
+    else a per-user folder in the system's temporary directory."""
     root = os.environ.get("SPIKEINIT_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "spikeinit"
+    if root:
+        return Path(root)
+    home = Path.home() / ".cache" / "spikeinit"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"spikeinit-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 def _compiler() -> str:
@@ -104,7 +115,7 @@ def build() -> Path:
             return target
         except (KernelBuildError, OSError, subprocess.SubprocessError) as error:
             errors.append(str(error))
-    raise KernelBuildError("could not build the LIF kernel:\n" + "\n".join(errors))
+    raise KernelBuildError("could not build the kernels:\n" + "\n".join(errors))
 
 
 _POINTER = ctypes.c_void_p

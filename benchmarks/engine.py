@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 import spikeinit
 from engine_peers import BETA, PEERS, SLOPE, THRESHOLD, Engine, PeerUnavailableError
+from spikeinit.experiments.training import make_optimizer
 from spikeinit.models import ConvBlock, EventLinear
 from spikeinit.neurons import LIF, reset_states
 from timing import wall_times
@@ -156,15 +157,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def spikeinit_optimizer(params: Any, lr: float) -> torch.optim.Optimizer:
-    """spikeinit's training optimizer: fused CPU Adam, else the foreach implementation."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def lif_options(order: str = "delayed") -> dict[str, Any]:
@@ -645,7 +637,7 @@ def trainers_for(
 ) -> list[Trainer]:
     """spikeinit (fused Adam), plain autograd (B only) and the installed peers (default Adam)."""
     trainers = [Trainer("spikeinit", run_spikeinit(model), list(model.parameters()),
-                        spikeinit_optimizer(model.parameters(), LR))]
+                        make_optimizer(model.parameters(), LR))]
     if plain:
         reference = plain_mlp(weights, plain_lif)
         trainers.insert(0, Trainer("plain autograd", reference,

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from spikeinit.neurons.compiled import compiled_kernel, kernel_threads
-from spikeinit.neurons.dynamics import LIFState
+from spikeinit.neurons.dynamics import LIFState, integrate
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.surrogate import surrogate_derivative
 
@@ -60,17 +60,6 @@ def uses_compiled_kernel(tensor: Tensor) -> bool:
 
 
 # --------------------------------------------------------------------------- reference loops
-def _integrate(u: Tensor, s: Tensor, x: Tensor, beta: Tensor, theta: Tensor,
-               params: LIFParameters) -> Tensor:
-    if params.reset == "none":
-        return beta * u + x
-    if params.reset == "zero":
-        return beta * u * (1.0 - s) + x
-    if params.reset_order == "delayed":
-        return beta * u + x - theta * s
-    return beta * (u - theta * s) + x
-
-
 def _forward_torch(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
                    s0: Tensor | None, params: LIFParameters,
                    save_membrane: bool) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -79,7 +68,7 @@ def _forward_torch(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | No
     u = torch.zeros_like(current[0]) if u0 is None else u0
     s = torch.zeros_like(current[0]) if s0 is None else s0
     for t in range(current.shape[0]):
-        u = _integrate(u, s, current[t], beta, theta, params)
+        u = integrate(current[t], LIFState(u, s), params, beta, theta)
         s = (u > theta).to(current.dtype)
         spikes[t] = s
         if membrane is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import subprocess
@@ -280,7 +281,7 @@ def kernel_required():
 def test_event_linear_equals_dense_product(bias):
     kernel_required()
     layer = EventLinear(600, 130, bias=bias)  # 130 = two blocks of 64 and a tail of 2
-    x = sparse_spikes(50, 600, 0.1)
+    x = sparse_spikes(50, 600, 0.05)
     x[3, 7] = 0.5  # non-binary inputs are multiplied, not just added
     with torch.no_grad():
         y = layer(x)
@@ -295,7 +296,7 @@ def test_event_linear_falls_back_to_dense_when_it_should():
     sparse, dense_input = sparse_spikes(40, 700, 0.05), sparse_spikes(40, 700, 0.6)
     with torch.no_grad():
         layer(dense_input)
-        assert layer.last_path == "dense"  # rate above MAX_EVENT_RATE
+        assert layer.last_path == "dense"  # rate above max_event_rate
         layer(sparse)
         assert layer.last_path == "event"
         narrow = EventLinear(700, 10)
@@ -305,7 +306,9 @@ def test_event_linear_falls_back_to_dense_when_it_should():
         small(sparse[:, :100])
         assert small.last_path == "dense"  # too few synapses to pay for the call
     layer(sparse)
-    assert layer.last_path == "dense"  # a graph is being built: training uses the GEMM
+    assert layer.last_path == "event"  # training takes the event path too
+    layer(dense_input)
+    assert layer.last_path == "dense"
     off = EventLinear(700, 100, event_driven=False)
     with torch.no_grad():
         off(sparse)
@@ -316,7 +319,7 @@ def test_event_linear_sees_weight_updates():
     """Including the fused Adam's, which does not bump the weight's version counter."""
     kernel_required()
     layer = EventLinear(1100, 64, bias=False)
-    x = sparse_spikes(10, 1100, 0.1)
+    x = sparse_spikes(10, 1100, 0.05)
     with torch.no_grad():
         before = layer(x)
         layer.weight.mul_(2.0)
@@ -331,10 +334,15 @@ def test_event_linear_sees_weight_updates():
         torch.testing.assert_close(trained, x @ layer.weight.T, rtol=0, atol=1e-5)
 
 
-def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread):
+def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread, monkeypatch):
     """Layer by layer, fed the same input spikes, the event path and the GEMM agree on every
     spike except where rounding decides a threshold crossing (at most 1e-4 of spikes)."""
     kernel_required()
+    event_linear_module = importlib.import_module("spikeinit.models.event_linear")
+
+    # Every layer event-driven, whatever its rate, to compare the two paths everywhere.
+    monkeypatch.setattr(event_linear_module, "MAX_EVENT_RATE", 1.0)
+    monkeypatch.setattr(event_linear_module, "MAX_EVENT_RATE_MM", 1.0)
     torch.manual_seed(0)
     net = deep_network(400, 12, beta=0.5, threshold=1.0)
     initialize(net, "paper")

@@ -9,13 +9,33 @@ the input. Spikes are binary and sparse: a row with :math:`k` nonzero inputs nee
     y_{r,o} = b_o + \sum_{j:\,x_{r,j} \neq 0} x_{r,j}\, W_{o,j},
 
 that is :math:`\text{rate} \cdot R \cdot n_{in} \cdot n_{out}` additions, read as contiguous
-rows of the transpose :math:`W^\top`. The compiled kernel
-(``spikeinit/neurons/event_kernel.cpp``) measured 0.09x the GEMM time at rate 0.01, 0.38x at
-0.1 and 0.87x at 0.3, for 1280 x 1000 x 1000 on 2 cores (``benchmarks/kernels.py``,
-``docs/engine.md``). ``EventLinear`` uses it automatically when there is no graph to build, the
-input is float32 on the CPU, the layer has at least :data:`MIN_OUT_FEATURES` outputs and
-:data:`MIN_SYNAPSES` weights, and the measured fraction of nonzero inputs is at most
-:data:`MAX_EVENT_RATE`. Otherwise it is ``nn.Linear``.
+rows of the transpose :math:`W^\top`. For 384 x 1000 x 1000 on 2 cores the compiled kernel
+(``spikeinit/neurons/event_kernel.cpp``) took 0.17x the time of spikeinit's oneDNN GEMM at
+rate 0.01, 0.41x at 0.05, 0.75x at 0.1 and 1.11x at 0.16; against ``torch.mm`` (MKL) 0.35x at
+0.1 and 0.98x at 0.3 (``benchmarks/kernels.py``, ``docs/engine.md``). ``EventLinear`` uses it
+automatically when the input is float32 on the CPU, the layer has at least
+:data:`MIN_OUT_FEATURES` outputs and :data:`MIN_SYNAPSES` weights, and the measured fraction
+of nonzero inputs is at most :func:`max_event_rate` (:data:`MAX_EVENT_RATE` against the oneDNN
+GEMM, :data:`MAX_EVENT_RATE_MM` against ``torch.mm``). Otherwise it is a GEMM.
+
+In training the same events also give the weight gradient. With :math:`g = \partial L/\partial y`,
+
+.. math::
+
+    (\nabla_W)^\top_{j,:} = \sum_{r:\,x_{r,j} \neq 0} x_{r,j}\, g_{r,:},
+
+which is the same kernel applied to :math:`x^\top` and :math:`g`
+(:class:`EventLinearFunction`). The input gradient :math:`g W` is dense (the surrogate
+gradient is nonzero everywhere) and stays a GEMM.
+
+Dense products go through :func:`spikeinit.models.gemm.linear_nt` (oneDNN where available,
+see that module); the transposes the event kernel needs are made by a tiled kernel
+(:func:`contiguous_transpose`, 0.14 ms for 1000 x 1000 on 2 cores, against 0.39 ms for
+``w.t().contiguous()``).
+
+A frame repeated over time (a stride-0 ``image.expand(T, ...)``, see
+:func:`~spikeinit.models.time_distributed.repeated_over_time`) is multiplied once and
+broadcast back over ``T``.
 
 The result is the same sum in a different order, so it can differ from the GEMM in the last
 bits of float32 (a spike can flip only where the membrane lands within rounding of the
@@ -24,13 +44,25 @@ threshold; ``benchmarks/engine.py`` measures how often).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeinit.models.gemm import linear_nt, uses_onednn
+from spikeinit.models.time_distributed import once_over_time
 from spikeinit.neurons.compiled import compiled_kernel, kernel_threads
 
-MAX_EVENT_RATE = 0.25
-"""Largest fraction of nonzero inputs for which the event-driven path is used."""
+MAX_EVENT_RATE = 0.15
+"""Largest fraction of nonzero inputs for the event-driven path when the GEMM is oneDNN's.
+
+With hot weights the kernel breaks even with oneDNN near 0.14 (``benchmarks/kernels.py``); in
+the 100-layer workload A, whose weights come cold from memory, events still won up to 0.18
+(0.46 s at 0.15 against 0.49 s at 0.1, best of 3)."""
+
+MAX_EVENT_RATE_MM = 0.25
+"""The same when the GEMM is ``torch.mm`` (``SPIKEINIT_GEMM=torch`` or no oneDNN)."""
 
 MIN_OUT_FEATURES = 64
 """Narrower layers stay dense (the event kernel works in blocks of 64 outputs)."""
@@ -39,6 +71,12 @@ MIN_SYNAPSES = 65_536
 """Smaller weight matrices stay dense: below this the call overhead eats the saving."""
 
 _RATE_SAMPLE_ROWS = 128
+
+
+def max_event_rate(x: Tensor, weight: Tensor) -> float:
+    """The input rate up to which events beat the GEMM that :func:`linear_nt` would run."""
+    rows = x.reshape(-1, x.shape[-1])
+    return MAX_EVENT_RATE if uses_onednn(rows, weight) else MAX_EVENT_RATE_MM
 
 
 def input_rate(x: Tensor) -> float:
@@ -65,6 +103,7 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None) -> Ten
     if x.shape[-1] != in_features:
         raise ValueError(f"x has {x.shape[-1]} features, the weight expects {in_features}")
     rows = x.reshape(-1, in_features).contiguous()
+    weight_t = weight_t.contiguous()
     out = torch.empty(rows.shape[0], out_features, dtype=x.dtype)
     bias_pointer = None if bias is None else bias.detach().contiguous().data_ptr()
     status = kernel.event_linear_f32(rows.data_ptr(), weight_t.data_ptr(), bias_pointer,
@@ -75,17 +114,85 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None) -> Ten
     return out.view(*x.shape[:-1], out_features)
 
 
-class EventLinear(nn.Linear):
-    """``nn.Linear`` that switches to the event-driven kernel for sparse inputs at inference.
+def contiguous_transpose(matrix: Tensor) -> Tensor:
+    """``matrix.t()`` as a new contiguous tensor (the compiled tiled transpose for float32 CPU
+    matrices, ``.contiguous()`` otherwise); a matrix whose transpose is already contiguous is
+    returned as that view."""
+    transpose = matrix.t()
+    if transpose.is_contiguous():
+        return transpose
+    kernel = compiled_kernel()
+    if (kernel is None or matrix.dtype != torch.float32 or matrix.device.type != "cpu"
+            or not matrix.is_contiguous()):
+        return transpose.contiguous()
+    rows, cols = matrix.shape
+    out = torch.empty(cols, rows, dtype=matrix.dtype)
+    status = kernel.transpose_f32(matrix.data_ptr(), out.data_ptr(), rows, cols, kernel_threads())
+    if status != 0:
+        raise RuntimeError(f"transpose kernel failed with status {status}")
+    return out
 
-    Drop-in: same parameters, state dict and initializers. ``event_driven=False`` keeps it
-    dense. :attr:`last_path` says which path the last call took (``"event"`` or ``"dense"``).
+
+class EventLinearFunction(torch.autograd.Function):
+    r""":math:`y = x W^\top + b` with an event-driven or GEMM forward and weight gradient.
+
+    Forward: ``event_linear`` (sparse ``x``, ``event=True``) or :func:`linear_nt`. Backward:
+    :math:`\nabla_x = g W` (always a GEMM); :math:`\nabla_W = (x^\top g)^\top`, from the
+    events of :math:`x^\top` or a GEMM; :math:`\nabla_b = \sum_r g_r`. It saves the input and
+    the weight, as ``nn.Linear`` does.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None,
+                event: bool) -> Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        if event:
+            out = event_linear(rows, contiguous_transpose(weight), bias)
+        else:
+            out = linear_nt(rows, weight, bias)
+        ctx.event = event
+        ctx.input_shape = x.shape
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(rows, weight)
+        return out.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor | None) -> tuple[Tensor | None, ...]:
+        if grad is None:
+            return None, None, None, None
+        rows, weight = ctx.saved_tensors
+        grad_rows = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = linear_nt(grad_rows, weight.t()).view(ctx.input_shape)
+        if ctx.needs_input_grad[1]:
+            if ctx.event:
+                grad_weight_t = event_linear(contiguous_transpose(rows),
+                                             grad_rows.contiguous())
+                grad_weight = contiguous_transpose(grad_weight_t)
+            else:
+                grad_weight = linear_nt(grad_rows.t(), rows.t())
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_rows.sum(0)
+        return grad_x, grad_weight, grad_bias, None
+
+
+class EventLinear(nn.Linear):
+    """``nn.Linear`` that runs event-driven when its input is sparse (spikes).
+
+    Drop-in: same parameters, state dict and initializers. Float32 CPU inputs go through
+    :class:`EventLinearFunction` (the event kernel when the measured input rate is at most
+    :func:`max_event_rate`, else the GEMM of :mod:`spikeinit.models.gemm`), in training and at
+    inference; other inputs, or a missing compiled kernel, give ``nn.Linear``.
+    ``event_driven=False`` keeps it a GEMM. :attr:`last_path` says which path the last call
+    took (``"event"`` or ``"dense"``).
 
     Example:
         >>> layer = EventLinear(1000, 500, bias=False)
         >>> spikes = (torch.rand(20, 8, 1000) < 0.05).float()
-        >>> with torch.no_grad():
-        ...     y = layer(spikes)
+        >>> y = layer(spikes)
+        >>> layer.last_path
+        'event'
         >>> torch.allclose(y, spikes @ layer.weight.T, atol=1e-4)
         True
     """
@@ -96,32 +203,35 @@ class EventLinear(nn.Linear):
         self.event_driven = event_driven
         self.last_path = "dense"
 
-    def _eligible(self, x: Tensor) -> bool:
-        if not self.event_driven or torch.is_grad_enabled() and (
-                x.requires_grad or self.weight.requires_grad):
-            return False
-        if x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.dtype != x.dtype:
-            return False
-        if self.out_features < MIN_OUT_FEATURES or compiled_kernel() is None:
+    def _runs_our_kernels(self, x: Tensor) -> bool:
+        return (x.device.type == "cpu" and x.dtype == torch.float32
+                and self.weight.dtype == x.dtype and compiled_kernel() is not None)
+
+    def _event_eligible(self, x: Tensor) -> bool:
+        if not self.event_driven or self.out_features < MIN_OUT_FEATURES:
             return False
         if self.in_features * self.out_features < MIN_SYNAPSES:
             return False
-        return input_rate(x) <= MAX_EVENT_RATE
+        return input_rate(x) <= max_event_rate(x, self.weight)
 
     def weight_transpose(self) -> Tensor:
-        """The contiguous ``W^T``, made at every call (0.4 ms for 1000 x 1000 on 2 cores).
+        """The contiguous ``W^T``, made at every call (0.14 ms for 1000 x 1000 on 2 cores).
 
         It is not cached: PyTorch's fused Adam updates weights in place without bumping their
         version counter, so a cache keyed on it would serve stale weights after training.
         """
-        return self.weight.detach().t().contiguous()
+        return contiguous_transpose(self.weight.detach())
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._eligible(x):
-            self.last_path = "event"
-            return event_linear(x, self.weight_transpose(), self.bias)
-        self.last_path = "dense"
-        return super().forward(x)
+        return once_over_time(self._forward_rows, x)
+
+    def _forward_rows(self, x: Tensor) -> Tensor:
+        if not self._runs_our_kernels(x):
+            self.last_path = "dense"
+            return F.linear(x, self.weight, self.bias)
+        event = self._event_eligible(x)
+        self.last_path = "event" if event else "dense"
+        return EventLinearFunction.apply(x, self.weight, self.bias, event)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", event_driven={self.event_driven}"

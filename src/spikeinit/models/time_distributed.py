@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
+
+
+def repeated_over_time(x: Tensor) -> bool:
+    """True when ``x`` is ``(T, ...)`` with ``T > 1`` and stride 0 along time.
+
+    Such a tensor is one frame broadcast over ``T`` steps, as ``image.expand(T, ...)`` makes for
+    a static image fed as a direct current (``spikeinit.experiments.training`` does this). Every
+    step is the same frame by construction, so a per-frame layer need run only once.
+    """
+    return x.ndim >= 2 and x.shape[0] > 1 and x.stride(0) == 0
+
+
+def once_over_time(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    r"""``function`` applied per frame, run once when ``x`` repeats one frame over time.
+
+    For :func:`repeated_over_time` inputs, :math:`y_t = f(x_0)` for every ``t``: the result is
+    ``f(x[0])`` broadcast back over ``T`` (a stride-0 view, no copy). Autograd sums the
+    gradient over ``T`` through the broadcast, so the weight gradient is
+    :math:`\nabla_W = \sum_t \partial L / \partial y_t \cdot \partial f(x_0) / \partial W`,
+    computed on one frame instead of ``T``. Other inputs go to ``function`` unchanged.
+    """
+    if not repeated_over_time(x):
+        return function(x)
+    frame = function(x[0])
+    return frame.unsqueeze(0).expand(x.shape[0], *frame.shape)
+
+
+def is_stochastic(module: nn.Module) -> bool:
+    """True when ``module`` draws random numbers per frame: a dropout layer in training mode."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.training
+               for m in module.modules())
 
 
 def fold_time(module: nn.Module, x: Tensor) -> Tensor:
     """Apply a per-frame module to ``(T, B, ...)`` by folding time into the batch.
 
     ``y = module(x.flatten(0, 1)).unflatten(0, (T, B))``: one convolution (or pooling, or
-    normalization) call over ``T * B`` frames instead of ``T`` calls over ``B``.
+    normalization) call over ``T * B`` frames instead of ``T`` calls over ``B``. A static
+    frame broadcast over time (:func:`repeated_over_time`) is computed once, on ``B`` frames,
+    unless ``module`` is stochastic (dropout in training draws a new mask at every step).
     """
+    if repeated_over_time(x) and not is_stochastic(module):
+        return once_over_time(module, x)
     steps, batch = x.shape[:2]
     return module(x.flatten(0, 1)).unflatten(0, (steps, batch))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 SOURCES = (Path(__file__).with_name("lif_kernel.cpp"), Path(__file__).with_name("event_kernel.cpp"))
-ABI_VERSION = 1
+ABI_VERSION = 2
 ENGINES = ("auto", "compiled", "python")
 _BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-ffp-contract=off"]
 
@@ -134,6 +134,8 @@ def _declare(library: ctypes.CDLL) -> None:
         backward.restype = _INT
     library.event_linear_f32.argtypes = [_POINTER] * 4 + [_INT64] * 3 + [_INT]
     library.event_linear_f32.restype = _INT
+    library.transpose_f32.argtypes = [_POINTER] * 2 + [_INT64] * 2 + [_INT]
+    library.transpose_f32.restype = _INT
 
 
 @functools.lru_cache(maxsize=1)

@@ -76,4 +76,20 @@ int event_linear_f32(const float* x, const float* weight_t, const float* bias, f
   return 0;
 }
 
+// dst (cols, rows) = src (rows, cols)^T, in square tiles that stay in L1 while they are
+// read along rows and written along columns.
+int transpose_f32(const float* src, float* dst, int64_t rows, int64_t cols, int threads) {
+  constexpr int64_t kTile = 32;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+  for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
+    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      const int64_t i1 = i0 + kTile < rows ? i0 + kTile : rows;
+      const int64_t j1 = j0 + kTile < cols ? j0 + kTile : cols;
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) dst[j * rows + i] = src[i * cols + j];
+    }
+  }
+  return 0;
+}
+
 }  // extern "C"

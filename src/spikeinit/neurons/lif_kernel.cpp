@@ -273,7 +273,7 @@ int backward_any(const S* gs, const S* mem, const S* beta, const S* theta, const
 
 extern "C" {
 
-int spikeinit_abi_version() { return 1; }
+int spikeinit_abi_version() { return 2; }
 
 #define SPIKEINIT_DEFINE(SUFFIX, S)                                                            \
   int lif_forward_##SUFFIX(const S* current, S* spikes, S* membrane, const S* beta,            \

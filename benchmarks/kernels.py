@@ -4,6 +4,7 @@
   against the step-by-step reference loop (``lif_multistep`` with autograd).
 * The dense GEMM: ``spikeinit.models.gemm.linear_nt`` (oneDNN) against ``torch.mm`` (MKL) for
   the three products of a training step (forward, input gradient, weight gradient).
+* ``EventLinear`` in training (forward, input and weight gradients) with and without events.
 * The event-driven synapse (``event_linear``) against the GEMM spikeinit would otherwise use
   (``linear_nt``) by input rate, which is where ``MAX_EVENT_RATE`` and ``MIN_OUT_FEATURES`` in
   ``spikeinit.models.event_linear`` come from, and against ``torch.mm``.
@@ -17,6 +18,7 @@ import argparse
 
 import torch
 
+from spikeinit.models import EventLinear
 from spikeinit.models.event_linear import event_linear
 from spikeinit.models.gemm import linear_nt, uses_onednn
 from spikeinit.neurons import LIFParameters, lif_multistep
@@ -28,6 +30,8 @@ LIF_SHAPES = [(20, 64, 1000), (3, 128, 1000), (3, 32, 32768)]
 EVENT_SHAPES = [(1280, 1000, 1000), (384, 1000, 1000), (192, 100, 100), (384, 1000, 10)]
 GEMM_SHAPES = [(384, 784, 1000), (384, 1000, 1000), (128, 784, 1000), (384, 1000, 10),
                (1280, 1000, 1000)]
+TRAINING_SHAPES = [(384, 1000, 1000), (1280, 1000, 1000)]
+TRAINING_RATES = [0.01, 0.03, 0.05, 0.1, 0.15, 0.2]
 RATES = [0.01, 0.03, 0.05, 0.1, 0.16, 0.2, 0.3, 0.4]
 
 
@@ -100,6 +104,23 @@ def event_table(repeats: int) -> None:
         print(f"  {str((rows, fan_in, fan_out)):20s} " + " ".join(cells))
 
 
+def event_training_table(repeats: int) -> None:
+    print("\nEventLinear forward + backward (input and weight gradients), event path / GEMM path")
+    print(f"  {'rows, in, out':20s} " + " ".join(f"{rate:>6g}" for rate in TRAINING_RATES))
+    for rows, fan_in, fan_out in TRAINING_SHAPES:
+        generator = torch.Generator().manual_seed(3)
+        event_layer = EventLinear(fan_in, fan_out, bias=False)
+        dense_layer = EventLinear(fan_in, fan_out, bias=False, event_driven=False)
+        grad = torch.randn(rows, fan_out, generator=generator)
+        ratios = []
+        for rate in TRAINING_RATES:
+            x = (torch.rand(rows, fan_in, generator=generator) < rate).float().requires_grad_()
+            times = [best_time(lambda layer=layer, x=x, g=grad: layer(x).backward(g), repeats)
+                     for layer in (event_layer, dense_layer)]
+            ratios.append(times[0] / times[1])
+        print(f"  {str((rows, fan_in, fan_out)):20s} " + " ".join(f"{r:6.2f}" for r in ratios))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -112,6 +133,7 @@ def main() -> None:
     lif_table(args.repeats)
     gemm_table(args.repeats)
     event_table(args.repeats)
+    event_training_table(args.repeats)
 
 
 if __name__ == "__main__":

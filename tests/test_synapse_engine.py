@@ -3,6 +3,8 @@ over time (spikeinit.models.gemm, event_linear, time_distributed)."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from torch import nn
@@ -11,9 +13,11 @@ from spikeinit.models import EventLinear, TimeDistributed, gemm
 from spikeinit.models.event_linear import (
     MAX_EVENT_RATE,
     MAX_EVENT_RATE_MM,
+    MAX_EVENT_RATE_TRAINING,
     EventLinearFunction,
     contiguous_transpose,
     max_event_rate,
+    workspace,
 )
 from spikeinit.models.time_distributed import fold_time, repeated_over_time
 from spikeinit.neurons.compiled import compiled_kernel
@@ -156,9 +160,11 @@ def test_event_threshold_depends_on_the_gemm_it_replaces(monkeypatch):
     x, w = torch.zeros(64, 256), torch.zeros(256, 256)
     monkeypatch.setenv("SPIKEINIT_GEMM", "torch")
     assert max_event_rate(x, w) == MAX_EVENT_RATE_MM == 0.25
+    assert max_event_rate(x, w, training=True) == MAX_EVENT_RATE_MM
     monkeypatch.setenv("SPIKEINIT_GEMM", "auto")
     if gemm.onednn_available():  # oneDNN is about twice as fast: events must be sparser
         assert max_event_rate(x, w) == MAX_EVENT_RATE < MAX_EVENT_RATE_MM
+        assert max_event_rate(x, w, training=True) == MAX_EVENT_RATE_TRAINING < MAX_EVENT_RATE
 
 
 # ----------------------------------------------------------------------------- time-constant
@@ -215,3 +221,30 @@ def test_use_backend_overrides_the_environment_and_restores_it(monkeypatch):
     with pytest.raises(ValueError, match="backend must be one of"), gemm.use_backend("mkl"):
         pass
     assert gemm.gemm_backend() == "auto"
+
+
+def test_without_the_compiled_kernel_the_gemm_backend_still_serves(monkeypatch):
+    event_linear_module = importlib.import_module("spikeinit.models.event_linear")
+    calls = []
+
+    def counting_linear_nt(a, b, bias=None):
+        calls.append(a.shape)
+        return gemm.linear_nt(a, b, bias)
+
+    monkeypatch.setattr(event_linear_module, "compiled_kernel", lambda: None)
+    monkeypatch.setattr(event_linear_module, "linear_nt", counting_linear_nt)
+    layer = EventLinear(300, 200)
+    x = spikes((4, 8, 300), 0.05, seed=13).requires_grad_()
+    y = layer(x)
+    assert layer.last_path == "dense"  # no kernel: no events, but still linear_nt
+    y.sum().backward()
+    assert len(calls) == 3  # forward, input gradient, weight gradient
+    torch.testing.assert_close(y, nn.functional.linear(x, layer.weight, layer.bias),
+                               rtol=0, atol=1e-5)
+
+
+def test_workspaces_are_reused_per_role_and_shape_and_never_shared_across_roles():
+    first = workspace("input_t", 30, 20)
+    assert workspace("input_t", 30, 20).data_ptr() == first.data_ptr()  # no new allocation
+    assert workspace("grad_weight_t", 30, 20).data_ptr() != first.data_ptr()
+    assert workspace("input_t", 20, 30).data_ptr() != first.data_ptr()

@@ -13,8 +13,8 @@ rows of the transpose :math:`W^\top`. For 384 x 1000 x 1000 on 2 cores the compi
 (``spikeinit/neurons/event_kernel.cpp``) took 0.17x the time of spikeinit's oneDNN GEMM at
 rate 0.01, 0.41x at 0.05, 0.75x at 0.1 and 1.11x at 0.16; against ``torch.mm`` (MKL) 0.35x at
 0.1 and 0.98x at 0.3 (``benchmarks/kernels.py``, ``docs/engine.md``). ``EventLinear`` uses it
-automatically when the input is float32 on the CPU, the layer has at least
-:data:`MIN_OUT_FEATURES` outputs and :data:`MIN_SYNAPSES` weights, and the measured fraction
+automatically when the input is float32 on the CPU, the kernel is compiled, the layer has at
+least :data:`MIN_OUT_FEATURES` outputs and :data:`MIN_SYNAPSES` weights, and the fraction
 of nonzero inputs is at most :func:`max_event_rate` (:data:`MAX_EVENT_RATE` against the oneDNN
 GEMM, :data:`MAX_EVENT_RATE_MM` against ``torch.mm``). Otherwise it is a GEMM.
 
@@ -44,6 +44,7 @@ threshold; ``benchmarks/engine.py`` measures how often).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
@@ -61,6 +62,11 @@ With hot weights the kernel breaks even with oneDNN near 0.14 (``benchmarks/kern
 the 100-layer workload A, whose weights come cold from memory, events still won up to 0.18
 (0.46 s at 0.15 against 0.49 s at 0.1, best of 3)."""
 
+MAX_EVENT_RATE_TRAINING = 0.08
+"""The same in training. Forward plus both gradients of a 1000 x 1000 layer took 0.56-0.67x
+the GEMM path's time at rate 0.01, 0.76-0.83x at 0.05 and 0.92-1.08x at 0.1, for 1280 and
+384 rows (``benchmarks/kernels.py``)."""
+
 MAX_EVENT_RATE_MM = 0.25
 """The same when the GEMM is ``torch.mm`` (``SPIKEINIT_GEMM=torch`` or no oneDNN)."""
 
@@ -73,10 +79,15 @@ MIN_SYNAPSES = 65_536
 _RATE_SAMPLE_ROWS = 128
 
 
-def max_event_rate(x: Tensor, weight: Tensor) -> float:
-    """The input rate up to which events beat the GEMM that :func:`linear_nt` would run."""
+def max_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> float:
+    """The input rate up to which events beat the GEMM that :func:`linear_nt` would run:
+    :data:`MAX_EVENT_RATE_MM` against ``torch.mm``; against oneDNN :data:`MAX_EVENT_RATE`, or
+    :data:`MAX_EVENT_RATE_TRAINING` when a graph is built (the weight gradient then needs
+    two more transposes, and the input gradient stays a GEMM)."""
     rows = x.reshape(-1, x.shape[-1])
-    return MAX_EVENT_RATE if uses_onednn(rows, weight) else MAX_EVENT_RATE_MM
+    if not uses_onednn(rows, weight):
+        return MAX_EVENT_RATE_MM
+    return MAX_EVENT_RATE_TRAINING if training else MAX_EVENT_RATE
 
 
 def input_rate(x: Tensor) -> float:
@@ -87,11 +98,13 @@ def input_rate(x: Tensor) -> float:
     return float(torch.count_nonzero(sample)) / max(sample.numel(), 1)
 
 
-def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None) -> Tensor:
+def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None,
+                 out: Tensor | None = None) -> Tensor:
     r"""``x @ weight_t + bias`` from the nonzero entries of ``x`` only (CPU, float32).
 
     ``x`` is ``(..., in)``, ``weight_t`` the contiguous transpose ``(in, out)`` of a Linear
-    weight, ``bias`` ``(out,)`` or ``None``. Raises ``RuntimeError`` if the compiled kernel is
+    weight, ``bias`` ``(out,)`` or ``None``; ``out``, if given, a contiguous ``(rows, out)``
+    float32 tensor to write into. Raises ``RuntimeError`` if the compiled kernel is
     unavailable.
     """
     kernel = compiled_kernel()
@@ -104,7 +117,12 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None) -> Ten
         raise ValueError(f"x has {x.shape[-1]} features, the weight expects {in_features}")
     rows = x.reshape(-1, in_features).contiguous()
     weight_t = weight_t.contiguous()
-    out = torch.empty(rows.shape[0], out_features, dtype=x.dtype)
+    if out is None:
+        out = torch.empty(rows.shape[0], out_features, dtype=x.dtype)
+    elif out.shape != (rows.shape[0], out_features) or not out.is_contiguous() or (
+            out.dtype != torch.float32):
+        raise ValueError(f"out must be a contiguous float32 ({rows.shape[0]}, {out_features}) "
+                         f"tensor, got {tuple(out.shape)}")
     bias_pointer = None if bias is None else bias.detach().contiguous().data_ptr()
     status = kernel.event_linear_f32(rows.data_ptr(), weight_t.data_ptr(), bias_pointer,
                                      out.data_ptr(), rows.shape[0], in_features, out_features,
@@ -114,19 +132,45 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None) -> Ten
     return out.view(*x.shape[:-1], out_features)
 
 
-def contiguous_transpose(matrix: Tensor) -> Tensor:
-    """``matrix.t()`` as a new contiguous tensor (the compiled tiled transpose for float32 CPU
-    matrices, ``.contiguous()`` otherwise); a matrix whose transpose is already contiguous is
-    returned as that view."""
+_workspaces = threading.local()
+
+
+def workspace(role: str, rows: int, cols: int) -> Tensor:
+    """A float32 ``(rows, cols)`` scratch matrix, reused per thread, role and shape.
+
+    The event path's transposes are read once and dropped. A fresh 4 MB tensor at every call
+    costs its page faults (a 1000 x 1000 weight-gradient transpose measured 4.7 ms instead of
+    1.1 ms), so they are written here instead. Whatever is written is only valid until the next
+    call with the same role and shape on the same thread; two matrices alive at once need two
+    roles (an input and an output of the same shape must not share memory).
+    """
+    cache = getattr(_workspaces, "cache", None)
+    if cache is None:
+        cache = _workspaces.cache = {}
+    key = (role, rows, cols)
+    buffer = cache.get(key)
+    if buffer is None:
+        buffer = cache[key] = torch.empty(rows, cols)
+    return buffer
+
+
+def contiguous_transpose(matrix: Tensor, out: Tensor | None = None) -> Tensor:
+    """``matrix.t()`` as a contiguous tensor (the compiled tiled transpose for float32 CPU
+    matrices, ``.contiguous()`` otherwise), written into ``out`` if given; a matrix whose
+    transpose is already contiguous is returned as that view."""
     transpose = matrix.t()
     if transpose.is_contiguous():
         return transpose
     kernel = compiled_kernel()
     if (kernel is None or matrix.dtype != torch.float32 or matrix.device.type != "cpu"
             or not matrix.is_contiguous()):
-        return transpose.contiguous()
+        return transpose.contiguous() if out is None else out.copy_(transpose)
     rows, cols = matrix.shape
-    out = torch.empty(cols, rows, dtype=matrix.dtype)
+    if out is None:
+        out = torch.empty(cols, rows, dtype=matrix.dtype)
+    elif out.shape != (cols, rows) or not out.is_contiguous() or out.dtype != matrix.dtype:
+        raise ValueError(f"out must be a contiguous ({cols}, {rows}) tensor of the matrix's "
+                         f"dtype, got {tuple(out.shape)}")
     status = kernel.transpose_f32(matrix.data_ptr(), out.data_ptr(), rows, cols, kernel_threads())
     if status != 0:
         raise RuntimeError(f"transpose kernel failed with status {status}")
@@ -147,7 +191,10 @@ class EventLinearFunction(torch.autograd.Function):
                 event: bool) -> Tensor:
         rows = x.reshape(-1, x.shape[-1])
         if event:
-            out = event_linear(rows, contiguous_transpose(weight), bias)
+            in_features, out_features = weight.shape[1], weight.shape[0]
+            weight_t = contiguous_transpose(weight,
+                                            workspace("weight_t", in_features, out_features))
+            out = event_linear(rows, weight_t, bias)
         else:
             out = linear_nt(rows, weight, bias)
         ctx.event = event
@@ -167,8 +214,11 @@ class EventLinearFunction(torch.autograd.Function):
             grad_x = linear_nt(grad_rows, weight.t()).view(ctx.input_shape)
         if ctx.needs_input_grad[1]:
             if ctx.event:
-                grad_weight_t = event_linear(contiguous_transpose(rows),
-                                             grad_rows.contiguous())
+                count, in_features = rows.shape
+                rows_t = contiguous_transpose(rows, workspace("input_t", in_features, count))
+                grad_weight_t = event_linear(
+                    rows_t, grad_rows.contiguous(),
+                    out=workspace("grad_weight_t", in_features, weight.shape[0]))
                 grad_weight = contiguous_transpose(grad_weight_t)
             else:
                 grad_weight = linear_nt(grad_rows.t(), rows.t())
@@ -181,9 +231,9 @@ class EventLinear(nn.Linear):
     """``nn.Linear`` that runs event-driven when its input is sparse (spikes).
 
     Drop-in: same parameters, state dict and initializers. Float32 CPU inputs go through
-    :class:`EventLinearFunction` (the event kernel when the measured input rate is at most
-    :func:`max_event_rate`, else the GEMM of :mod:`spikeinit.models.gemm`), in training and at
-    inference; other inputs, or a missing compiled kernel, give ``nn.Linear``.
+    :class:`EventLinearFunction` (the event kernel when it is compiled and the measured input
+    rate is at most :func:`max_event_rate`, else the GEMM of :mod:`spikeinit.models.gemm`), in
+    training and at inference; other inputs give ``nn.Linear``.
     ``event_driven=False`` keeps it a GEMM. :attr:`last_path` says which path the last call
     took (``"event"`` or ``"dense"``).
 
@@ -205,14 +255,16 @@ class EventLinear(nn.Linear):
 
     def _runs_our_kernels(self, x: Tensor) -> bool:
         return (x.device.type == "cpu" and x.dtype == torch.float32
-                and self.weight.dtype == x.dtype and compiled_kernel() is not None)
+                and self.weight.dtype == x.dtype)
 
-    def _event_eligible(self, x: Tensor) -> bool:
+    def _event_eligible(self, x: Tensor, training: bool) -> bool:
         if not self.event_driven or self.out_features < MIN_OUT_FEATURES:
+            return False
+        if compiled_kernel() is None:
             return False
         if self.in_features * self.out_features < MIN_SYNAPSES:
             return False
-        return input_rate(x) <= max_event_rate(x, self.weight)
+        return input_rate(x) <= max_event_rate(x, self.weight, training)
 
     def weight_transpose(self) -> Tensor:
         """The contiguous ``W^T``, made at every call (0.14 ms for 1000 x 1000 on 2 cores).
@@ -229,7 +281,10 @@ class EventLinear(nn.Linear):
         if not self._runs_our_kernels(x):
             self.last_path = "dense"
             return F.linear(x, self.weight, self.bias)
-        event = self._event_eligible(x)
+        needs_graph = torch.is_grad_enabled() and (
+            x.requires_grad or self.weight.requires_grad
+            or (self.bias is not None and self.bias.requires_grad))
+        event = self._event_eligible(x, needs_graph)
         self.last_path = "event" if event else "dense"
         return EventLinearFunction.apply(x, self.weight, self.bias, event)
 

@@ -178,19 +178,30 @@ def test_repeated_over_time_recognises_stride_zero_time_only():
 
 
 @pytest.mark.parametrize("event_driven", [True, False])
-def test_a_frame_repeated_over_time_is_multiplied_once_with_the_same_result(event_driven):
+def test_a_frame_repeated_over_time_is_multiplied_once_with_the_same_result(event_driven,
+                                                                            monkeypatch):
+    event_linear_module = importlib.import_module("spikeinit.models.event_linear")
+    rows_seen = []
+
+    def recording_linear_nt(a, b, bias=None):
+        rows_seen.append(a.shape)
+        return gemm.linear_nt(a, b, bias)
+
+    monkeypatch.setattr(event_linear_module, "linear_nt", recording_linear_nt)
     torch.manual_seed(9)
     layer = EventLinear(784, 300, event_driven=event_driven)
     pixels = torch.rand(8, 784, generator=torch.Generator().manual_seed(10))
     repeated = pixels.requires_grad_().expand(5, 8, 784)
     materialized = pixels.detach().expand(5, 8, 784).contiguous().requires_grad_()
     out_once = layer(repeated)
-    assert out_once.stride(0) == 0  # one frame computed, broadcast over the 5 steps
+    assert rows_seen == [(8, 784)]  # one frame of 8 rows, not 5 * 8
+    out_once.add_(0.0)  # a real tensor: in-place operations work as on nn.Linear's output
     grad = torch.randn(5, 8, 300, generator=torch.Generator().manual_seed(11))
     out_once.backward(grad)
     grad_weight_once = layer.weight.grad.clone()
     layer.weight.grad = None
     out_full = layer(materialized)
+    assert rows_seen[3] == (40, 784)  # the materialized input is multiplied on all 40 rows
     out_full.backward(grad)
     torch.testing.assert_close(out_once, out_full, rtol=0, atol=1e-5)
     torch.testing.assert_close(grad_weight_once, layer.weight.grad, rtol=1e-5, atol=1e-4)
@@ -200,13 +211,15 @@ def test_a_frame_repeated_over_time_is_multiplied_once_with_the_same_result(even
 def test_fold_time_runs_a_repeated_frame_once_but_not_through_dropout():
     torch.manual_seed(12)
     conv = TimeDistributed(nn.Conv2d(3, 4, 3, padding=1))
+    batches = []
+    conv.module.register_forward_hook(lambda _m, args, _o: batches.append(args[0].shape[0]))
     frames = torch.rand(2, 3, 8, 8).expand(6, 2, 3, 8, 8)
     out = conv(frames)
-    assert out.shape == (6, 2, 4, 8, 8) and out.stride(0) == 0
+    assert out.shape == (6, 2, 4, 8, 8) and batches == [2]  # 2 frames, not 6 * 2
     torch.testing.assert_close(out, conv(frames.contiguous()), rtol=0, atol=1e-6)
+    assert batches == [2, 12]
     dropout = nn.Sequential(nn.Dropout(0.5)).train()
     dropped = fold_time(dropout, frames)
-    assert dropped.stride(0) != 0
     assert not torch.equal(dropped[0], dropped[1])  # a fresh mask at every step
 
 

@@ -35,7 +35,7 @@ see that module); the transposes the event kernel needs are made by a tiled kern
 
 A frame repeated over time (a stride-0 ``image.expand(T, ...)``, see
 :func:`~spikeinit.models.time_distributed.repeated_over_time`) is multiplied once and
-broadcast back over ``T``.
+copied back over ``T``.
 
 The result is the same sum in a different order, so it can differ from the GEMM in the last
 bits of float32 (a spike can flip only where the membrane lands within rounding of the

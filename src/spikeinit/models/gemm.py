@@ -96,7 +96,7 @@ def onednn_available() -> bool:
         bias = torch.randn(19, generator=generator)
         result = _onednn_linear(a, b.t().contiguous().t(), bias)
         return bool(torch.allclose(result, torch.addmm(bias, a, b.t()), atol=1e-4, rtol=1e-4))
-    except (AttributeError, RuntimeError, NotImplementedError):
+    except (AttributeError, RuntimeError, NotImplementedError, TypeError):
         return False
 
 

@@ -21,7 +21,8 @@ def once_over_time(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     r"""``function`` applied per frame, run once when ``x`` repeats one frame over time.
 
     For :func:`repeated_over_time` inputs, :math:`y_t = f(x_0)` for every ``t``: the result is
-    ``f(x[0])`` broadcast back over ``T`` (a stride-0 view, no copy). Autograd sums the
+    ``f(x[0])`` copied back over ``T`` (a real tensor, so that in-place operations on it work
+    as on any layer's output; the LIF that follows needs it contiguous anyway). Autograd sums the
     gradient over ``T`` through the broadcast, so the weight gradient is
     :math:`\nabla_W = \sum_t \partial L / \partial y_t \cdot \partial f(x_0) / \partial W`,
     computed on one frame instead of ``T``. Other inputs go to ``function`` unchanged.
@@ -29,7 +30,7 @@ def once_over_time(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     if not repeated_over_time(x):
         return function(x)
     frame = function(x[0])
-    return frame.unsqueeze(0).expand(x.shape[0], *frame.shape)
+    return frame.unsqueeze(0).expand(x.shape[0], *frame.shape).contiguous()
 
 
 def is_stochastic(module: nn.Module) -> bool:

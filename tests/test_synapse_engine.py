@@ -261,3 +261,20 @@ def test_workspaces_are_reused_per_role_and_shape_and_never_shared_across_roles(
     assert workspace("input_t", 30, 20).data_ptr() == first.data_ptr()  # no new allocation
     assert workspace("grad_weight_t", 30, 20).data_ptr() != first.data_ptr()
     assert workspace("input_t", 20, 30).data_ptr() != first.data_ptr()
+
+
+def test_initialize_traces_through_a_frame_run_once():
+    """The first conv of a CNN fed a static image runs once and its output is copied over T;
+    the initializer's tracer must still see conv -> LIF, with no unmodelled operation."""
+    import warnings
+
+    from spikeinit import initialize
+    from spikeinit.models import SpikingCNN
+
+    torch.manual_seed(16)
+    net = SpikingCNN((1, 12, 12), 4, channels=(4,))
+    images = torch.rand(6, 1, 12, 12).expand(5, 6, 1, 12, 12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        initialize(net, "paper", sample=images)
+    assert not [w for w in caught if "not modelled" in str(w.message)]

@@ -386,10 +386,21 @@ class _Tracer:
             return None, "data"
         for name in reversed(self.order):
             out = self.outputs[name]
-            if (out is not None and out.numel() == x.numel() and out.dtype == x.dtype
-                    and torch.equal(out.reshape(-1), x.reshape(-1))):
+            if out is not None and out.dtype == x.dtype and (
+                    _same_values(out, x) or _repeated_over_time(out, x)):
                 return name, "copy"
         return self.order[-1], "unknown"
+
+
+def _same_values(out: Tensor, x: Tensor) -> bool:
+    return out.numel() == x.numel() and torch.equal(out.reshape(-1), x.reshape(-1))
+
+
+def _repeated_over_time(out: Tensor, x: Tensor) -> bool:
+    """``x`` is ``out`` copied over a new leading time axis, as a per-frame layer run once on a
+    static frame returns it (``spikeinit.models.time_distributed.once_over_time``)."""
+    return (x.ndim == out.ndim + 1 and x.shape[1:] == out.shape
+            and torch.equal(x, out.unsqueeze(0).expand_as(x)))
 
 
 def _traced_map(

@@ -51,6 +51,7 @@ import spikeinit
 from engine_peers import BETA, PEERS, SLOPE, THRESHOLD, Engine, PeerUnavailableError
 from spikeinit.experiments.training import make_optimizer
 from spikeinit.models import ConvBlock, EventLinear
+from spikeinit.models.event_linear import input_rate
 from spikeinit.models.gemm import linear_nt, use_backend
 from spikeinit.models.time_distributed import repeated_over_time
 from spikeinit.neurons import LIF, reset_states
@@ -808,7 +809,7 @@ def synapse_paths(model: nn.Sequential, x: Tensor) -> list[dict[str, Any]]:
     handles = [layer.register_forward_hook(
         lambda module, args_, _out: seen.append({
             "repeated_over_time": repeated_over_time(args_[0]),
-            "input_rate": round(float(torch.count_nonzero(args_[0]) / args_[0].numel()), 4),
+            "input_rate": round(input_rate(args_[0]), 4),
             "path": module.last_path})) for layer in layers]
     with torch.no_grad():
         run_spikeinit(model)(x)

@@ -117,12 +117,7 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None,
         raise ValueError(f"x has {x.shape[-1]} features, the weight expects {in_features}")
     rows = x.reshape(-1, in_features).contiguous()
     weight_t = weight_t.contiguous()
-    if out is None:
-        out = torch.empty(rows.shape[0], out_features, dtype=x.dtype)
-    elif out.shape != (rows.shape[0], out_features) or not out.is_contiguous() or (
-            out.dtype != torch.float32):
-        raise ValueError(f"out must be a contiguous float32 ({rows.shape[0]}, {out_features}) "
-                         f"tensor, got {tuple(out.shape)}")
+    out = _output_buffer(out, (rows.shape[0], out_features), x.dtype)
     bias_pointer = None if bias is None else bias.detach().contiguous().data_ptr()
     status = kernel.event_linear_f32(rows.data_ptr(), weight_t.data_ptr(), bias_pointer,
                                      out.data_ptr(), rows.shape[0], in_features, out_features,
@@ -130,6 +125,16 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None,
     if status != 0:
         raise RuntimeError(f"event_linear kernel failed with status {status}")
     return out.view(*x.shape[:-1], out_features)
+
+
+def _output_buffer(out: Tensor | None, shape: tuple[int, int], dtype: torch.dtype) -> Tensor:
+    """``out`` checked to be a contiguous ``shape`` tensor of ``dtype``, or a new one."""
+    if out is None:
+        return torch.empty(shape, dtype=dtype)
+    if out.shape != shape or not out.is_contiguous() or out.dtype != dtype:
+        raise ValueError(f"out must be a contiguous {dtype} tensor of shape {shape}, got "
+                         f"{out.dtype} {tuple(out.shape)}")
+    return out
 
 
 _workspaces = threading.local()
@@ -166,11 +171,7 @@ def contiguous_transpose(matrix: Tensor, out: Tensor | None = None) -> Tensor:
             or not matrix.is_contiguous()):
         return transpose.contiguous() if out is None else out.copy_(transpose)
     rows, cols = matrix.shape
-    if out is None:
-        out = torch.empty(cols, rows, dtype=matrix.dtype)
-    elif out.shape != (cols, rows) or not out.is_contiguous() or out.dtype != matrix.dtype:
-        raise ValueError(f"out must be a contiguous ({cols}, {rows}) tensor of the matrix's "
-                         f"dtype, got {tuple(out.shape)}")
+    out = _output_buffer(out, (cols, rows), matrix.dtype)
     status = kernel.transpose_f32(matrix.data_ptr(), out.data_ptr(), rows, cols, kernel_threads())
     if status != 0:
         raise RuntimeError(f"transpose kernel failed with status {status}")
@@ -191,6 +192,8 @@ class EventLinearFunction(torch.autograd.Function):
                 event: bool) -> Tensor:
         rows = x.reshape(-1, x.shape[-1])
         if event:
+            # W^T is made at every call, never cached: PyTorch's fused Adam updates weights in
+            # place without bumping their version counter, so a cache would go stale.
             in_features, out_features = weight.shape[1], weight.shape[0]
             weight_t = contiguous_transpose(weight,
                                             workspace("weight_t", in_features, out_features))
@@ -217,8 +220,8 @@ class EventLinearFunction(torch.autograd.Function):
                 count, in_features = rows.shape
                 rows_t = contiguous_transpose(rows, workspace("input_t", in_features, count))
                 grad_weight_t = event_linear(
-                    rows_t, grad_rows.contiguous(),
-                    out=workspace("grad_weight_t", in_features, weight.shape[0]))
+                    rows_t, grad_rows, out=workspace("grad_weight_t", in_features,
+                                                     weight.shape[0]))
                 grad_weight = contiguous_transpose(grad_weight_t)
             else:
                 grad_weight = linear_nt(grad_rows.t(), rows.t())
@@ -258,21 +261,11 @@ class EventLinear(nn.Linear):
                 and self.weight.dtype == x.dtype)
 
     def _event_eligible(self, x: Tensor, training: bool) -> bool:
-        if not self.event_driven or self.out_features < MIN_OUT_FEATURES:
-            return False
-        if compiled_kernel() is None:
-            return False
-        if self.in_features * self.out_features < MIN_SYNAPSES:
+        if (not self.event_driven or self.out_features < MIN_OUT_FEATURES
+                or self.in_features * self.out_features < MIN_SYNAPSES
+                or compiled_kernel() is None):
             return False
         return input_rate(x) <= max_event_rate(x, self.weight, training)
-
-    def weight_transpose(self) -> Tensor:
-        """The contiguous ``W^T``, made at every call (0.14 ms for 1000 x 1000 on 2 cores).
-
-        It is not cached: PyTorch's fused Adam updates weights in place without bumping their
-        version counter, so a cache keyed on it would serve stale weights after training.
-        """
-        return contiguous_transpose(self.weight.detach())
 
     def forward(self, x: Tensor) -> Tensor:
         return once_over_time(self._forward_rows, x)

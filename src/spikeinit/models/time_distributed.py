@@ -27,8 +27,10 @@ def once_over_time(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     :math:`\nabla_W = \sum_t \partial L / \partial y_t \cdot \partial f(x_0) / \partial W`,
     computed on one frame instead of ``T``. Other inputs go to ``function`` unchanged.
     """
-    if not repeated_over_time(x):
-        return function(x)
+    return _run_once(function, x) if repeated_over_time(x) else function(x)
+
+
+def _run_once(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     frame = function(x[0])
     return frame.unsqueeze(0).expand(x.shape[0], *frame.shape).contiguous()
 
@@ -48,7 +50,7 @@ def fold_time(module: nn.Module, x: Tensor) -> Tensor:
     unless ``module`` is stochastic (dropout in training draws a new mask at every step).
     """
     if repeated_over_time(x) and not is_stochastic(module):
-        return once_over_time(module, x)
+        return _run_once(module, x)
     steps, batch = x.shape[:2]
     return module(x.flatten(0, 1)).unflatten(0, (steps, batch))
 

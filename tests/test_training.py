@@ -58,8 +58,8 @@ def test_train_writes_metrics_checkpoint_and_curves(fake_data: Path, tmp_path: P
     for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
                 "samples_per_second", "lr"):
         assert np.isfinite(record[key])
-    assert list(record["firing_rates"]) == ["input_neurons", "blocks.0.1", "blocks.1.1",
-                                            "blocks.2.1"]
+    # direct encoding: the pixels go straight into the first Linear, no input LIF layer
+    assert list(record["firing_rates"]) == ["blocks.0.1", "blocks.1.1", "blocks.2.1"]
     assert list(record["grad_norms"]) == ["blocks.0.0", "blocks.1.0", "blocks.2.0"]
     assert all(0.0 <= v <= 1.0 for v in record["firing_rates"].values())
     assert all(v > 0 for v in record["grad_norms"].values())
@@ -123,11 +123,11 @@ def test_cnn_trains_on_fake_images(fake_data: Path, one_thread: None) -> None:
 
 def test_encode_static_and_event_inputs() -> None:
     images = torch.rand(4, 1, 28, 28)
-    currents = encode(images, 3, event_based=False, flatten=True)
+    currents = encode(images, 3, "direct", event_based=False, flatten=True)
     assert currents.shape == (3, 4, 784)
     torch.testing.assert_close(currents[2], images.flatten(1))
     frames = torch.rand(4, 3, 2, 34, 34)
-    currents = encode(frames, 3, event_based=True, flatten=False)
+    currents = encode(frames, 3, "direct", event_based=True, flatten=False)
     assert currents.shape == (3, 4, 2, 34, 34)
     torch.testing.assert_close(currents[1], frames[:, 1])
 

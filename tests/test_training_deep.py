@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeinit.experiments.training import (
+    PRESETS,
     TrainConfig,
     build_model,
     encode,
@@ -30,8 +31,10 @@ DEPTH = 20
 
 
 def _run(data_dir: Path, init: str, limit: int, epochs: int = 1, loss: str = "counts"):
+    """The authors' protocol (input LIF layer, Adam 1e-3), as these findings were measured."""
+    options = {**PRESETS["paper-protocol"], "loss": loss}
     config = TrainConfig(data_dir=str(data_dir), depth=DEPTH, width=100, init=init,
-                         epochs=epochs, limit_train=limit, limit_test=1000, loss=loss)
+                         epochs=epochs, limit_train=limit, limit_test=1000, **options)
     return train(config, None, device="cpu", progress=False, log=None)
 
 
@@ -41,7 +44,7 @@ def test_deep_mlp_paper_stays_active_kaiming_goes_silent(data_dir: Path,
     kaiming = _run(data_dir, "kaiming", 2000).final
     paper_rates = list(paper["firing_rates"].values())
     kaiming_rates = list(kaiming["firing_rates"].values())
-    assert len(paper_rates) == DEPTH + 2  # input LIF, 20 hidden, output
+    assert len(paper_rates) == DEPTH + 1  # 20 hidden, output (the input LIF is the encoding)
     # paper: every layer, the output included, still spikes
     assert min(paper_rates) > 1e-3
     # kaiming: activity dies out with depth and the output is silent: chance level
@@ -68,11 +71,11 @@ def test_ci_subset_deep_mlp_learns_with_paper_not_kaiming(data_dir: Path, one_th
 def _initialized(data_dir: Path, depth: int, samples: int = 1024):
     """A paper-initialized MLP (as `train` builds it), its input currents and labels."""
     config = TrainConfig(data_dir=str(data_dir), depth=depth, width=100, init="paper",
-                         limit_train=samples, limit_test=10)
+                         limit_train=samples, limit_test=10, encoding="lif")
     train_data, _ = load_data(config)
     model = build_model(config, train_data.inputs.shape[1:], 10)
     x, y = train_data.batch(torch.arange(len(train_data)))
-    currents = encode(x, config.steps, False, True)
+    currents = encode(x, config.steps, "lif", flatten=True)
     initialize_model(model, "paper", currents, config.steps, torch.Generator().manual_seed(0))
     return config, model, currents, y
 
@@ -93,7 +96,7 @@ def test_deep_mlp_paper_forgets_the_input_with_depth(data_dir: Path, one_thread:
     depth ~2 layers, at width 100 as at 1000), so the deep layers carry no trace of the input."""
     _, model, currents, labels = _initialized(data_dir, DEPTH, samples=1024)
     with torch.no_grad():
-        layers = list(model.iter_layers(currents))
+        layers = [currents, *model.iter_layers(currents)]  # input LIF (the encoding), then 21
     rates = [float(s.mean()) for s in layers]
     gaps = [_class_gap(s, labels) for s in layers]
     assert min(rates) > 1e-3  # activity is alive in all 22 LIF layers ...

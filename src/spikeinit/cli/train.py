@@ -10,42 +10,85 @@ from pathlib import Path
 from typing import Any
 
 from spikeinit.data import DATASET_NAMES, DatasetError
-from spikeinit.experiments.compare import markdown_table, run_compare, summary_table
+from spikeinit.experiments.compare import (
+    comparison_table,
+    markdown_table,
+    run_compare,
+    summary_table,
+)
 from spikeinit.experiments.distributed import DEVICES, default_device
-from spikeinit.experiments.training import LOSSES, MODELS, TrainConfig, train
+from spikeinit.experiments.training import (
+    ENCODINGS,
+    LOSSES,
+    MODELS,
+    NORMS,
+    OPTIMIZERS,
+    PRESETS,
+    SCHEDULES,
+    TrainConfig,
+    train,
+)
 from spikeinit.init.registry import available_methods
 from spikeinit.theory.surrogate import SURROGATES
 
 DEFAULT_COMPARE_INITS = ("paper", "kaiming", "xavier", "pytorch")
 
 
+_DEFAULTS = TrainConfig()
+
+
+def _default(name: str) -> str:
+    value = getattr(_DEFAULTS, name)
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=DATASET_NAMES, default="mnist")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="data root (default: $SPIKEINIT_DATA_DIR)")
-    parser.add_argument("--limit-train", type=int, default=None,
-                        help="train on this many samples (default: all)")
-    parser.add_argument("--limit-test", type=int, default=None,
-                        help="test on this many samples (default: all)")
-    parser.add_argument("--model", choices=MODELS, default="mlp")
-    parser.add_argument("--width", type=int, default=None,
-                        help="mlp: hidden width (default 100); cnn: hidden classifier width "
-                             "(default 0: none)")
-    parser.add_argument("--depth", type=int, default=10,
-                        help="mlp: number of hidden Linear->LIF layers")
-    parser.add_argument("--channels", type=int, nargs="+", default=[16, 32],
-                        help="cnn: output channels of each conv->LIF->pool block")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="time steps T")
-    parser.add_argument("--batch", type=int, default=64,
-                        help="global batch (split evenly over torchrun processes)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--threshold", type=float, default=1.0)
-    parser.add_argument("--beta", type=float, default=0.5, help="membrane decay in [0, 1]")
-    parser.add_argument("--loss", choices=LOSSES, default="counts",
-                        help="cross-entropy on output spike counts, or on the output membrane")
-    parser.add_argument("--surrogate", choices=SURROGATES, default="atan",
-                        help="surrogate gradient (atan: snnTorch Leaky's default)")
+    """The options of :class:`TrainConfig`. Their argparse default is ``None`` ("not given"),
+    so that ``--preset`` can fill them and explicit options override the preset."""
+    add = parser.add_argument
+    add("--preset", choices=sorted(PRESETS), default=None,
+        help="a named set of options (see docs/results.md); explicit options override it")
+    add("--dataset", choices=DATASET_NAMES, help=f"default {_default('dataset')}")
+    add("--data-dir", type=Path, help="data root (default: $SPIKEINIT_DATA_DIR)")
+    add("--limit-train", type=int, help="train on this many samples (default: all)")
+    add("--limit-test", type=int, help="test on this many samples (default: all)")
+    add("--model", choices=MODELS, help=f"default {_default('model')}")
+    add("--width", type=int, help="mlp: hidden width (default 100); cnn: hidden classifier "
+                                  "width (default 0: none)")
+    add("--depth", type=int, help=f"mlp: hidden Linear->LIF layers (default {_default('depth')})")
+    add("--channels", type=int, nargs="+",
+        help=f"cnn: output channels of each conv->LIF->pool block (default {_default('channels')})")
+    add("--norm", choices=NORMS, help="cnn: a BatchNorm after each conv (it rescales the "
+                                      "currents, so the init then matters only at the first step)")
+    add("--encoding", choices=ENCODINGS,
+        help="static images: pixels into the first layer (direct, the default), Bernoulli "
+             "spikes (rate), or the authors' input LIF layer (lif); event data keeps its frames")
+    add("--epochs", type=int, help=f"default {_default('epochs')}")
+    add("--steps", type=int, help=f"time steps T (default {_default('steps')})")
+    add("--batch", type=int, help=f"global batch, split evenly over torchrun processes "
+                                  f"(default {_default('batch')})")
+    add("--lr", type=float, help=f"learning rate (default {_default('lr')})")
+    add("--optimizer", choices=OPTIMIZERS, help=f"default {_default('optimizer')}")
+    add("--weight-decay", type=float, help="L2 (adam) or decoupled (adamw) weight decay "
+                                          f"(default {_default('weight_decay')})")
+    add("--schedule", choices=SCHEDULES, help="per-step learning-rate schedule after the "
+                                              f"warm-up (default {_default('schedule')})")
+    add("--warmup", type=float, help="epochs of linear learning-rate warm-up, may be "
+                                     f"fractional (default {_default('warmup')})")
+    add("--threshold", type=float, help=f"default {_default('threshold')}")
+    add("--beta", type=float, help=f"membrane decay in [0, 1] (default {_default('beta')})")
+    add("--loss", choices=LOSSES, help="cross-entropy on the output membrane (membrane, the "
+                                       "default) or on output spike counts (the authors')")
+    add("--augment", action=argparse.BooleanOptionalAction,
+        help="random crops (and flips for CIFAR-10) in training (default: CIFAR-10 only)")
+    add("--normalize", action=argparse.BooleanOptionalAction,
+        help="per-channel standardisation with the training set's statistics "
+             "(default: CIFAR-10 only)")
+    add("--surrogate", choices=SURROGATES,
+        help="surrogate gradient (default atan: snnTorch Leaky's default)")
+    add("--surrogate-slope", type=float,
+        help="slope of the surrogate (default: 1 for atan, where snnTorch uses 2; 25 for "
+             "fast-sigmoid)")
     parser.add_argument("--device", choices=DEVICES, default=default_device())
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out (exactly)")
@@ -75,16 +118,24 @@ def add_parsers(subparsers: Any) -> None:
                          help="output directory")
 
 
+_CONFIG_OPTIONS = ("dataset", "data_dir", "limit_train", "limit_test", "model", "width", "depth",
+                   "channels", "norm", "encoding", "epochs", "steps", "batch", "lr", "optimizer",
+                   "weight_decay", "schedule", "warmup", "threshold", "beta", "loss", "augment",
+                   "normalize", "surrogate", "surrogate_slope")
+
+
 def _config(args: argparse.Namespace, init: str, seed: int) -> TrainConfig:
-    return TrainConfig(
-        dataset=args.dataset,
-        data_dir=str(args.data_dir) if args.data_dir is not None else None,
-        model=args.model, width=args.width, depth=args.depth, channels=tuple(args.channels),
-        init=init, epochs=args.epochs, steps=args.steps, batch=args.batch, lr=args.lr,
-        threshold=args.threshold, beta=args.beta, loss=args.loss,
-        surrogate=args.surrogate, seed=seed,
-        limit_train=args.limit_train, limit_test=args.limit_test,
-    )
+    """The preset's options (if any), overridden by every option given on the command line."""
+    options = dict(PRESETS[args.preset]) if args.preset else {}
+    for name in _CONFIG_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    if "channels" in options:
+        options["channels"] = tuple(options["channels"])
+    if options.get("data_dir") is not None:
+        options["data_dir"] = str(options["data_dir"])
+    return TrainConfig(**options, init=init, seed=seed)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -111,6 +162,10 @@ def run_compare_command(args: argparse.Namespace) -> int:
     except DatasetError as error:
         raise ValueError(str(error)) from error
     print(markdown_table(summary_table(summary)), end="")
+    comparisons = comparison_table(summary)
+    if len(comparisons) > 1:
+        print(f"\npaired by seed, final test accuracy of {summary['reference']} minus each init:")
+        print(markdown_table(comparisons), end="")
     print(f"wrote {args.out}/compare.json, compare.csv, compare.md, compare.png")
     return 0
 

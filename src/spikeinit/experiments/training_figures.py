@@ -57,23 +57,36 @@ def plot_training_curves(result: dict[str, Any], path: str | os.PathLike[str]) -
 
 
 def plot_compare(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Test accuracy against epoch per init: mean over seeds, band from min to max."""
+    """Test accuracy against epoch per init: seed-mean line, band of ± one std over seeds.
+
+    Uses ``mean_curve`` and ``std_curve`` of each init in ``summary["inits"]`` (computed from
+    ``test_accuracy`` with ddof=1 when absent); each seed's curve is drawn as a thin line, the
+    chance level (``summary["chance"]``) as a dotted line. Written atomically to ``path``.
+    """
     figure, axis = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for index, (init, data) in enumerate(summary["inits"].items()):
         curves = np.asarray(data["test_accuracy"], dtype=float)  # (seeds, epochs)
+        n_seeds = curves.shape[0]
         epochs = np.arange(1, curves.shape[1] + 1)
-        mean = curves.mean(axis=0)
-        axis.plot(epochs, mean, marker="o", color=f"C{index}",
-                  label=f"{init} (n={curves.shape[0]})")
-        if curves.shape[0] > 1:
-            axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), alpha=0.2,
-                              color=f"C{index}")
+        mean = np.asarray(data.get("mean_curve", curves.mean(axis=0)), dtype=float)
+        if "std_curve" in data:
+            std = np.asarray(data["std_curve"], dtype=float)
+        else:
+            std = curves.std(axis=0, ddof=1) if n_seeds > 1 else np.zeros_like(mean)
+        color = f"C{index}"
+        if n_seeds > 1:
+            for curve in curves:
+                axis.plot(epochs, curve, color=color, linewidth=0.6, alpha=0.35)
+            axis.fill_between(epochs, mean - std, mean + std, alpha=0.2, color=color,
+                              linewidth=0)
+        axis.plot(epochs, mean, marker="o", color=color,
+                  label=f"{init} ({n_seeds} seed{'s' if n_seeds != 1 else ''})")
     chance = summary.get("chance")
     if chance is not None:
         axis.axhline(chance, color="grey", linestyle=":", label="chance")
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_ylabel("test accuracy (mean; band: min-max over seeds)")
+    axis.set_ylabel("test accuracy (mean; band: ± 1 std over seeds)")
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

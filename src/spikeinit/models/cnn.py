@@ -16,14 +16,19 @@ from torch import Tensor, nn
 from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.mlp import SpikingMLP
-from spikeinit.models.time_distributed import fold_time
+from spikeinit.models.time_distributed import fold_time, once_over_time, repeated_over_time
 from spikeinit.neurons.lif import LIF, reset_states
 
 POOLS = ("max", "avg", "none")
+NORMS = ("none", "batch")
 
 
 class ConvBlock(nn.Module):
-    """``Conv2d -> LIF -> pool`` on ``(T, B, C, H, W)`` (same padding, stride 1).
+    """``Conv2d [-> BatchNorm2d] -> LIF -> pool`` on ``(T, B, C, H, W)`` (same padding, stride 1).
+
+    With ``norm="batch"`` a ``BatchNorm2d`` standardises each channel's current over the
+    ``T * B`` frames and space before the neurons, ``I' = gamma (I - mean) / std + b``: it
+    rescales the currents, so the conv's initial scale matters only for the first step.
 
     Max pooling keeps the output binary (a spike if any neuron of the window spiked); average
     pooling gives fractions of spikes; ``pool="none"`` keeps the resolution.
@@ -36,10 +41,12 @@ class ConvBlock(nn.Module):
         kernel_size: int = 3,
         pool: str = "max",
         bias: bool = False,
+        norm: str = "none",
         **lif_options: Any,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
+        check_choice("norm", norm, NORMS)
         check_positive_int("out_channels", out_channels)
         kernel_size = check_positive_int("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
@@ -47,6 +54,7 @@ class ConvBlock(nn.Module):
         self.pool_kind = check_choice("pool", pool, POOLS)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
                               bias=bias)
+        self.norm = nn.BatchNorm2d(out_channels) if norm == "batch" else None
         self.neurons = LIF(**lif_options)
         if pool == "max":
             self.pool: nn.Module = nn.MaxPool2d(2)
@@ -55,8 +63,17 @@ class ConvBlock(nn.Module):
         else:
             self.pool = nn.Identity()
 
+    def _synapse(self, frames: Tensor) -> Tensor:
+        """Input currents of the neurons for frames ``(N, C, H, W)``."""
+        currents = self.conv(frames)
+        return currents if self.norm is None else self.norm(currents)
+
     def forward(self, x: Tensor) -> Tensor:
-        spikes = self.neurons(fold_time(self.conv, x))
+        if repeated_over_time(x):  # a static frame: conv (and norm) once, on B frames
+            currents = once_over_time(self._synapse, x)
+        else:
+            currents = self._synapse(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        spikes = self.neurons(currents)
         return fold_time(self.pool, spikes)
 
 
@@ -77,6 +94,7 @@ class SpikingCNN(nn.Module):
         kernel_size: odd conv kernel size.
         pool: ``"max"`` (default), ``"avg"`` or ``"none"``; a 2x2 pooling after each block.
         bias: whether the Linear/Conv layers have a bias (the paper's networks have none).
+        norm: ``"none"`` (default) or ``"batch"``: a BatchNorm after each convolution.
         **lif_options: passed to every :class:`~spikeinit.neurons.LIF` (``beta``,
             ``threshold``, ``reset``, ``surrogate``, ...).
 
@@ -96,6 +114,7 @@ class SpikingCNN(nn.Module):
         kernel_size: int = 3,
         pool: str = "max",
         bias: bool = False,
+        norm: str = "none",
         **lif_options: Any,
     ) -> None:
         super().__init__()
@@ -118,7 +137,7 @@ class SpikingCNN(nn.Module):
         blocks = []
         in_channels, height, width = shape
         for out_channels in self.channels:
-            blocks.append(ConvBlock(in_channels, out_channels, kernel_size, pool, bias,
+            blocks.append(ConvBlock(in_channels, out_channels, kernel_size, pool, bias, norm,
                                     **lif_options))
             in_channels = out_channels
             if pool != "none":

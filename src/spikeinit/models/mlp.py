@@ -16,9 +16,11 @@ class SpikingMLP(nn.Module):
     """Input current -> LIF, then ``(Linear -> LIF)`` for each further size.
 
     ``sizes = [n_0, n_1, ..., n_L]`` gives ``L + 1`` LIF layers: the input (``n_0`` features)
-    feeds the first LIF directly, as in the paper. Inputs are ``(T, B, n_0)`` currents; the
-    output is the spikes of the last layer, ``(T, B, n_L)``. Each Linear runs once over all
-    ``T * B`` rows (layer-major execution), and every forward starts from the resting state.
+    feeds the first LIF directly, as in the paper. With ``input_layer=False`` there is no input
+    LIF layer: the input goes straight into the first Linear ("direct encoding"), and the
+    network has ``L`` LIF layers. Inputs are ``(T, B, n_0)`` currents; the output is the spikes
+    of the last layer, ``(T, B, n_L)``. Each Linear runs once over all ``T * B`` rows
+    (layer-major execution), and every forward starts from the resting state.
 
     Example:
         >>> import torch
@@ -27,14 +29,16 @@ class SpikingMLP(nn.Module):
         torch.Size([3, 8, 10])
     """
 
-    def __init__(self, sizes: Sequence[int], bias: bool = False, **lif_options: Any) -> None:
+    def __init__(self, sizes: Sequence[int], bias: bool = False, input_layer: bool = True,
+                 **lif_options: Any) -> None:
         super().__init__()
-        if len(sizes) < 1:
-            raise ValueError("sizes must list at least one layer size")
+        if len(sizes) < (1 if input_layer else 2):
+            raise ValueError("sizes must list at least one layer size"
+                             + ("" if input_layer else " after the input size"))
         for index, size in enumerate(sizes):
             check_positive_int(f"sizes[{index}]", size)
         self.sizes = list(sizes)
-        self.input_neurons = LIF(**lif_options)
+        self.input_neurons = LIF(**lif_options) if input_layer else None
         # Blocks keep module order equal to computation order (initializers rely on it).
         self.blocks = nn.ModuleList(
             nn.Sequential(EventLinear(n_in, n_out, bias=bias), LIF(**lif_options))
@@ -51,8 +55,9 @@ class SpikingMLP(nn.Module):
 
     @property
     def lif_layers(self) -> list[LIF]:
-        """All LIF layers, from the input layer to the output."""
-        return [self.input_neurons, *self.neurons]
+        """All LIF layers, from the input layer (if any) to the output."""
+        first = [] if self.input_neurons is None else [self.input_neurons]
+        return [*first, *self.neurons]
 
     def forward(self, currents: Tensor) -> Tensor:
         *_, last = self.iter_layers(currents)
@@ -61,8 +66,10 @@ class SpikingMLP(nn.Module):
     def iter_layers(self, currents: Tensor) -> Iterator[Tensor]:
         """Yield the spikes ``(T, B, n_l)`` of every LIF layer in turn, from the resting state."""
         reset_states(self)
-        spikes = self.input_neurons(currents)
-        yield spikes
+        spikes = currents
+        if self.input_neurons is not None:
+            spikes = self.input_neurons(currents)
+            yield spikes
         for block in self.blocks:
             spikes = block(spikes)
             yield spikes

@@ -1,0 +1,304 @@
+"""The training loop: BPTT with surrogate gradients (experiment 4 of the paper).
+
+:func:`train` is what ``spikeinit train`` runs. Single process or under ``torchrun``
+(DistributedDataParallel), the run is the same: the global batch is split evenly over the
+processes, each process draws its share of every global batch from one shared permutation
+(``DistributedSampler``), and DDP averages the gradients, so every optimizer step sees the mean
+gradient of the same global batch. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from spikeinit._validation import check_positive_int
+from spikeinit.data import dataset_info
+from spikeinit.experiments.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    cleanup_distributed,
+    setup_distributed,
+)
+from spikeinit.experiments.training.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from spikeinit.experiments.training.config import TrainConfig
+from spikeinit.experiments.training.data import ArrayData, augment_batch, load_data
+from spikeinit.experiments.training.encoding import encode
+from spikeinit.experiments.training.factory import build_model, initialize_model
+from spikeinit.experiments.training.metrics import TrainResult, write_outputs
+from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
+from spikeinit.experiments.training.readout import ActivityProbe, lif_layers, logits
+from spikeinit.init.model import find_synaptic_layers
+from spikeinit.neurons.parameters import LIFParameters
+
+EVAL_BATCH = 256
+
+
+def _batches(indices: list[int], size: int) -> Iterator[Tensor]:
+    for start in range(0, len(indices), size):
+        yield torch.as_tensor(indices[start : start + size], dtype=torch.int64)
+
+
+class _Encoder:
+    """``encode`` with the settings of one run; ``rate`` draws from ``generator`` if given."""
+
+    def __init__(self, config: TrainConfig, event_based: bool,
+                 generator: torch.Generator | None = None) -> None:
+        self.config, self.event_based, self.generator = config, event_based, generator
+        self.neuron = LIFParameters(beta=config.beta, threshold=config.threshold)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return encode(x, self.config.steps, self.config.encoding, self.event_based,
+                      flatten=self.config.model == "mlp", neuron=self.neuron,
+                      generator=self.generator)
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    context: DistributedContext | None = None,
+    log: Callable[[str], None] | None = print,
+) -> TrainResult:
+    """Train the model of ``config``; returns the per-epoch metrics.
+
+    Each epoch (on rank 0, when ``out`` is given) atomically rewrites ``metrics.json``,
+    ``metrics.csv``, ``curves.png`` and ``checkpoint.pt`` (model, optimizer, scheduler,
+    RNG states, epoch, history). With ``resume=True`` and a checkpoint in ``out`` made with
+    the same ``config``, training continues after its last epoch and gives the same numbers as
+    an uninterrupted run.
+
+    Args:
+        config: the run (see :class:`TrainConfig`).
+        out: output folder, or ``None`` to write nothing.
+        device: ``"cpu"`` or ``"cuda"`` (default: cuda when available).
+        resume: continue from ``out/checkpoint.pt`` if it exists.
+        progress: show a tqdm progress bar (rank 0 only).
+        stop_after: stop after this epoch (1-based; to simulate an interruption).
+        context: an existing :class:`DistributedContext` (default: set one up from the
+            ``torchrun`` environment, and tear it down at the end).
+        log: where to print one line per epoch (``None``: silent).
+
+    Raises:
+        ValueError: bad arguments, a batch not divisible by the number of processes, or a
+            checkpoint from different settings.
+    """
+    if stop_after is not None:
+        check_positive_int("stop_after", stop_after)
+    if resume and out is None:
+        raise ValueError("resume needs an output folder (out) holding the checkpoint")
+    own_context = context is None
+    context = setup_distributed(device) if context is None else context
+    try:
+        return _train(config, Path(out) if out is not None else None, context, resume,
+                      progress, stop_after, log)
+    finally:
+        if own_context:
+            cleanup_distributed(context)
+
+
+def _train(
+    config: TrainConfig,
+    out: Path | None,
+    context: DistributedContext,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+    log: Callable[[str], None] | None,
+) -> TrainResult:
+    world, rank, device = context.world_size, context.rank, context.device
+    if config.batch % world:
+        raise ValueError(
+            f"batch must be a multiple of the number of processes ({world}), got {config.batch}"
+        )
+    local_batch = config.batch // world
+    say = log if (log is not None and context.is_main) else (lambda _: None)
+    seed_everything(config.seed)
+
+    train_data, test_data = load_data(config)
+    info = dataset_info(config.dataset)
+    frame_shape = tuple(train_data.inputs.shape[2:] if train_data.event_based
+                        else train_data.inputs.shape[1:])
+    model = build_model(config, frame_shape, info.n_classes)
+    encoder = _Encoder(config, train_data.event_based)
+    sample_ids = torch.arange(min(config.stats_samples, len(train_data)))
+    sample = encoder(train_data.batch(sample_ids)[0])
+    generator = torch.Generator().manual_seed(config.seed)
+    records = initialize_model(model, config.init, sample, config.steps, generator)
+    del sample
+    model.to(device)
+
+    optimizer = make_optimizer(model.parameters(), config.lr, kind=config.optimizer,
+                               weight_decay=config.weight_decay)
+    sampler = DistributedSampler(range(len(train_data)), num_replicas=world, rank=rank,  # type: ignore[arg-type]
+                                 shuffle=True, seed=config.seed, drop_last=False)
+    batches_per_epoch = math.ceil(sampler.num_samples / local_batch)
+    total_steps = config.epochs * batches_per_epoch
+    scheduler = make_scheduler(optimizer, total_steps,
+                               min(round(config.warmup * batches_per_epoch), total_steps),
+                               config.schedule)
+    result = TrainResult(
+        config=config.to_dict(),
+        layers=[name for name, _ in lif_layers(model)],
+        synapses=[layer.name for layer in find_synaptic_layers(model)],
+        init_records=[asdict(r) for r in records],
+        world_size=world,
+        device=device,
+        threads=torch.get_num_threads(),
+        n_train=len(train_data),
+        n_test=len(test_data),
+        out=str(out) if out is not None else None,
+    )
+    start_epoch = 0
+    checkpoint_path = out / CHECKPOINT if out is not None else None
+    if resume and checkpoint_path is not None:
+        if checkpoint_path.exists():
+            checkpoint = load_checkpoint(checkpoint_path, config, device)
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["scheduler"])
+            start_epoch = int(checkpoint["epoch"])
+            result.history = list(checkpoint["history"])
+            set_rng_state(checkpoint["rng"], device)
+            say(f"resumed from {checkpoint_path} after epoch {start_epoch}")
+        else:
+            say(f"no checkpoint at {checkpoint_path}; starting from scratch")
+
+    weights = [layer.module.weight for layer in find_synaptic_layers(model)]
+    probe = ActivityProbe(model, keep_output_current=config.loss == "membrane", device=device)
+    trained: nn.Module = model
+    if context.distributed:
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[context.local_rank] if device.startswith("cuda") else None
+        )
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            if stop_after is not None and epoch >= stop_after:
+                break
+            sampler.set_epoch(epoch)
+            indices = list(sampler)
+            probe.reset()
+            sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, samples
+            grad_sums = torch.zeros(len(weights), dtype=torch.float64, device=device)
+            model.train()
+            start = time.perf_counter()
+            bar = tqdm(total=len(indices) * world, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       unit="sample", disable=not (progress and context.is_main), leave=False,
+                       mininterval=1.0)
+            for batch_ids in _batches(indices, local_batch):
+                x, y = train_data.batch(batch_ids)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                spikes = trained(encoder(augment_batch(x, config)))
+                scores = logits(spikes, probe, config.loss)
+                loss = F.cross_entropy(scores, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                norms = torch._foreach_norm(
+                    [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
+                )
+                grad_sums += torch.stack(norms).double()
+                optimizer.step()
+                scheduler.step()
+                with torch.no_grad():
+                    sums += torch.stack([loss.detach().double() * len(y),
+                                         (scores.argmax(1) == y).sum().double(),
+                                         torch.tensor(float(len(y)), dtype=torch.float64,
+                                                      device=device)])
+                bar.update(len(y) * world)
+            bar.close()
+            seconds = time.perf_counter() - start
+            sums = all_reduce_sum(sums, context)
+            spike_stats = all_reduce_sum(probe.rates(), context).cpu()
+            sums = sums.cpu()
+            n_steps = max(batches_per_epoch, 1)
+            test_loss, test_accuracy = evaluate(model, test_data, config, context, probe)
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": float(sums[0] / sums[2]),
+                "train_accuracy": float(sums[1] / sums[2]),
+                "test_loss": test_loss,
+                "test_accuracy": test_accuracy,
+                "lr": float(scheduler.get_last_lr()[0]),
+                "seconds": seconds,
+                "samples_per_second": float(sums[2]) / seconds if seconds > 0 else float("nan"),
+                "firing_rates": {
+                    name: float(spike_stats[0, i] / spike_stats[1, i])
+                    if spike_stats[1, i] > 0 else 0.0
+                    for i, name in enumerate(result.layers)
+                },
+                "grad_norms": {
+                    name: float(grad_sums[i].cpu()) / n_steps
+                    for i, name in enumerate(result.synapses)
+                },
+            }
+            result.history.append(record)
+            say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "
+                f"acc {record['train_accuracy']:.4f} | test loss {test_loss:.4f} "
+                f"acc {test_accuracy:.4f} | {record['samples_per_second']:.0f} samples/s")
+            if out is not None and context.is_main:
+                write_outputs(result, out)
+                save_checkpoint(checkpoint_path, model, optimizer, scheduler, epoch + 1,  # type: ignore[arg-type]
+                                config, result.history, device)
+    finally:
+        probe.remove()
+    return result
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: ArrayData,
+    config: TrainConfig,
+    context: DistributedContext | None = None,
+    probe: ActivityProbe | None = None,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``data`` (sharded over processes).
+
+    ``rate`` encoding draws its spikes from a generator seeded with ``config.seed``, so the
+    same weights always get the same score.
+    """
+    context = context or DistributedContext()
+    own_probe = probe is None
+    probe = probe or ActivityProbe(model, keep_output_current=config.loss == "membrane",
+                                   device=context.device)
+    encoder = _Encoder(config, data.event_based, torch.Generator().manual_seed(config.seed))
+    probe.enabled = False
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=context.device)
+    ids = list(range(context.rank, len(data), context.world_size))
+    try:
+        for batch_ids in _batches(ids, EVAL_BATCH):
+            x, y = data.batch(batch_ids)
+            x, y = x.to(context.device), y.to(context.device)
+            spikes = model(encoder(x))
+            scores = logits(spikes, probe, config.loss)
+            loss = F.cross_entropy(scores, y, reduction="sum")
+            sums += torch.stack([loss.double(), (scores.argmax(1) == y).sum().double(),
+                                 torch.tensor(float(len(y)), dtype=torch.float64,
+                                              device=context.device)])
+    finally:
+        probe.enabled = True
+        if own_probe:
+            probe.remove()
+    sums = all_reduce_sum(sums, context).cpu()
+    return float(sums[0] / sums[2]), float(sums[1] / sums[2])
+
+

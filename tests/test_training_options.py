@@ -215,5 +215,7 @@ def test_cifar_defaults_augment_and_normalise() -> None:
     cifar = TrainConfig(dataset="cifar10", model="cnn")
     assert cifar.augment and cifar.normalize and cifar.flip
     mnist = TrainConfig()
-    assert not mnist.augment and not mnist.normalize and not mnist.flip
-    assert TrainConfig(augment=True).augment and not TrainConfig(augment=True).flip
+    assert mnist.augment and not mnist.normalize and not mnist.flip  # shifts, no flips
+    fashion = TrainConfig(dataset="fashion-mnist")
+    assert not fashion.augment and not fashion.normalize
+    assert TrainConfig(augment=False).augment is False

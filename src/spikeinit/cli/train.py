@@ -80,7 +80,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--loss", choices=LOSSES, help="cross-entropy on the output membrane (membrane, the "
                                        "default) or on output spike counts (the authors')")
     add("--augment", action=argparse.BooleanOptionalAction,
-        help="random crops (and flips for CIFAR-10) in training (default: CIFAR-10 only)")
+        help="random crops (and flips for CIFAR-10) in training (default: on for MNIST and "
+             "CIFAR-10)")
     add("--normalize", action=argparse.BooleanOptionalAction,
         help="per-channel standardisation with the training set's statistics "
              "(default: CIFAR-10 only)")

@@ -219,3 +219,43 @@ def test_cifar_defaults_augment_and_normalise() -> None:
     fashion = TrainConfig(dataset="fashion-mnist")
     assert not fashion.augment and not fashion.normalize
     assert TrainConfig(augment=False).augment is False
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_cnn_with_batchnorm_initializes_without_unmodelled_operations(encoding: str) -> None:
+    """The conv and its BatchNorm run once on a static frame (direct) or on all T*B frames
+    (rate); either way the tracer pairs conv -> BatchNorm -> LIF with nothing unmodelled."""
+    import warnings
+
+    from spikeinit.experiments.training import initialize_model
+
+    config = TrainConfig(dataset="cifar10", model="cnn", channels=(4, 8), norm="batch",
+                         encoding=encoding)
+    model = build_model(config, (3, 16, 16), 10)
+    sample = encode(torch.rand(32, 3, 16, 16), 3, encoding)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        records = initialize_model(model, "paper", sample, 3)
+    assert [r.name for r in records] == ["features.0.conv", "features.1.conv",
+                                         "classifier.0.0"]
+
+
+def test_batchnorm_makes_the_forward_pass_blind_to_the_conv_init_scale() -> None:
+    """What docs/results.md says about BatchNorm and the init: in training mode,
+    ``BN(a W x) = BN(W x)`` for any ``a > 0`` (up to BN's eps), so the spikes after a
+    conv-BN-LIF block do not depend on the scale the init gives the conv; without BN they do."""
+    x = torch.rand(3, 8, 3, 16, 16)
+    outputs = {}
+    for norm in ("batch", "none"):
+        config = TrainConfig(dataset="cifar10", model="cnn", channels=(8,), norm=norm)
+        for scale in (1.0, 3.0):
+            torch.manual_seed(0)
+            model = build_model(config, (3, 16, 16), 10)
+            with torch.no_grad():
+                model.features[0].conv.weight.mul_(scale)
+            with torch.no_grad():
+                outputs[norm, scale] = model.features[0](x)
+    same = (outputs["batch", 1.0] == outputs["batch", 3.0]).float().mean()
+    assert same > 0.999  # only spikes within rounding (and eps) of the threshold may flip
+    rates = {key: float(out.mean()) for key, out in outputs.items()}
+    assert rates["none", 3.0] > 1.5 * rates["none", 1.0]

@@ -7,6 +7,8 @@ hidden layers of 100 LIF -> 10 output LIF, no bias, T = 3, beta 0.5, threshold 1
 ``direct`` input (the image is a constant current into the first Linear at every step), batch
 64, AdamW lr 3e-3 (fused where PyTorch has it, as ``make_optimizer`` builds it) with a cosine
 schedule over 10 MNIST epochs.
+Augmentation is off (``augment=False``): the peers have none, and on MNIST ``train``'s
+1-pixel shifts cost about 0.5 ms per batch of 64 on one thread.
 The input is synthetic: a fixed pool of batches of uniform [0, 1] images ``(64, 1, 28, 28)``
 (``(64, 784)`` flattened) with random labels, cycled.
 
@@ -544,7 +546,7 @@ def load_line(threads: int | None = None) -> float:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    config = TrainConfig(batch=args.batch, seed=args.seed)
+    config = TrainConfig(batch=args.batch, seed=args.seed, augment=False)
     try:
         import snntorch
         snntorch_version = getattr(snntorch, "__version__", "?")

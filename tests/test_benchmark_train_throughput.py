@@ -41,8 +41,8 @@ def checks(benchmark: ModuleType) -> dict[str, dict[str, Any]]:
     try:
         pool = benchmark.make_pool(2, BATCH, seed=1)
         skipped: dict[str, str] = {}
-        engines = benchmark.build_engines(benchmark.TrainConfig(batch=BATCH), pool, BATCH,
-                                          skipped)
+        config = benchmark.TrainConfig(batch=BATCH, augment=False)
+        engines = benchmark.build_engines(config, pool, BATCH, skipped)
         assert not skipped, skipped
         return {c["engine"]: c for c in benchmark.check_engines(engines, *pool[0])}
     finally:

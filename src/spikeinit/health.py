@@ -18,6 +18,12 @@ applied in order. The measured values pool every step of the batch: where the pr
 matches and the rates do not, the gap is the neurons' dynamics over time (leak, integration,
 reset), which the one-step theory does not see.
 
+Where :func:`spikeinit.initialize` drew a layer's weights (and they have not changed since), the
+row also gives the target membrane std :math:`\sigma` it used (``init_sigma``) and whether it
+chose it itself (``init_sigma_auto``, marked ``*`` in the table, with the reason in a note); a
+note names the layers whose :math:`\sigma` is an unstable fixed point of the one-step map,
+slope :math:`a\varphi(a)/(2Q(a)) \ge 1` at :math:`a = \tilde\theta/\sigma`.
+
 Flags: ``dead`` (measured rate below ``dead``, default 1e-3), ``saturated`` (above
 ``saturated``, default 0.9), ``exploding`` (the input current's mean square above ``exploding``
 times :math:`\tilde\theta^2`, default 100, i.e. an RMS current ten times the threshold, or
@@ -39,10 +45,14 @@ from torch import Tensor
 from spikeinit._validation import check_open_unit_interval, check_positive
 from spikeinit.adapters.discovery import Forward, NetworkMap, SynapticLayer, discover
 from spikeinit.init.fan import compute_fans
+from spikeinit.init.model import init_record
+from spikeinit.init.registry import get_method
 from spikeinit.io import write_text_atomic
 from spikeinit.theory.gaussian import tail_probability
+from spikeinit.theory.static import stability_slope
 
 FLAGS = ("dead", "saturated", "exploding", "not-understood")
+STATIC_METHODS = ("paper", "stable")  # Var[w] = sigma^2 / (n E[x^2]): sigma is a fixed point
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,8 @@ class LayerHealth:
     predicted_variance: float | None
     measured_variance: float
     flags: tuple[str, ...] = ()
+    init_sigma: float | None = None
+    init_sigma_auto: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,13 +136,14 @@ class HealthReport:
 
     def table(self) -> str:
         """The report as a plain-text table."""
-        header = ["neuron", "layer", "fan_in", "theta", "theta/g", "beta", "w std", "rate pred",
-                  "rate", "var pred", "var", "flags"]
+        header = ["neuron", "layer", "fan_in", "theta", "theta/g", "beta", "w std", "sigma",
+                  "rate pred", "rate", "var pred", "var", "flags"]
         rows = [header]
         for row in self.layers:
+            sigma = _fmt(row.init_sigma) + ("*" if row.init_sigma_auto else "")
             rows.append([row.neuron, row.layer or "-", _fmt(row.fan_in), _fmt(row.threshold),
                          _fmt(row.effective_threshold), _fmt(row.beta), _fmt(row.weight_std),
-                         _fmt(row.predicted_rate), _fmt(row.measured_rate),
+                         sigma, _fmt(row.predicted_rate), _fmt(row.measured_rate),
                          _fmt(row.predicted_variance), _fmt(row.measured_variance),
                          ",".join(row.flags) or "ok"])
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -176,6 +189,8 @@ def report(
                          f"saturated={saturated!r}")
     network = discover(model, batch, forward)
     rows = []
+    chosen: dict[str, list[str]] = {}
+    unstable: dict[tuple[float, float], list[str]] = {}
     for site in network.neurons:
         activity = network.activity.neurons[site.name]
         description = site.description
@@ -193,8 +208,16 @@ def report(
             activity.current.second_moment > exploding * max(theta, 1e-12) ** 2)
         if activity.current.nonfinite or activity.spikes.nonfinite or loud:
             flags.append("exploding")
-        fan_in = weight_std = pred_rate = pred_var = None
+        fan_in = weight_std = pred_rate = pred_var = record = None
         if driver is not None:
+            record = init_record(driver.module)
+            if record is not None and record.sigma is not None:
+                if record.sigma_auto:
+                    chosen.setdefault(record.sigma_reason, []).append(site.name)
+                static = get_method(record.method)[0].name in STATIC_METHODS
+                if static and record.threshold is not None and stability_slope(
+                        record.threshold, record.sigma) >= 1.0:
+                    unstable.setdefault((record.threshold, record.sigma), []).append(site.name)
             fan_in = compute_fans(driver.module.weight)[0]
             weight_std = float(driver.module.weight.detach().double().std())
             moments = _predicted_current(network, driver)
@@ -209,9 +232,21 @@ def report(
             effective_threshold=theta, beta=description.beta if description else None,
             weight_std=weight_std, predicted_rate=pred_rate, measured_rate=rate,
             predicted_variance=pred_var, measured_variance=variance, flags=tuple(flags),
+            init_sigma=record.sigma if record is not None else None,
+            init_sigma_auto=bool(record is not None and record.sigma_auto),
         ))
     notes = [f"{name}: a weight layer inside a neuron, not reported" for name in network.internal]
+    notes += [f"sigma* of {_names(names)}: chosen by initialize, {reason}"
+              for reason, names in chosen.items()]
+    notes += [f"sigma = {sigma:.3g} at theta/g = {theta:.3g} ({_names(names)}) is an unstable "
+              f"fixed point (slope {stability_slope(theta, sigma):.3g} >= 1): the rate drifts with "
+              "depth; initialize without sigma= chooses a stable one"
+              for (theta, sigma), names in unstable.items()]
     return HealthReport(tuple(rows), dead, saturated, exploding, tuple(notes))
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]} ({len(names)})"
 
 
 def _predicted_current(network: NetworkMap, layer: SynapticLayer) -> tuple[float, float] | None:

@@ -360,7 +360,7 @@ def _run(
     summary["seeds"] = seeds
     summary["title"] = (
         f"{info.display_name} {base.model} T={base.steps} θ={base.threshold} β={base.beta} "
-        f"n_train={base.limit_train or info.n_train}"
+        f"{base.encoding} input, {base.loss} loss, n_train={base.limit_train or info.n_train}"
     )
     if out_path is not None and context.is_main:
         from spikeinit.experiments.training_figures import plot_compare

@@ -22,6 +22,15 @@ class LayerContext:
     assumption: their membrane is :math:`N(0,\sigma^2)`, so :math:`E[x^2] = Q(\theta/\sigma)`),
     or data with a known second moment ``input_second_moment`` (for the first layer).
     ``depth`` is the number of spiking layers of the whole network, when known.
+
+    ``sigma`` is the target membrane std of the receiving neurons and ``input_sigma`` that of
+    the source neurons (``None``: ``sigma``); :func:`~spikeinit.init.model.initialize` sets them
+    per population when it chooses the operating point. ``input_is_data`` marks a layer fed by
+    data (not spikes); ``first_sigma`` is the std of the current that drives the network's
+    first spiking layer, when known (the temporal methods' input), and
+    ``input_autocorrelation`` the autocorrelation over the steps of the data that drive it,
+    when measured (:func:`~spikeinit.theory.temporal.data_autocorrelation`);
+    ``synaptic_decay`` the receiving neurons' current filter :math:`\alpha` (0: none).
     """
 
     fan_in: int
@@ -38,6 +47,11 @@ class LayerContext:
     input_threshold: float | None = None
     input_second_moment: float | None = None
     input_mean: float | None = None
+    input_sigma: float | None = None
+    input_is_data: bool = False
+    first_sigma: float | None = None
+    synaptic_decay: float = 0.0
+    input_autocorrelation: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         check_positive_int("fan_in", self.fan_in)
@@ -52,6 +66,11 @@ class LayerContext:
             check_finite_nonnegative("input_threshold", self.input_threshold)
         if self.input_second_moment is not None:
             check_positive("input_second_moment", self.input_second_moment)
+        if self.input_sigma is not None:
+            check_positive("input_sigma", self.input_sigma)
+        if self.first_sigma is not None:
+            check_positive("first_sigma", self.first_sigma)
+        check_unit_interval("synaptic_decay", self.synaptic_decay)
 
     @property
     def input_is_spikes(self) -> bool:
@@ -62,9 +81,15 @@ class LayerContext:
         return self.threshold if self.input_threshold is None else self.input_threshold
 
     @property
+    def source_sigma(self) -> float:
+        """The membrane std assumed for the source neurons: ``input_sigma``, else ``sigma``."""
+        return self.sigma if self.input_sigma is None else self.input_sigma
+
+    @property
     def second_moment(self) -> float:
-        r""":math:`E[x^2]` of the input: given (data) or :math:`Q(\theta_{src}/\sigma)` (spikes).
+        r""":math:`E[x^2]` of the input: given (data) or :math:`Q(\theta_{src}/\sigma_{src})`
+        (spikes).
         """
         if self.input_second_moment is not None:
             return self.input_second_moment
-        return float(tail_probability(self.source_threshold / self.sigma))
+        return float(tail_probability(self.source_threshold / self.source_sigma))

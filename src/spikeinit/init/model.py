@@ -5,13 +5,16 @@ snnTorch, SpikingJelly and Norse models alike (see :mod:`spikeinit.adapters`). E
 neuron is read as a LIF with threshold :math:`\theta`, decay :math:`\beta` and input gain
 :math:`g`; the initializers see the equivalent unit-gain neuron, with the effective threshold
 :math:`\tilde\theta = \theta/g`, and ``sigma`` is the membrane standard deviation in those units
-(the input current's, at the first step).
+(the input current's, at the first step). Without ``sigma``, the default method ``stable``
+chooses it per population from the stability of the layer map (the *operating point*, see
+:func:`spikeinit.theory.operating_sigma`); the records and :func:`spikeinit.report` show it.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -32,17 +35,21 @@ from spikeinit.adapters.discovery import (
 )
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
-from spikeinit.init.registry import get_method
+from spikeinit.init.registry import InitMethod, get_method
 from spikeinit.neurons.lif import LIF
 from spikeinit.theory.gaussian import tail_probability
+from spikeinit.theory.static import stability_slope
+from spikeinit.theory.temporal import data_autocorrelation
 
 FAR_THRESHOLD = 3.0  # theta/(g sigma) beyond which initialize warns: rate Q(3) = 0.13%
+DEFAULT_METHOD = "stable"
 
 __all__ = [
     "SYNAPTIC_TYPES",
     "InitRecord",
     "SynapticLayer",
     "find_synaptic_layers",
+    "init_record",
     "initialize",
     "input_statistics",
     "layer_context",
@@ -57,6 +64,13 @@ class InitRecord:
     :math:`\theta/g`), ``input_second_moment`` the :math:`E[x^2]` it assumed for the layer's
     input (``None``: spikes of Gaussian membranes, :math:`Q(\tilde\theta_{src}/\sigma)`), and
     ``notes`` how pooling, normalization, dropout or unknown operations were taken into account.
+
+    ``sigma`` is the target membrane std :math:`\sigma` of the neurons the layer drives (for the
+    temporal methods: :math:`\sigma_1`, the std of the first layer's current, which sets their
+    target rate). ``sigma_auto`` says whether :func:`initialize` chose it (no ``sigma=`` passed,
+    the method has an operating point), and ``sigma_reason`` why, with the slope
+    :math:`a\varphi(a)/(2Q(a))`, :math:`a = \tilde\theta/\sigma`, at :math:`\sigma = 1` and at
+    the chosen :math:`\sigma`.
     """
 
     name: str
@@ -69,6 +83,26 @@ class InitRecord:
     beta: float | None = None
     input_second_moment: float | None = None
     notes: tuple[str, ...] = ()
+    sigma: float | None = None
+    sigma_auto: bool = False
+    sigma_reason: str = ""
+
+
+_RECORDS: weakref.WeakKeyDictionary[nn.Module, tuple[InitRecord, int]] = (
+    weakref.WeakKeyDictionary())
+
+
+def init_record(module: nn.Module) -> InitRecord | None:
+    """The :class:`InitRecord` of :func:`initialize`'s last draw of ``module``'s weights.
+
+    ``None`` when :func:`initialize` did not draw them, or when they changed since (training,
+    :func:`spikeinit.calibrate` or a manual edit bump the tensor's version counter).
+    """
+    entry = _RECORDS.get(module)
+    weight = getattr(module, "weight", None)
+    if entry is None or not isinstance(weight, Tensor) or weight._version != entry[1]:
+        return None
+    return entry[0]
 
 
 def find_synaptic_layers(
@@ -167,8 +201,11 @@ def _layer_context_and_notes(
     sigma: float,
     steps: int,
     depth: int | None,
+    input_sigma: float | None = None,
+    first_sigma: float | None = None,
 ) -> tuple[LayerContext, list[str]]:
     fan_in, fan_out = compute_fans(layer.module.weight)
+    source_sigma = sigma if input_sigma is None else input_sigma
     description = layer.target_description or layer.source_description
     own = threshold if threshold is not None else (
         description.effective_threshold if description is not None else 1.0)
@@ -189,7 +226,7 @@ def _layer_context_and_notes(
             if layer.source_driven_by_data and measured is not None:
                 notes.insert(0, f"the input spikes of {layer.source_name} are silent on the "
                                 "sample: assumed Q(theta/sigma) instead")
-            _, spikes, before = input_statistics(layer, sigma, source_threshold)
+            _, spikes, before = input_statistics(layer, source_sigma, source_threshold)
             notes[:0] = before
             plain = (not before and factor == 1.0 and (
                 layer.source_description is None or layer.source_description.spike_amplitude == 1))
@@ -215,6 +252,10 @@ def _layer_context_and_notes(
         depth=depth,
         input_threshold=source_threshold,
         input_second_moment=second,
+        input_sigma=input_sigma,
+        input_is_data=layer.source is None,
+        first_sigma=first_sigma,
+        synaptic_decay=description.synaptic_decay if description is not None else 0.0,
     )
     return ctx, notes
 
@@ -227,6 +268,8 @@ def layer_context(
     sigma: float = 1.0,
     steps: int = 1,
     depth: int | None = None,
+    input_sigma: float | None = None,
+    first_sigma: float | None = None,
 ) -> LayerContext:
     r"""The :class:`LayerContext` of one layer, from its neurons (explicit values override).
 
@@ -234,20 +277,22 @@ def layer_context(
     fed by spikes sees :math:`E[x^2] = a^2 Q(\tilde\theta_{src}/\sigma)` (changed by pooling,
     dropout or normalization on the way, see :func:`input_statistics`), or the value measured on
     the sample when its source neurons are driven by the data; a layer fed by data sees the
-    measured :math:`E[x^2]`, else ``input_second_moment``.
+    measured :math:`E[x^2]`, else ``input_second_moment``. ``sigma`` is the receiving neurons'
+    membrane std, ``input_sigma`` the source neurons' (``None``: ``sigma``), ``first_sigma``
+    the std of the current into the network's first spiking layer (the temporal methods').
     """
     return _layer_context_and_notes(layer, threshold, beta, input_second_moment, sigma, steps,
-                                    depth)[0]
+                                    depth, input_sigma, first_sigma)[0]
 
 
 def initialize(
     model: nn.Module,
-    method: str = "paper",
+    method: str = DEFAULT_METHOD,
     threshold: float | None = None,
     beta: float | None = None,
     sample: Any = None,
     input_second_moment: float | None = None,
-    sigma: float = 1.0,
+    sigma: float | None = None,
     steps: int = 1,
     generator: torch.Generator | None = None,
     forward: Forward | None = None,
@@ -259,12 +304,12 @@ def initialize(
     :func:`~spikeinit.init.registry.available_methods`) for its fan-in :math:`n` and the neurons
     it drives, read from spikeinit's ``LIF``, snnTorch (``Leaky``, ``Synaptic``, ``RLeaky``),
     SpikingJelly (``IFNode``, ``LIFNode``, ``ParametricLIFNode``) or Norse (``LIFCell``,
-    ``LIF``, ``LIFBoxCell``). For ``paper``:
+    ``LIF``, ``LIFBoxCell``). For ``stable`` (the default) and ``paper``:
 
     .. math::
 
         \mathrm{Var}[w] = \frac{\sigma^2}{n\,E[x^2]},\qquad
-        E[x^2] = Q(\tilde\theta_{src}/\sigma)\ \text{(spikes)},\qquad
+        E[x^2] = Q(\tilde\theta_{src}/\sigma_{src})\ \text{(spikes)},\qquad
         \tilde\theta = \theta / g,
 
     with :math:`g` the neurons' input gain (e.g. :math:`1/\tau` for SpikingJelly's ``LIFNode``
@@ -275,17 +320,41 @@ def initialize(
     ``input_second_moment`` (default 1). Without ``sample``, layers and neurons are linked in
     module order.
 
+    **The operating point** :math:`\sigma`. A given ``sigma`` is used for every population, as
+    is. Without it, ``paper`` (and the methods that have no operating point) use the published
+    :math:`\sigma = 1`, whose fixed point is unstable for :math:`\tilde\theta > 1.19`
+    (SpikingJelly's default ``LIFNode(tau=2.0)`` has :math:`\tilde\theta = 2`, Norse's
+    ``LIFCell()`` 10). ``stable`` chooses, for each population driven by a layer it draws,
+
+    .. math::
+
+        \sigma = \max\big(1, \tilde\theta / a_{1/3}\big),\qquad
+        \frac{a_{1/3}\,\varphi(a_{1/3})}{2\,Q(a_{1/3})} = \frac13,\quad a_{1/3} = 0.5618,
+
+    (:func:`~spikeinit.theory.operating_sigma`): the layer map's fixed point then has slope at
+    most 1/3, so a bias per layer that the one-step theory does not see (leak, reset, a
+    synaptic filter, finite width) moves the deep rate by half of it instead of
+    :math:`s/(1-s)` times (9 times at slope 0.9). Populations driven by data directly keep
+    :math:`\sigma = 1`. ``temporal`` chooses the same :math:`\sigma_1` for the current of the
+    first layer when it draws the layer that drives it, and the other layers' gains from the
+    temporal theory (see :mod:`spikeinit.init.temporal`). Each record carries
+    :attr:`InitRecord.sigma` and why; a warning says so once when :math:`\sigma = 1` would have
+    been unstable.
+
     ``threshold`` and ``beta`` override the values read from the neurons (``threshold`` is the
     effective :math:`\tilde\theta`). Pooling, dropout and normalization between the layers are
     modelled as in :func:`input_statistics` and :func:`current_factor`; what cannot be modelled
     is named in a warning. Layers whose neurons no adapter understands, recurrent weights inside
     neurons and layers the sample does not reach are left unchanged and named in a warning;
     layers with no spiking neuron around them get the defaults (:math:`\theta = 1`,
-    :math:`\beta = 0.5`) and a warning.
+    :math:`\beta = 0.5`) and a warning. A warning that the method gives for several layers is
+    given once.
 
     Example:
         >>> from spikeinit.models import SpikingMLP
         >>> records = initialize(SpikingMLP([100, 100, 10]), method="paper")
+        >>> records[0].sigma, records[0].sigma_auto
+        (1.0, False)
     """
     chosen, parsed = get_method(method)
     options = {**parsed, **options}
@@ -293,7 +362,8 @@ def initialize(
         check_finite_nonnegative("threshold", threshold)
     if beta is not None:
         check_unit_interval("beta", beta)
-    check_positive("sigma", sigma)
+    if sigma is not None:
+        check_positive("sigma", sigma)
     check_positive_int("steps", steps)
     if sample is not None and input_second_moment is not None:
         raise ValueError("pass either sample or input_second_moment, not both")
@@ -320,33 +390,166 @@ def initialize(
             "snnTorch/SpikingJelly/Norse neuron)",
             stacklevel=2,
         )
+    point = OperatingPoint(chosen, network, sigma, threshold, options)
+    autocorrelation = None
+    if isinstance(sample, Tensor) and steps > 1 and sample.dim() >= 3 and (
+            sample.shape[0] == steps and float(sample.detach().abs().sum()) > 0):
+        autocorrelation = data_autocorrelation(sample)
     records, unmodelled, faint = [], [], []
-    for layer in network.layers:
-        if layer.problem is not None:
-            continue
-        ctx, notes = _layer_context_and_notes(layer, threshold, beta, data_moment, sigma, steps,
-                                              depth)
-        unmodelled += [f"{layer.name}: {note}" for note in notes if "not modelled" in note]
-        if ctx.input_threshold is not None and ctx.input_threshold / sigma > FAR_THRESHOLD:
-            faint.append(f"{layer.name} (theta/g = {ctx.input_threshold:g})")
-        notes += list(layer.notes)
-        bias = getattr(layer.module, "bias", None)
-        mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator, **options)
-        records.append(InitRecord(
-            layer.name, method, ctx.fan_in, mean, variance**0.5, neuron=layer.target_name,
-            threshold=ctx.threshold, beta=ctx.beta,
-            input_second_moment=ctx.input_second_moment, notes=tuple(notes),
-        ))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for layer in network.layers:
+            if layer.problem is not None:
+                continue
+            target_sigma, source_sigma = point.layer_sigmas(layer)
+            ctx, notes = _layer_context_and_notes(layer, threshold, beta, data_moment,
+                                                  target_sigma, steps, depth, source_sigma,
+                                                  point.first_sigma)
+            if autocorrelation is not None:
+                ctx = replace(ctx, input_autocorrelation=autocorrelation)
+            unmodelled += [f"{layer.name}: {note}" for note in notes if "not modelled" in note]
+            if (not point.auto and chosen.operating_layers == "all"
+                    and ctx.input_threshold is not None
+                    and ctx.input_second_moment is None
+                    and ctx.input_threshold / ctx.source_sigma > FAR_THRESHOLD):
+                faint.append(f"{layer.name} (theta/g = {ctx.input_threshold:g})")
+            notes += list(layer.notes)
+            bias = getattr(layer.module, "bias", None)
+            mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
+                                                **options)
+            used, auto, reason = point.record(layer, ctx)
+            record = InitRecord(
+                layer.name, method, ctx.fan_in, mean,
+                variance**0.5, neuron=layer.target_name, threshold=ctx.threshold, beta=ctx.beta,
+                input_second_moment=ctx.input_second_moment, notes=tuple(notes), sigma=used,
+                sigma_auto=auto, sigma_reason=reason,
+            )
+            records.append(record)
+            _RECORDS[layer.module] = (record, layer.module.weight._version)
+    _warn_once(caught)
     if unmodelled:
         warnings.warn("initialized without modelling: " + "; ".join(unmodelled)
                       + " (spikeinit.calibrate measures their effect)", stacklevel=2)
     if faint:
         warnings.warn(
             f"the input neurons of {', '.join(faint)} sit more than {FAR_THRESHOLD:g} sigma "
-            f"below threshold (sigma={sigma:g}): they would hardly spike, and the weights are "
-            "scaled up to match; pass sigma=spikeinit.theory.stable_sigma(theta/g) for a stable "
-            "operating point", stacklevel=2)
+            f"below threshold (sigma={1.0 if sigma is None else sigma:g}): they would hardly "
+            "spike, and the weights are scaled up to match; leave sigma out for a stable "
+            "operating point (init 'stable', the default)", stacklevel=2)
+    rescued = point.rescued_summary()
+    if rescued:
+        warnings.warn(
+            f"initialize chose a stable operating point where sigma = 1 is unstable: {rescued} "
+            f"({chosen.operating_rule}); see InitRecord.sigma and spikeinit.report. Pass "
+            "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=2)
     return records
+
+
+class OperatingPoint:
+    r"""The membrane std :math:`\sigma` of every population, as :func:`initialize` assumes it.
+
+    A given ``sigma`` holds everywhere. Otherwise, when the method has an operating point,
+    populations driven by a layer that :func:`initialize` draws get
+    ``method.operating_point(theta/g)`` (all of them, or the network's first one only, per
+    ``method.operating_layers``); every other population (driven by data directly, or when the
+    method has no operating point) has :math:`\sigma = 1`. The method's own option for its
+    :math:`\sigma` (``method.sigma_option``, e.g. ``temporal``'s ``input_std``), when passed,
+    counts as given.
+    """
+
+    def __init__(self, method: InitMethod, network: NetworkMap, sigma: float | None,
+                 threshold: float | None, options: dict[str, Any] | None = None) -> None:
+        self.method, self.given, self.threshold = method, sigma, threshold
+        option = (options or {}).get(method.sigma_option) if method.sigma_option else None
+        self.option = None if option is None else float(option)
+        self.auto = sigma is None and self.option is None and method.operating_point is not None
+        self.drawn = {layer.target_name for layer in network.layers
+                      if layer.problem is None and layer.target_name is not None}
+        first = next((site for site in network.neurons if site.description is not None), None)
+        self.first_name = first.name if first is not None else None
+        self.first_sigma = 1.0 if sigma is None else sigma
+        if first is not None and self.first_name in self.drawn:
+            self.first_sigma = self.sigma(self.first_name, first.description.effective_threshold)
+        if self.option is not None:
+            self.first_sigma = self.option
+        self._rescued: dict[tuple[float, float], list[str]] = {}
+
+    def _theta(self, own: float) -> float:
+        return own if self.threshold is None else self.threshold
+
+    def chooses(self, name: str | None) -> bool:
+        """Whether the operating point sets the sigma of population ``name``."""
+        if not self.auto or name not in self.drawn:
+            return False
+        return self.method.operating_layers == "all" or name == self.first_name
+
+    def sigma(self, name: str | None, theta: float) -> float:
+        """The sigma of population ``name`` with effective threshold ``theta``."""
+        if self.given is not None:
+            return self.given
+        if self.chooses(name) and self.method.operating_point is not None:
+            return float(self.method.operating_point(self._theta(theta)))
+        return 1.0
+
+    def layer_sigmas(self, layer: SynapticLayer) -> tuple[float, float | None]:
+        """``(sigma of the neurons it drives, sigma of its source neurons or None)``."""
+        target = layer.target_description or layer.source_description
+        own = target.effective_threshold if target is not None else 1.0
+        name = layer.target_name
+        if layer.target_name is None and self.auto and self.method.operating_layers == "all":
+            name = layer.name  # no neuron: the operating point of the threshold it assumes
+            self.drawn.add(name)
+        target_sigma = self.sigma(name, own)
+        if layer.source is None:
+            return target_sigma, None
+        description = layer.source_description
+        theta = description.effective_threshold if description is not None else 1.0
+        driven = layer.source_name in self.drawn and not layer.source_driven_by_data
+        return target_sigma, self.sigma(layer.source_name if driven else None, theta)
+
+    def record(self, layer: SynapticLayer, ctx: LayerContext) -> tuple[float, bool, str]:
+        """``(sigma, chosen automatically, why)`` for the layer's :class:`InitRecord`."""
+        first = self.method.operating_layers == "first"
+        used = self.first_sigma if first else ctx.sigma
+        name = self.first_name if first else (layer.target_name or layer.name)
+        theta = ctx.threshold if not first or layer.target_name == self.first_name else None
+        if first and self.option is not None:
+            return used, False, f"given ({self.method.sigma_option})"
+        if not self.chooses(name):
+            why = "given" if self.given is not None else (
+                "sigma = 1, the default" if self.method.operating_point is None
+                else "sigma = 1 for neurons driven by data")
+            return used, False, why
+        if theta is None:
+            return used, True, (f"sigma of the first layer's current (chosen for "
+                                f"{self.first_name}), which sets the target rate")
+        slope_one, slope = stability_slope(theta, 1.0), stability_slope(theta, used)
+        if slope_one >= 1.0 and used != 1.0:
+            self._rescued.setdefault((theta, used), []).append(layer.name)
+        return used, True, (
+            f"{self.method.operating_rule}: at theta/g = {theta:.4g}, sigma = 1 has slope "
+            f"{slope_one:.3g}{' (unstable)' if slope_one >= 1 else ''}, sigma = {used:.4g} has "
+            f"slope {slope:.3g} and rate Q({theta / used:.3g}) = "
+            f"{float(tail_probability(theta / used)):.3g}")
+
+    def rescued_summary(self) -> str:
+        """The layers whose sigma = 1 would have been unstable, grouped, or ''."""
+        parts = []
+        for (theta, sigma), names in self._rescued.items():
+            shown = ", ".join(names[:3]) + (f", ... ({len(names)} layers)" if len(names) > 3
+                                            else "")
+            parts.append(f"layers {shown} (theta/g = {theta:g}, slope "
+                         f"{stability_slope(theta, 1.0):.2g} at sigma = 1): sigma = {sigma:.4g}")
+        return "; ".join(parts)
+
+
+def _warn_once(caught: list[warnings.WarningMessage]) -> None:
+    seen: set[tuple[type, str]] = set()
+    for item in caught:
+        key = (item.category, str(item.message))
+        if key not in seen:
+            seen.add(key)
+            warnings.warn(str(item.message), item.category, stacklevel=3)
 
 
 def _warn_unchanged(network: NetworkMap) -> None:

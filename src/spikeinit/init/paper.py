@@ -1,4 +1,14 @@
-r"""The paper's variance-conserving initialization, and the authors' soft-reset variant."""
+r"""The paper's variance-conserving initialization, its stable operating point, and the authors'
+soft-reset variant.
+
+``paper`` is the published formula :math:`\mathrm{Var}[w] = \sigma^2/(n\,Q(\theta/\sigma))`
+with :math:`\sigma = 1` unless ``sigma`` is passed. ``stable`` (the default of
+:func:`~spikeinit.init.model.initialize`) is the same formula, with :math:`\sigma` chosen per
+population from the stability of the layer-to-layer map when ``sigma`` is not passed:
+:math:`\sigma = \max(1, \tilde\theta/a_{1/3})` (:func:`~spikeinit.theory.operating_sigma`),
+where the fixed point's slope is 1/3 and a bias per layer that the static map does not see is
+halved rather than amplified. With ``sigma`` passed, ``stable`` is ``paper``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +18,7 @@ from typing import Any
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.theory.gaussian import tail_probability, truncated_mean_above
+from spikeinit.theory.static import OPERATING_SLOPE, operating_sigma
 
 
 def paper_variance(ctx: LayerContext) -> float:
@@ -51,6 +62,16 @@ register(
         name="paper",
         summary="Micheli et al.: Var[w] = sigma^2 / (n Q(theta/sigma)), conserves the variance",
         statistics_fn=_paper_statistics,
+    )
+)
+register(
+    InitMethod(
+        name="stable",
+        summary="the paper's formula at a stable operating point: sigma = max(1, (theta/g) / "
+                "0.562), where the fixed point's slope is 1/3 (the default)",
+        statistics_fn=_paper_statistics,
+        operating_point=operating_sigma,
+        operating_rule=f"max(1, (theta/g)/a) with slope a phi(a)/(2 Q(a)) = {OPERATING_SLOPE:.3g}",
     )
 )
 register(

@@ -19,11 +19,19 @@ SamplerFn = Callable[[Tensor, LayerContext, Mapping[str, Any], "torch.Generator 
 
 @dataclass(frozen=True)
 class InitMethod:
-    """A named initialization: the weight mean and variance it gives a layer, and how to draw.
+    r"""A named initialization: the weight mean and variance it gives a layer, and how to draw.
 
     ``statistics(ctx, options)`` returns ``(mean, variance)`` of one weight; the mean-field
     predictions use it. ``sampler`` overrides the default Gaussian draw (e.g. orthogonal).
     ``bias_sampler`` fills the bias; the default sets it to zero.
+
+    ``operating_point(theta)`` is the target membrane std :math:`\sigma` that
+    :func:`~spikeinit.init.model.initialize` gives each population of effective threshold
+    ``theta`` when no ``sigma`` is passed (``None``: :math:`\sigma = 1`, the paper's),
+    ``operating_rule`` says in words how it is chosen, and ``operating_layers`` whether it
+    applies to every population (``"all"``) or only to the network's first one (``"first"``:
+    the temporal methods, whose other layers follow from the temporal theory).
+    ``sigma_option`` names the method's own option that sets that :math:`\sigma`, if any.
     """
 
     name: str
@@ -33,6 +41,10 @@ class InitMethod:
     bias_sampler: SamplerFn | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     value_option: str | None = None
+    operating_point: Callable[[float], float] | None = None
+    operating_rule: str = ""
+    operating_layers: str = "all"
+    sigma_option: str | None = None
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(given) - set(self.options))

@@ -4,8 +4,25 @@ The weight variance is :math:`g^*/n`, with :math:`g^*` the gain whose stable fix
 temporal mean-field map has the target time-averaged rate (see
 :func:`spikeinit.theory.temporal_gain.solve_temporal_gain`): the first layer's own rate for
 ``temporal``, the given ``r`` for ``temporal-rate=<r>``. The LIF parameters (β, θ, reset and
-its order) and ``steps`` come from the layer; the first layer's input is ``N(0, input_std²)``,
-held constant over the steps (``input="constant"``) or drawn i.i.d. (``input="iid"``).
+its order, a synaptic current filter) and ``steps`` come from the layer; the first layer's input
+is ``N(0, input_std²)``, held constant over the steps (``input="constant"``) or drawn i.i.d.
+(``input="iid"``); by default (``input=None``) it has the autocorrelation over the steps of
+the sample given to :func:`~spikeinit.init.model.initialize` (when its leading axis has
+``steps`` entries and a batch axis after it: ``(T, B, ...)``), else it is constant.
+
+A layer fed by data gets :math:`\mathrm{Var}[w] = \sigma_1^2/(n\,E[x^2])`: its neurons then see
+the current ``N(0, σ₁²)`` that the theory assumes for the first layer, with :math:`\sigma_1` =
+``input_std``. By default (``input_std=None``) :math:`\sigma_1` is the first layer's operating
+point when :func:`~spikeinit.init.model.initialize` draws the layer that drives it,
+:math:`\sigma_1 = \max(1, \tilde\theta/a_{1/3})` (:func:`~spikeinit.theory.operating_sigma`,
+as for init ``stable``): a first-layer rate of about :math:`Q(0.562) = 0.29` whatever the
+threshold, where :math:`\sigma = 1` would give SpikingJelly's :math:`\tilde\theta = 2` a
+rate of 0.07 that no stable fixed point carries and Norse's 10 none at all. Otherwise
+:math:`\sigma_1 = 1` (or ``sigma`` when it is passed).
+
+Where the settled rate of the temporal map jumps over the target (no stable fixed point carries
+it), the nearest feasible stable rate is taken instead and a warning gives both; only a target
+above every reachable rate raises (``solve_temporal_gain(..., on_jump="nearest")``).
 
 By default (``finite_width=True``) the gain is refined for layers of ``fan_in`` neurons (up to
 4096), whose rate is biased down relative to the infinite-width limit.
@@ -17,14 +34,16 @@ tens of layers), so the gain is solved for the rate at the network's last layer
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from spikeinit._validation import check_unit_interval
+from spikeinit._validation import check_positive, check_unit_interval
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.gradients import backward_gain_ratio
+from spikeinit.theory.static import OPERATING_SLOPE, operating_sigma
 from spikeinit.theory.temporal import InputStatistics
 from spikeinit.theory.temporal_gain import solve_temporal_gain
 
@@ -37,17 +56,35 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     (:func:`~spikeinit.theory.gradients.backward_gain_ratio`), so :math:`g^*/\rho` is the gain
     that would hold gradients constant to first order. ``balance=0`` (default) is purely
     forward, ``balance=1`` purely backward, in between a geometric compromise.
+
+    A layer fed by data (``ctx.input_is_data``) gets :math:`\sigma_1^2/(n\,E[x^2])` instead,
+    :math:`\sigma_1` = :func:`first_layer_std`, so that its neurons see the theory's first-layer
+    current.
     """
     balance = check_unit_interval("balance", options["balance"])
+    input_std = first_layer_std(ctx, options)
+    if ctx.input_is_data:
+        return input_std**2 / (ctx.fan_in * ctx.second_moment)
     params = LIFParameters(
         beta=ctx.beta, threshold=ctx.threshold, reset=ctx.reset, reset_order=ctx.reset_order,
         surrogate=ctx.surrogate, surrogate_slope=ctx.surrogate_slope,
     )
-    inputs = InputStatistics(kind=options["input"], std=float(options["input_std"]))
+    inputs = first_layer_input(ctx, options, input_std)
     settle = DEFAULT_SETTLE_LAYERS if ctx.depth is None or ctx.depth < 2 else ctx.depth - 1
     width = ctx.fan_in if options["finite_width"] else None
-    gain = solve_temporal_gain(params, ctx.steps, inputs, options["rate"], settle,
-                               width=width).gain
+    solution = solve_temporal_gain(params, ctx.steps, inputs, options["rate"], settle,
+                                   width=width, synaptic_decay=ctx.synaptic_decay,
+                                   on_jump="nearest")
+    if solution.moved and solution.jump is not None:
+        below, above = solution.jump
+        asked = "the first layer's rate" if options["rate"] is None else "the requested rate"
+        warnings.warn(
+            f"temporal: {asked} {solution.requested_rate:.4g} is not a stable fixed point for "
+            f"theta/g={ctx.threshold:g}, beta={ctx.beta:g}, reset={ctx.reset!r}, T={ctx.steps}"
+            f" (the settled rate jumps from {below:.4g} to {above:.4g}); using the nearest "
+            f"feasible stable rate {solution.target_rate:.4g} instead (choose another with "
+            "temporal-rate=<r>)", UserWarning, stacklevel=2)
+    gain = solution.gain
     if balance > 0:
         ratio = backward_gain_ratio(gain, params, ctx.steps, inputs)
         if ratio <= 0:
@@ -57,10 +94,30 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     return gain / ctx.fan_in
 
 
+def first_layer_input(ctx: LayerContext, options: Mapping[str, Any],
+                      input_std: float) -> InputStatistics:
+    """The theory's first-layer input: ``input`` when given, else the data's measured
+    autocorrelation over the ``steps`` (``ctx.input_autocorrelation``), else ``"constant"``."""
+    kind = options["input"]
+    measured = ctx.input_autocorrelation
+    if kind is None and measured is not None and len(measured) == ctx.steps:
+        return InputStatistics(kind="measured", std=input_std, autocorrelation=measured)
+    return InputStatistics(kind=kind or "constant", std=input_std)
+
+
+def first_layer_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
+    """The first layer's current std: ``input_std`` when given, else ``ctx.first_sigma``, else 1."""
+    if options["input_std"] is not None:
+        return check_positive("input_std", float(options["input_std"]))
+    return 1.0 if ctx.first_sigma is None else ctx.first_sigma
+
+
 DEFAULT_SETTLE_LAYERS = 50
 _OPTIONS = {
-    "rate": None, "input": "constant", "input_std": 1.0, "balance": 0.0, "finite_width": True,
+    "rate": None, "input": None, "input_std": None, "balance": 0.0, "finite_width": True,
 }
+_RULE = (f"the first layer's current std: max(1, (theta/g)/a) with slope a phi(a)/(2 Q(a)) = "
+         f"{OPERATING_SLOPE:.3g}")
 
 register(
     InitMethod(
@@ -68,6 +125,10 @@ register(
         summary="temporal mean-field: stable fixed point at the first layer's rate over T steps",
         statistics_fn=lambda ctx, o: (0.0, temporal_variance(ctx, o)),
         options=_OPTIONS,
+        operating_point=operating_sigma,
+        operating_rule=_RULE,
+        operating_layers="first",
+        sigma_option="input_std",
     )
 )
 register(
@@ -77,5 +138,9 @@ register(
         statistics_fn=lambda ctx, o: (0.0, temporal_variance(ctx, o)),
         options=_OPTIONS,
         value_option="rate",
+        operating_point=operating_sigma,
+        operating_rule=_RULE,
+        operating_layers="first",
+        sigma_option="input_std",
     )
 )

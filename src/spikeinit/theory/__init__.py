@@ -10,10 +10,12 @@ from spikeinit.theory.gaussian import (
     truncated_mean_above,
 )
 from spikeinit.theory.static import (
+    OPERATING_SLOPE,
     FixedPoint,
     StaticMeanField,
     critical_ratio,
     fixed_point,
+    operating_sigma,
     ratio_for_slope,
     spike_std,
     spike_weight_variance,
@@ -29,6 +31,7 @@ from spikeinit.theory.surrogate import (
 )
 
 __all__ = [
+    "OPERATING_SLOPE",
     "SURROGATES",
     "FixedPoint",
     "StaticMeanField",
@@ -36,6 +39,7 @@ __all__ = [
     "fixed_point",
     "inverse_mills_ratio",
     "normal_density",
+    "operating_sigma",
     "ratio_for_slope",
     "spike_std",
     "spike_weight_variance",

@@ -102,6 +102,50 @@ def stable_sigma(threshold: float, preferred: float = 1.0, max_slope: float = 0.
     return max(preferred, threshold / ratio_for_slope(max_slope))
 
 
+OPERATING_SLOPE = 1.0 / 3.0
+"""The fixed-point slope of :func:`operating_sigma`: a bias per layer is halved, not amplified."""
+
+
+def operating_sigma(
+    threshold: float, slope: float = OPERATING_SLOPE, preferred: float = 1.0
+) -> float:
+    r"""The target membrane std of init ``stable``: a fixed point that absorbs per-layer biases.
+
+    The variance map :math:`\sigma^2 \mapsto g\,Q(\theta/\sigma)` has, at a fixed point with
+    :math:`a = \theta/\sigma`, the slope :math:`s(a) = a\varphi(a)/(2Q(a))` in
+    :math:`\log\sigma^2`, and :math:`d\log Q/d\log\sigma^2 = s` too. A bias that the static
+    map does not see (leak, reset and integration over time, a synaptic filter, finite width)
+    multiplies the map by :math:`1+\varepsilon` per layer. In :math:`\log\sigma^2` the deviation
+    then settles at :math:`\varepsilon/(1-s)`, and the rate moves by
+
+    .. math::
+
+        \Delta\log p = \frac{s}{1-s}\,\varepsilon .
+
+    At :math:`s = 0.9` (:func:`stable_sigma`'s default) the bias is amplified 9 times; at
+    :math:`s = 1/3` (the default ``slope``) it is halved. So
+
+    .. math::
+
+        \sigma = \max\big(\texttt{preferred},\ \theta / a_s\big), \qquad
+        a_s\varphi(a_s) = 2s\,Q(a_s),
+
+    i.e. :math:`a_{1/3} = 0.5618` and a rate :math:`Q(a_{1/3}) = 0.287` wherever
+    :math:`\theta > 0.5618` (``stable_sigma(threshold, preferred, max_slope=slope)``). The LIF
+    with rest and reset at 0 is homogeneous in :math:`(u, I, \theta)`, so only
+    :math:`\theta/\sigma` matters and the weights scale with :math:`\theta`: their std is
+    :math:`\sigma/\sqrt{n\,Q(a_s)} = 3.32\,\theta/\sqrt{n}` at every threshold above
+    :math:`a_s`, and the largest of :math:`N` draws, about :math:`\sqrt{2\ln N}` stds, stays
+    below :math:`\theta` for :math:`N` weights of fan-in :math:`n` when
+    :math:`n > 22\ln N` (e.g. :math:`n = 500`: 0.74 :math:`\theta` for 250 000 weights).
+
+    Example:
+        >>> round(operating_sigma(2.0), 3), operating_sigma(0.5)
+        (3.56, 1.0)
+    """
+    return stable_sigma(threshold, preferred, max_slope=slope)
+
+
 @dataclass(frozen=True)
 class FixedPoint:
     """The stable fixed point of the static variance map, if activity survives."""

@@ -13,7 +13,10 @@ autocorrelation of layer :math:`l`. A LIF population driven by that process emit
 new :math:`R_{l+1}`: the map :math:`R_l \mapsto R_{l+1}` is the infinite-width limit of the
 network. We evaluate it with a seeded Monte Carlo population of independent neurons (common
 random numbers across layers and gains, so results are deterministic and smooth in the gain),
-running the exact LIF update of :mod:`spikeinit.neurons.dynamics`.
+running the exact LIF update of :mod:`spikeinit.neurons.dynamics`. A synaptic current filter in
+front of the membrane (snnTorch ``Synaptic``, Norse ``LIFCell``),
+:math:`I_{syn}[t] = \alpha I_{syn}[t-1] + I[t]`, is linear, so it is applied exactly to the
+sampled currents (``synaptic_decay`` :math:`= \alpha`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from spikeinit._validation import check_choice, check_positive, check_positive_i
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 
-INPUT_KINDS = ("constant", "iid")
+INPUT_KINDS = ("constant", "iid", "measured")
 
 
 @contextmanager
@@ -48,15 +51,32 @@ MAX_FINITE_WIDTH = 4096
 
 @dataclass(frozen=True)
 class InputStatistics:
-    """First-layer input current: ``N(mean, std^2)``, held constant or i.i.d. over steps."""
+    r"""First-layer input current: ``N(mean, std^2)`` at each step, and how the steps relate.
+
+    ``"constant"``: one draw held over the steps; ``"iid"``: a new draw per step;
+    ``"measured"``: a Gaussian process with covariance :math:`\mathrm{std}^2 C`, where
+    ``autocorrelation`` :math:`C(t,t') = E[x_t x_{t'}] / \overline{E[x_t^2]}` is that of the
+    data :math:`x` (``(T, T)`` nested tuples; mean diagonal 1). A zero-mean layer fed by data
+    passes it on exactly: :math:`\mathrm{Cov}(I_t, I_{t'}) = n\,\mathrm{Var}[w]\,E[x_t x_{t'}]`.
+    Pixels in [0, 1] drawn anew at each step have :math:`C = 1` on the diagonal and 3/4 off it.
+    """
 
     kind: str = "constant"
     mean: float = 0.0
     std: float = 1.0
+    autocorrelation: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         check_choice("input", self.kind, INPUT_KINDS)
         check_positive("input std", self.std)
+        if (self.kind == "measured") != (self.autocorrelation is not None):
+            raise ValueError("input 'measured' needs an autocorrelation, and only it takes one")
+        if self.autocorrelation is not None:
+            matrix = np.asarray(self.autocorrelation, dtype=float)
+            if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.all(
+                    np.diag(matrix) > 0):
+                raise ValueError("autocorrelation must be a (T, T) matrix with a positive "
+                                 "diagonal")
 
 
 @dataclass(frozen=True)
@@ -119,11 +139,39 @@ class MonteCarloPopulation:
         return self._draws[layer]
 
 
+def data_autocorrelation(data: torch.Tensor, digits: int = 4) -> tuple[tuple[float, ...], ...]:
+    r""":math:`C(t,t') = E[x_t x_{t'}] / \overline{E[x_t^2]}` of ``(T, ...)`` data, rounded.
+
+    The mean over everything but the leading time axis; normalized to a mean diagonal of 1
+    and rounded to ``digits`` (so that equal data give equal, cacheable statistics).
+
+    Example:
+        >>> data_autocorrelation(torch.ones(2, 5))
+        ((1.0, 1.0), (1.0, 1.0))
+    """
+    if data.dim() < 2:
+        raise ValueError("data must have a leading time axis and at least one more: (T, ...)")
+    flat = data.detach().double().reshape(data.shape[0], -1)
+    moments = flat @ flat.T / flat.shape[1]
+    scale = float(torch.diagonal(moments).mean())
+    if not scale > 0:
+        raise ValueError("the data are all zeros: no autocorrelation")
+    return tuple(tuple(round(float(v), digits) for v in row) for row in (moments / scale))
+
+
 def input_layer_currents(
     inputs: InputStatistics, population: MonteCarloPopulation
 ) -> torch.Tensor:
-    """``(T, samples)`` currents of the first layer: one draw per neuron, or one per step."""
+    """``(T, samples)`` currents of the first layer: one draw per neuron, one per step, or the
+    measured autocorrelation (which must have ``T`` rows)."""
     z = population.normals(0)
+    if inputs.autocorrelation is not None:
+        matrix = np.asarray(inputs.autocorrelation, dtype=float)
+        if matrix.shape[0] != population.steps:
+            raise ValueError(f"the input autocorrelation covers {matrix.shape[0]} steps, the "
+                             f"theory {population.steps}")
+        return gaussian_process_currents(np.full(population.steps, inputs.mean),
+                                         inputs.std**2 * matrix, z)
     if inputs.kind == "constant":
         z = z[:1].expand(population.steps, -1)
     return inputs.mean + inputs.std * z
@@ -148,11 +196,24 @@ def gaussian_process_currents(
     return offset + (root @ grouped).transpose(0, 1).reshape(steps, -1)
 
 
+def synaptic_filter(currents: torch.Tensor, decay: float) -> torch.Tensor:
+    r"""``(T, ...)`` currents through :math:`I_{syn}[t] = \alpha I_{syn}[t-1] + I[t]` from 0."""
+    if decay == 0.0:
+        return currents
+    filtered = torch.empty_like(currents)
+    state = torch.zeros_like(currents[0])
+    for t in range(currents.shape[0]):
+        state = decay * state + currents[t]
+        filtered[t] = state
+    return filtered
+
+
 def simulate_population(
     currents: torch.Tensor,
     params: LIFParameters,
     with_membrane: bool = True,
     width: int | None = None,
+    synaptic_decay: float = 0.0,
 ) -> LayerActivity:
     r"""Run the LIF update on ``(T, samples)`` currents and summarize the population.
 
@@ -161,7 +222,9 @@ def simulate_population(
     population is split into groups of ``width`` neurons, each a finite layer seen by one
     input sample, and :attr:`LayerActivity.group_autocorrelation` holds each group's own
     :math:`\hat R_b` (its finite-width fluctuation drives the next layer of that group).
+    ``synaptic_decay`` filters the currents first (:func:`synaptic_filter`).
     """
+    currents = synaptic_filter(currents, synaptic_decay)
     steps, samples = currents.shape
     membranes = torch.empty_like(currents) if with_membrane else None
     spikes, _ = lif_multistep(currents, params, membranes_out=membranes)
@@ -192,6 +255,7 @@ def next_layer_activity(
     mean_gain: float = 0.0,
     with_membrane: bool = True,
     width: int | None = None,
+    synaptic_decay: float = 0.0,
 ) -> LayerActivity:
     r"""One application of the map :math:`R_l \mapsto R_{l+1}`.
 
@@ -205,7 +269,7 @@ def next_layer_activity(
     if width is not None and activity.group_autocorrelation is not None:
         source = activity.group_autocorrelation
     currents = gaussian_process_currents(mean, gain * source, normals)
-    return simulate_population(currents, params, with_membrane, width)
+    return simulate_population(currents, params, with_membrane, width, synaptic_decay)
 
 
 def temporal_mean_field(
@@ -218,6 +282,7 @@ def temporal_mean_field(
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     width: int | None = None,
+    synaptic_decay: float = 0.0,
 ) -> TemporalMeanField:
     r"""Per-layer, per-step rate, membrane mean/variance and :math:`R` of a deep LIF network.
 
@@ -229,6 +294,7 @@ def temporal_mean_field(
     ``samples`` input samples of ``width`` neurons each (``samples * width`` neurons), and each
     sample's next layer sees that sample's finite-width :math:`\hat R_b`: this keeps the
     downward bias that finite layers show (the rate is concave in the per-sample variance).
+    ``synaptic_decay`` is the decay of a current filter in front of every layer's membrane.
 
     Example:
         >>> p = LIFParameters(beta=0.5, threshold=1.0)
@@ -245,12 +311,13 @@ def temporal_mean_field(
     population = MonteCarloPopulation(steps, samples, seed)
     with single_threaded():
         currents = input_layer_currents(inputs, population)
-        activity = simulate_population(currents, params, width=width)
+        activity = simulate_population(currents, params, width=width,
+                                       synaptic_decay=synaptic_decay)
         layers = [activity]
         for layer in range(1, depth):
             activity = next_layer_activity(
                 activity, float(gains[layer - 1]), params, population.normals(layer),
-                float(mean_gains[layer - 1]), width=width,
+                float(mean_gains[layer - 1]), width=width, synaptic_decay=synaptic_decay,
             )
             layers.append(activity)
     return TemporalMeanField(

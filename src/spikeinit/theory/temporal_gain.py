@@ -7,20 +7,23 @@ time-averaged rate :math:`\bar r(g)` grows with :math:`g`. ``solve_temporal_gain
 :math:`\bar r(g)` is the rate reached after ``settle_layers`` applications of the map from the
 first layer's activity. The default target is the first layer's own time-averaged rate, so
 the whole network keeps it. A target that no stable fixed point reaches (the rate jumps over it
-as :math:`g` grows) raises ``ValueError`` that names the nearest reachable rates.
+as :math:`g` grows) raises ``ValueError`` that names the nearest reachable rates, or, with
+``on_jump="nearest"``, is replaced by the nearest of them (the result records both rates in
+``jump``; init ``temporal`` warns with them). A target above every reachable rate always raises.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 from scipy import optimize
 
-from spikeinit._validation import check_open_unit_interval, check_positive_int
+from spikeinit._validation import check_choice, check_open_unit_interval, check_positive_int
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.temporal import (
     FINITE_WIDTH_SAMPLES,
@@ -42,11 +45,18 @@ RELATIVE_TOLERANCE = 0.03
 FINITE_WIDTH_TOLERANCE = 0.005
 JUMP_TOLERANCE = 0.03
 MAX_LOG_STEP = 1.0
+JUMP_STEP = 2e-3
+ON_JUMP = ("raise", "nearest")
 
 
 @dataclass(frozen=True)
 class TemporalGain:
-    """The solved gain and what it gives: ``weight variance = gain / fan_in``."""
+    """The solved gain and what it gives: ``weight variance = gain / fan_in``.
+
+    ``requested_rate`` is the rate asked for; ``target_rate`` the one solved for: the same,
+    unless the settled rate jumps over the request and ``on_jump="nearest"`` took the nearest
+    feasible rate, more than 3% away (then ``jump`` holds the rates on either side of the jump).
+    """
 
     gain: float
     target_rate: float
@@ -54,6 +64,13 @@ class TemporalGain:
     input_rate: float
     rate_profile: tuple[float, ...]
     input_rate_profile: tuple[float, ...]
+    requested_rate: float | None = None
+    jump: tuple[float, float] | None = None
+
+    @property
+    def moved(self) -> bool:
+        """Whether the target was moved to the nearest feasible rate."""
+        return self.jump is not None
 
 
 def _settled_rate(
@@ -62,11 +79,13 @@ def _settled_rate(
     params: LIFParameters,
     population: MonteCarloPopulation,
     settle_layers: int,
+    synaptic_decay: float = 0.0,
 ) -> LayerActivity:
     activity = start
     for layer in range(1, settle_layers + 1):
         activity = next_layer_activity(
-            activity, gain, params, population.normals(layer), with_membrane=False
+            activity, gain, params, population.normals(layer), with_membrane=False,
+            synaptic_decay=synaptic_decay,
         )
     return activity
 
@@ -81,12 +100,22 @@ def solve_temporal_gain(
     samples: int = SOLVER_SAMPLES,
     seed: int = 0,
     width: int | None = None,
+    synaptic_decay: float = 0.0,
+    on_jump: str = "raise",
 ) -> TemporalGain:
     r"""The gain :math:`g^*` whose fixed point has time-averaged rate ``target_rate``.
 
     ``target_rate=None`` takes the first layer's time-averaged rate under ``inputs``; the rate
     is read after ``settle_layers`` applications of the map. Deterministic for a given
-    ``seed`` (common random numbers); results are cached.
+    ``seed`` (common random numbers); results are cached. ``synaptic_decay`` is the decay
+    :math:`\alpha` of a current filter in front of every membrane (Norse ``LIFCell``).
+
+    Where the settled rate jumps over the target (a saddle-node of the map: just below the
+    jump's gain the network settles on a lower branch, just above on a higher one),
+    ``on_jump="raise"`` raises ``ValueError`` naming both rates; ``on_jump="nearest"`` solves
+    for the nearer one instead (a rate of 0, activity dying, is never taken when the other
+    side is alive) and records the jump in the result (:attr:`TemporalGain.moved`). A target
+    above the largest rate any gain up to ``MAX_GAIN`` reaches raises in both cases.
 
     With ``width`` (at most 4096), the infinite-width solution is refined by a bracketed search
     on the finite-width mean-field (:func:`~spikeinit.theory.temporal.temporal_mean_field` with
@@ -97,14 +126,17 @@ def solve_temporal_gain(
         >>> abs(solution.fixed_point_rate / solution.target_rate - 1) < 0.03
         True
     """
+    check_choice("on_jump", on_jump, ON_JUMP)
     with single_threaded():
-        solution = _solve(params, steps, inputs, target_rate, settle_layers, samples, seed)
+        solution = _solve(params, steps, inputs, target_rate, settle_layers, samples, seed,
+                          synaptic_decay, on_jump)
     if width is None:
         return solution
     check_positive_int("width", width)
     if width > MAX_FINITE_WIDTH:
         return solution
-    gain = finite_width_gain(solution, params, steps, inputs, settle_layers, width, seed)
+    gain = finite_width_gain(solution, params, steps, inputs, settle_layers, width, seed,
+                             synaptic_decay=synaptic_decay)
     return replace(solution, gain=gain)
 
 
@@ -118,6 +150,7 @@ def finite_width_gain(
     seed: int = 0,
     iterations: int = 6,
     tolerance: float = FINITE_WIDTH_TOLERANCE,
+    synaptic_decay: float = 0.0,
 ) -> float:
     r"""Refine ``solution.gain`` so that layers of ``width`` neurons keep the target rate.
 
@@ -137,7 +170,8 @@ def finite_width_gain(
 
     def log_error(log_gain: float) -> float:
         mf = temporal_mean_field(settle_layers + 1, math.exp(log_gain), params, steps, inputs,
-                                 samples=FINITE_WIDTH_SAMPLES, seed=seed, width=width)
+                                 samples=FINITE_WIDTH_SAMPLES, seed=seed, width=width,
+                                 **({"synaptic_decay": synaptic_decay} if synaptic_decay else {}))
         return math.log(max(float(mf.time_averaged_rate[-1]), 1e-9) / solution.target_rate)
 
     def rate(error: float) -> float:
@@ -199,38 +233,55 @@ def _solve(
     settle_layers: int,
     samples: int,
     seed: int,
+    synaptic_decay: float = 0.0,
+    on_jump: str = "raise",
 ) -> TemporalGain:
     steps = check_positive_int("steps", steps)
     settle_layers = check_positive_int("settle_layers", settle_layers)
     population = MonteCarloPopulation(steps, samples, seed)
-    first = simulate_population(input_layer_currents(inputs, population), params)
+    first = simulate_population(input_layer_currents(inputs, population), params,
+                                synaptic_decay=synaptic_decay)
     target = first.mean_rate if target_rate is None else target_rate
     check_open_unit_interval("target_rate", target)
+    where = (f"threshold={params.threshold:g}, beta={params.beta:g}, reset={params.reset!r}, "
+             f"T={steps}" + (f", synaptic decay={synaptic_decay:g}" if synaptic_decay else ""))
 
     def rate_at(log_gain: float) -> float:
-        settled = _settled_rate(math.exp(log_gain), first, params, population, settle_layers)
-        return settled.mean_rate
+        return _settled_rate(math.exp(log_gain), first, params, population, settle_layers,
+                             synaptic_decay).mean_rate
 
     low, high = math.log(MIN_GAIN), math.log(MAX_GAIN)
-    if rate_at(high) < target:
+    top = rate_at(high)
+    if top < target:
         raise ValueError(
-            f"target rate {target:.4g} is above the largest rate {rate_at(high):.4g} that "
-            f"threshold={params.threshold}, beta={params.beta}, reset={params.reset!r} reach"
+            f"target rate {target:.4g} is above the largest rate {top:.4g} that {where} reach "
+            f"(at gain {MAX_GAIN:g}); pass temporal-rate=<r> with r below {top:.4g}, or a "
+            "larger input_std (the first layer's current std) for a higher first-layer rate"
         )
-    log_gain = optimize.brentq(
-        lambda x: rate_at(x) - target, low, high, xtol=1e-4
-    )
+    log_gain = optimize.brentq(lambda x: rate_at(x) - target, low, high, xtol=1e-4)
+    jump = None
+    requested = target
+    if abs(rate_at(log_gain) / target - 1) > RELATIVE_TOLERANCE:
+        (x_below, below), (x_above, above) = (_branch(rate_at, log_gain, target, -1.0),
+                                              _branch(rate_at, log_gain, target, 1.0))
+        if on_jump == "raise":
+            raise ValueError(
+                f"target rate {target:.4g} is not a stable fixed point for {where}: the "
+                f"settled rate jumps from {below:.4g} to {above:.4g} at gain "
+                f"{math.exp(log_gain):.4g}. Nearest feasible targets: {below:.4g} or "
+                f"{above:.4g} (use temporal-rate=<r>)"
+            )
+        alive = [(abs(math.log(rate / target)), x, rate)
+                 for x, rate in ((x_above, above), (x_below, below)) if rate > 0]
+        if not alive:
+            raise ValueError(f"no gain up to {MAX_GAIN:g} gives a living network near the target "
+                             f"rate {target:.4g} for {where}; pass temporal-rate=<r> or a larger "
+                             "input_std")
+        _, log_gain, nearest = min(alive)  # the closer in log rate; never a dead side
+        if abs(nearest / target - 1) > RELATIVE_TOLERANCE:  # else: on the edge, close enough
+            jump, target = (below, above), nearest
     gain = math.exp(log_gain)
-    low, high = log_gain - 1e-4, log_gain + 1e-4
-    settled = _settled_rate(gain, first, params, population, settle_layers)
-    if abs(settled.mean_rate / target - 1) > RELATIVE_TOLERANCE:
-        below, above = rate_at(low), rate_at(high)
-        raise ValueError(
-            f"target rate {target:.4g} is not a stable fixed point for threshold="
-            f"{params.threshold}, beta={params.beta}, reset={params.reset!r}, T={steps}: the "
-            f"settled rate jumps from {below:.4g} to {above:.4g} at gain {gain:.4g}. "
-            f"Nearest feasible targets: {below:.4g} or {above:.4g} (use temporal-rate=<r>)"
-        )
+    settled = _settled_rate(gain, first, params, population, settle_layers, synaptic_decay)
     return TemporalGain(
         gain=gain,
         target_rate=target,
@@ -238,4 +289,23 @@ def _solve(
         input_rate=first.mean_rate,
         rate_profile=tuple(np.round(settled.rate, 6)),
         input_rate_profile=tuple(np.round(first.rate, 6)),
+        requested_rate=requested,
+        jump=jump,
     )
+
+
+def _branch(
+    rate_at: Callable[[float], float], log_gain: float, target: float, direction: float
+) -> tuple[float, float]:
+    """``(log gain, rate)`` just past a jump of the settled rate at ``log_gain``.
+
+    Steps of :data:`JUMP_STEP` in ``log_gain``, doubling up to :data:`MAX_LOG_STEP`, until the
+    rate lies on the far side of ``target`` (above it for ``direction > 0``, below otherwise).
+    """
+    step = JUMP_STEP
+    while True:
+        x = log_gain + direction * step
+        rate = rate_at(x)
+        if (rate > target) == (direction > 0) or step >= MAX_LOG_STEP:
+            return x, rate
+        step *= 2

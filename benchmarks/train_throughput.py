@@ -78,6 +78,7 @@ from spikeinit.experiments.training.loop import _Encoder
 from spikeinit.experiments.training.readout import lif_layers
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import write_json_atomic
+from spikeinit.theory.surrogate import atan_derivative
 
 FRAME = (1, 28, 28)
 CLASSES = 10
@@ -306,7 +307,8 @@ class SnnTorchMLP(nn.Module):
 
 
 class ATanSpike(torch.autograd.Function):
-    """Heaviside forward (``x > 0``); backward ``(a/2) / (1 + (pi a x / 2)^2)``, ``a = 2``."""
+    """Heaviside forward (``x > 0``); backward ``(a/2) / (1 + (pi a x / 2)^2)`` with
+    ``a = ATAN_ALPHA`` (:func:`spikeinit.theory.surrogate.atan_derivative`)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor) -> Tensor:
@@ -316,7 +318,7 @@ class ATanSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
-        return grad * (ATAN_ALPHA / 2) / (1 + (math.pi / 2 * ATAN_ALPHA * x) ** 2)
+        return grad * atan_derivative(x, ATAN_ALPHA)
 
 
 def plain_lif(currents: Tensor, beta: float, threshold: float) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,8 @@ import math
 import statistics
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -23,7 +25,7 @@ import spikeinit
 from spikeinit.adapters import describe_neuron
 from spikeinit.adapters.description import NeuronDescription
 from spikeinit.init.model import init_record
-from spikeinit.neurons import LIF, LIFParameters
+from spikeinit.neurons import LIFParameters
 from spikeinit.theory import (
     OPERATING_SLOPE,
     operating_sigma,
@@ -47,62 +49,33 @@ def _need(name: str) -> pytest.MarkDecorator:
                               reason=f"{name} is not installed (see .ci/run)")
 
 
-def spikingjelly_mlp(depth: int = DEPTH, width: int = WIDTH) -> tuple[nn.Module, Forward]:
-    from spikingjelly.activation_based import functional, layer, neuron
+def _measured_networks() -> ModuleType:
+    """docs/scripts/operating_point.py: the networks docs/operating-point.md measures."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "operating_point.py"
+    spec = importlib.util.spec_from_file_location("operating_point", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    modules: list[nn.Module] = []
-    for _ in range(depth):
-        modules += [layer.Linear(width, width, bias=False), neuron.LIFNode(tau=2.0)]
-    net = nn.Sequential(*modules)
-    functional.set_step_mode(net, "m")
-    return net, None
+
+NETWORKS = _measured_networks()
+
+
+def spikingjelly_mlp(depth: int = DEPTH, width: int = WIDTH) -> tuple[nn.Module, Forward]:
+    return NETWORKS.spikingjelly_mlp(depth, width)
 
 
 def norse_mlp(depth: int = DEPTH, width: int = WIDTH) -> tuple[nn.Module, Forward]:
-    import norse.torch as norse
-
-    modules: list[nn.Module] = []
-    for _ in range(depth):
-        modules += [nn.Linear(width, width, bias=False), norse.LIFCell()]
-    model = norse.SequentialState(*modules)
-
-    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        state, out = None, []
-        for step in x:
-            z, state = model(step, state)
-            out.append(z)
-        return torch.stack(out)
-
-    return model, run
+    return NETWORKS.norse_mlp(depth, width)
 
 
 def snntorch_mlp(depth: int = DEPTH, width: int = WIDTH) -> tuple[nn.Module, Forward]:
-    import snntorch as snn
-
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fcs = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(depth))
-            self.lifs = nn.ModuleList(snn.Leaky(beta=0.5) for _ in range(depth))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            mems = [lif.reset_mem() for lif in self.lifs]
-            out = []
-            for step in x:
-                h = step
-                for i, (fc, lif) in enumerate(zip(self.fcs, self.lifs)):
-                    h, mems[i] = lif(fc(h), mems[i])
-                out.append(h)
-            return torch.stack(out)
-
-    return Net(), None
+    return NETWORKS.snntorch_mlp(depth, width)
 
 
 def spikeinit_mlp(depth: int = DEPTH, width: int = WIDTH) -> tuple[nn.Module, Forward]:
-    modules: list[nn.Module] = []
-    for _ in range(depth):
-        modules += [nn.Linear(width, width, bias=False), LIF()]
-    return nn.Sequential(*modules), None
+    return NETWORKS.spikeinit_mlp(depth, width)
 
 
 BUILDERS = [

@@ -352,6 +352,7 @@ def _run(
         result = train(config, run_out, resume=resume, progress=progress, context=context,
                        log=log)
         curves[init][seed] = [r["test_accuracy"] for r in result.history]
+        n_train = result.n_train
         speed[init].append(float(np.mean([r["samples_per_second"] for r in result.history])))
     summary = summarize(curves, speed)
     info = dataset_info(base.dataset)
@@ -360,7 +361,7 @@ def _run(
     summary["seeds"] = seeds
     summary["title"] = (
         f"{info.display_name} {base.model} T={base.steps} θ={base.threshold} β={base.beta} "
-        f"{base.encoding} input, {base.loss} loss, n_train={base.limit_train or info.n_train}"
+        f"{base.encoding} input, {base.loss} loss, n_train={n_train}"
     )
     if out_path is not None and context.is_main:
         from spikeinit.experiments.training_figures import plot_compare

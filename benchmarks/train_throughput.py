@@ -74,7 +74,7 @@ from spikeinit.experiments.training import (
     make_optimizer,
     make_scheduler,
 )
-from spikeinit.experiments.training.loop import _Encoder
+from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.readout import lif_layers
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import write_json_atomic
@@ -209,7 +209,7 @@ def build_spikeinit_model(config: TrainConfig, sample: Tensor) -> nn.Module:
     """``build_model`` + ``initialize_model`` as ``train`` does, from images ``sample``."""
     torch.manual_seed(config.seed)
     model = build_model(config, FRAME, CLASSES)
-    encoder = _Encoder(config, event_based=False)
+    encoder = RunEncoder(config, event_based=False)
     generator = torch.Generator().manual_seed(config.seed)
     initialize_model(model, config.init, encoder(sample), config.steps, generator)
     return model
@@ -225,7 +225,7 @@ def spikeinit_engine(config: TrainConfig, source: nn.Module, batch: int, name: s
     model = build_model(config, FRAME, CLASSES)
     model.load_state_dict(source.state_dict())
     model.train()
-    encoder = _Encoder(config, event_based=False)
+    encoder = RunEncoder(config, event_based=False)
     optimizer, scheduler = optimizer_and_schedule(list(model.parameters()), config, batch)
     probe = ActivityProbe(model, keep_output_current=config.loss == "membrane")
     weights = [layer.module.weight for layer in find_synaptic_layers(model)]

@@ -30,7 +30,7 @@ from spikeinit.experiments.training.config import (
     TrainConfig,
 )
 from spikeinit.experiments.training.data import ArrayData, augment_batch, load_data
-from spikeinit.experiments.training.encoding import ENCODINGS, encode
+from spikeinit.experiments.training.encoding import ENCODINGS, RunEncoder, encode
 from spikeinit.experiments.training.factory import build_model, initialize_model
 from spikeinit.experiments.training.loop import evaluate, train
 from spikeinit.experiments.training.metrics import (
@@ -53,6 +53,7 @@ __all__ = [
     "PRESETS",
     "SCHEDULES",
     "ActivityProbe",
+    "RunEncoder",
     "ArrayData",
     "TrainConfig",
     "TrainResult",

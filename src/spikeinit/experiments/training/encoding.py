@@ -20,11 +20,16 @@ Event data (N-MNIST frames ``(B, T, C, H, W)``) is made time-major and kept as i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
+
+if TYPE_CHECKING:
+    from spikeinit.experiments.training.config import TrainConfig
 
 ENCODINGS = ("direct", "rate", "lif")
 
@@ -81,3 +86,19 @@ def _input_layer_spikes(x: Tensor, steps: int, neuron: LIFParameters) -> Tensor:
     drive = x.unsqueeze(0).expand(steps, *x.shape)
     spikes, _ = lif_multistep(drive, neuron)
     return spikes
+
+
+class RunEncoder:
+    """:func:`encode` with the settings of one run (``config``): its steps, encoding, neuron
+    (for ``lif``) and layout (flattened for the MLP); ``rate`` draws from ``generator`` if
+    given, else from the global generator."""
+
+    def __init__(self, config: TrainConfig, event_based: bool,
+                 generator: torch.Generator | None = None) -> None:
+        self.config, self.event_based, self.generator = config, event_based, generator
+        self.neuron = LIFParameters(beta=config.beta, threshold=config.threshold)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return encode(x, self.config.steps, self.config.encoding, self.event_based,
+                      flatten=self.config.model == "mlp", neuron=self.neuron,
+                      generator=self.generator)

@@ -38,13 +38,12 @@ from spikeinit.experiments.training.checkpoint import (
 )
 from spikeinit.experiments.training.config import TrainConfig
 from spikeinit.experiments.training.data import ArrayData, augment_batch, load_data
-from spikeinit.experiments.training.encoding import encode
+from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.factory import build_model, initialize_model
 from spikeinit.experiments.training.metrics import TrainResult, write_outputs
 from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import ActivityProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
-from spikeinit.neurons.parameters import LIFParameters
 
 EVAL_BATCH = 256
 
@@ -52,20 +51,6 @@ EVAL_BATCH = 256
 def _batches(indices: list[int], size: int) -> Iterator[Tensor]:
     for start in range(0, len(indices), size):
         yield torch.as_tensor(indices[start : start + size], dtype=torch.int64)
-
-
-class _Encoder:
-    """``encode`` with the settings of one run; ``rate`` draws from ``generator`` if given."""
-
-    def __init__(self, config: TrainConfig, event_based: bool,
-                 generator: torch.Generator | None = None) -> None:
-        self.config, self.event_based, self.generator = config, event_based, generator
-        self.neuron = LIFParameters(beta=config.beta, threshold=config.threshold)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return encode(x, self.config.steps, self.config.encoding, self.event_based,
-                      flatten=self.config.model == "mlp", neuron=self.neuron,
-                      generator=self.generator)
 
 
 def train(
@@ -138,7 +123,7 @@ def _train(
     frame_shape = tuple(train_data.inputs.shape[2:] if train_data.event_based
                         else train_data.inputs.shape[1:])
     model = build_model(config, frame_shape, info.n_classes)
-    encoder = _Encoder(config, train_data.event_based)
+    encoder = RunEncoder(config, train_data.event_based)
     sample_ids = torch.arange(min(config.stats_samples, len(train_data)))
     sample = encoder(train_data.batch(sample_ids)[0])
     generator = torch.Generator().manual_seed(config.seed)
@@ -279,7 +264,7 @@ def evaluate(
     own_probe = probe is None
     probe = probe or ActivityProbe(model, keep_output_current=config.loss == "membrane",
                                    device=context.device)
-    encoder = _Encoder(config, data.event_based, torch.Generator().manual_seed(config.seed))
+    encoder = RunEncoder(config, data.event_based, torch.Generator().manual_seed(config.seed))
     probe.enabled = False
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=context.device)

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 import spikeinit
-from spikeinit.adapters import NeuronDescription, describe_neuron, discover
+from spikeinit.adapters import NeuronDescription, describe_neuron
 from spikeinit.models import SpikingMLP
+from spikeinit.network import discover
 from spikeinit.neurons import LIF
 from spikeinit.theory import tail_probability
 

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import spikeinit
-from spikeinit.adapters import UnsupportedNeuronError, describe_neuron, discover
+from spikeinit.adapters import UnsupportedNeuronError, describe_neuron
+from spikeinit.network import discover
 
 snn = pytest.importorskip("snntorch", reason="snntorch is not installed (see .ci/run)")
 

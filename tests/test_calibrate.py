@@ -61,7 +61,7 @@ def test_dropout_is_off_while_probing_and_restored() -> None:
 
 
 def test_theory_target_reads_the_effective_threshold() -> None:
-    from spikeinit.adapters import discover
+    from spikeinit.network import discover
 
     site = discover(nn.Sequential(nn.Linear(3, 3), LIF(threshold=0.5))).neurons[0]
     assert theory_target(site) == pytest.approx(float(tail_probability(0.5)))

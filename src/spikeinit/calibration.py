@@ -23,20 +23,21 @@ from scipy import stats
 from torch import nn
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
-from spikeinit.adapters.discovery import (
+from spikeinit.network.graph import (
     Forward,
     NetworkMap,
     NeuronSite,
     SynapticLayer,
     discover,
+    is_dropout,
     kept_statistics,
     run_model,
 )
-from spikeinit.adapters.probe import ActivityProbe
+from spikeinit.network.notes import Note, of_kind
+from spikeinit.network.probe import ActivityProbe
 from spikeinit.theory.gaussian import tail_probability
 
 QUANTITIES = ("rate", "variance")
-_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
 @dataclass(frozen=True)
@@ -183,12 +184,12 @@ def calibrate(
     if unconverged:
         warnings.warn(f"calibrate: {', '.join(unconverged)} did not reach the target within "
                       f"{max_passes} passes (see the result's 'after' column)", stacklevel=2)
-    notes = tuple(f"{name}: {reason}" for name, reason in skipped)
-    real_skips = [item for item in notes if "driven by the data" not in item]
+    notes = tuple(note.qualified() for note in skipped)
+    real_skips = [note.qualified() for note in of_kind(skipped, "skipped")]
     if real_skips:
         warnings.warn("calibrate left unchanged: " + "; ".join(real_skips), stacklevel=2)
-    return CalibrationResult(quantity, tuple(layers), passes, tuple(name for name, _ in skipped),
-                             notes)
+    return CalibrationResult(quantity, tuple(layers), passes,
+                             tuple(note.layer for note in skipped), notes)
 
 
 def theory_target(site: NeuronSite, quantity: str = "rate", sigma: float = 1.0) -> float:
@@ -222,17 +223,19 @@ def _units(
     quantity: str,
     sigma: float,
     scale_bias: bool,
-) -> tuple[list[_Unit], list[tuple[str, str]]]:
-    units, skipped = [], []
+) -> tuple[list[_Unit], list[Note]]:
+    units: list[_Unit] = []
+    skipped: list[Note] = []
     for site in network.neurons:
         if site.description is None:
-            skipped.append((site.name, f"not understood ({site.problem})"))
+            skipped.append(Note("skipped", site.name, f"not understood ({site.problem})"))
             continue
         driver = network.driver(site.name)
         if driver is None:
-            reason = ("driven by the data directly: no weights to scale" if site.driven_by_data
-                      else "no synaptic layer drives it")
-            skipped.append((site.name, reason))
+            skipped.append(
+                Note("data-driven", site.name, "driven by the data directly: no weights to scale")
+                if site.driven_by_data else
+                Note("skipped", site.name, "no synaptic layer drives it"))
             continue
         handle, handle_name = driver.module, driver.name
         for op in driver.after:
@@ -242,8 +245,9 @@ def _units(
                     break
                 handle, handle_name = op.module, op.name
         if handle is None:
-            skipped.append((site.name, "a normalization without affine weight sits between "
-                                       f"{driver.name} and the neurons: nothing to scale"))
+            skipped.append(Note("skipped", site.name,
+                                "a normalization without affine weight sits between "
+                                f"{driver.name} and the neurons: nothing to scale"))
             continue
         names, tensors = ["weight"], [handle.weight]
         bias = getattr(handle, "bias", None)
@@ -253,7 +257,7 @@ def _units(
         if isinstance(target, Mapping):
             value = target.get(site.name, target.get(driver.name))
             if value is None:
-                skipped.append((site.name, "no target given for it"))
+                skipped.append(Note("skipped", site.name, "no target given for it"))
                 continue
         else:
             value = target if target is not None else theory_target(site, quantity, sigma)
@@ -390,7 +394,7 @@ def _clip(step: float, limit: float = math.log(8.0)) -> float:
 @contextlib.contextmanager
 def _dropout_off(model: nn.Module) -> Iterator[None]:
     changed = [m for m in model.modules()
-               if (isinstance(m, _DROPOUTS) or "Dropout" in type(m).__name__) and m.training]
+               if is_dropout(m) and m.training]
     for module in changed:
         module.eval()
     try:

@@ -40,15 +40,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-from torch import Tensor
 
 from spikeinit._validation import check_open_unit_interval, check_positive
-from spikeinit.adapters.discovery import Forward, NetworkMap, SynapticLayer, discover
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.model import init_record
 from spikeinit.init.registry import get_method
 from spikeinit.io import write_text_atomic
-from spikeinit.theory.gaussian import tail_probability
+from spikeinit.network.graph import Forward, NetworkMap, SynapticLayer, discover
+from spikeinit.network.moments import gaussian_rate, predicted_current
 from spikeinit.theory.static import stability_slope
 
 FLAGS = ("dead", "saturated", "exploding", "not-understood")
@@ -223,7 +222,7 @@ def report(
             moments = _predicted_current(network, driver)
             if moments is not None and theta is not None:
                 mean, pred_var = moments
-                pred_rate = _rate(theta, mean, pred_var)
+                pred_rate = gaussian_rate(theta, mean, pred_var)
         rows.append(LayerHealth(
             neuron=site.name, layer=driver.name if driver is not None else None,
             framework=description.framework if description else None,
@@ -254,43 +253,7 @@ def _predicted_current(network: NetworkMap, layer: SynapticLayer) -> tuple[float
     inputs = network.activity.inputs.get(layer.name) if network.activity is not None else None
     if inputs is None or not inputs.count:
         return None
-    mean_x, second_x = inputs.mean, inputs.second_moment
-    weight = layer.module.weight.detach().double()
-    n = compute_fans(weight)[0]
-    m_w, v_w = float(weight.mean()), float(weight.var(unbiased=False))
-    mean = n * m_w * mean_x
-    variance = n * (v_w * second_x + m_w**2 * max(second_x - mean_x**2, 0.0))
-    bias = getattr(layer.module, "bias", None)
-    if isinstance(bias, Tensor):
-        mean += float(bias.detach().double().mean())
-        variance += float(bias.detach().double().var(unbiased=False)) if bias.numel() > 1 else 0.0
-    for op in layer.after:  # in order: a normalization after a pooling undoes its effect
-        if op.kind == "normalization" and op.module is not None:
-            mean, variance = _normalized(op.module, mean, variance)
-        elif op.kind == "avg-pool" and op.window > 0:
-            variance /= op.window
-        elif op.kind == "dropout" and op.dropout_probability > 0:
-            variance /= 1.0 - op.dropout_probability
-    return mean, variance
-
-
-def _normalized(module: torch.nn.Module, mean: float, variance: float) -> tuple[float, float]:
-    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-    gamma = float(weight.detach().double().square().mean()) if isinstance(weight, Tensor) else 1.0
-    shift = float(bias.detach().double().mean()) if isinstance(bias, Tensor) else 0.0
-    running = getattr(module, "running_var", None)
-    if module.training or not isinstance(running, Tensor):
-        return shift, gamma
-    eps = float(getattr(module, "eps", 1e-5))
-    scale = float((1.0 / (running.double() + eps)).mean())
-    centre = float(module.running_mean.double().mean())
-    return shift + (mean - centre) * math.sqrt(gamma * scale), variance * gamma * scale
-
-
-def _rate(theta: float, mean: float, variance: float) -> float:
-    if variance <= 0:
-        return 1.0 if mean > theta else 0.0
-    return float(tail_probability((theta - mean) / math.sqrt(variance)))
+    return predicted_current(layer, inputs.mean, inputs.second_moment)
 
 
 def _fmt(value: float | int | None) -> str:

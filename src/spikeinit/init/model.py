@@ -26,16 +26,19 @@ from spikeinit._validation import (
     check_positive_int,
     check_unit_interval,
 )
-from spikeinit.adapters.discovery import (
-    SYNAPTIC_TYPES,
-    Forward,
-    NetworkMap,
-    SynapticLayer,
-    discover,
-)
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.registry import InitMethod, get_method
+from spikeinit.network.graph import (
+    SYNAPTIC_TYPES,
+    Forward,
+    NetworkMap,
+    SampleError,
+    SynapticLayer,
+    discover,
+)
+from spikeinit.network.moments import current_factor, input_statistics
+from spikeinit.network.notes import Note, of_kind
 from spikeinit.neurons.lif import LIF
 from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.static import stability_slope
@@ -111,86 +114,9 @@ def find_synaptic_layers(
     """Every Linear/Conv layer of ``model`` with its source and target neurons.
 
     In module order without ``sample``; in forward order, linked by the tensors that flow
-    between the layers, when ``sample`` is given (see :func:`spikeinit.adapters.discover`).
+    between the layers, when ``sample`` is given (see :func:`spikeinit.network.discover`).
     """
     return discover(model, sample, forward).layers
-
-
-def input_statistics(
-    layer: SynapticLayer, sigma: float = 1.0, threshold: float | None = None
-) -> tuple[float, float, list[str]]:
-    r"""``(E[x], E[x^2], notes)`` of the spikes entering ``layer`` (before its weights).
-
-    The source neurons (threshold :math:`\tilde\theta`, spike amplitude :math:`a`) have a
-    :math:`N(0,\sigma^2)` membrane, so :math:`p = Q(\tilde\theta/\sigma)`, :math:`E[x] = ap`,
-    :math:`E[x^2] = a^2 p`. On the way to the layer, for independent inputs:
-
-    - average pooling over :math:`k` elements: :math:`E[x^2] \to E[x]^2 + (E[x^2]-E[x]^2)/k`;
-    - max pooling of binary spikes: :math:`p \to 1-(1-p)^k`;
-    - dropout (training mode) with probability :math:`q`: :math:`E[x^2] \to E[x^2]/(1-q)`;
-    - normalization: :math:`E[x] \to \bar\beta`, :math:`E[x^2] \to \overline{\gamma^2+\beta^2}`.
-    """
-    description = layer.source_description
-    theta = threshold if threshold is not None else (
-        description.effective_threshold if description is not None else 1.0)
-    amplitude = description.spike_amplitude if description is not None else 1.0
-    p = float(tail_probability(theta / sigma))
-    mean, second, notes = amplitude * p, amplitude**2 * p, []
-    for op in layer.before:
-        if op.kind == "avg-pool" and op.window > 0:
-            second = mean**2 + (second - mean**2) / op.window
-            notes.append(f"{op.label()}: E[x^2] of the averaged spikes")
-        elif op.kind == "max-pool" and op.window > 0:
-            fired = 1.0 - (1.0 - min(mean / amplitude, 1.0)) ** op.window
-            mean, second = amplitude * fired, amplitude**2 * fired
-            notes.append(f"{op.label()}: rate 1-(1-p)^{op.window} (independent spikes)")
-        elif op.kind == "dropout":
-            q = op.dropout_probability
-            if q > 0:
-                second /= 1.0 - q
-                notes.append(f"{op.label()}: E[x^2]/(1-{q:g}) in training mode")
-        elif op.kind == "normalization":
-            mean, second = _normalized_moments(op.module)
-            notes.append(f"{op.label()}: inputs normalized, E[x^2] = mean(gamma^2 + beta^2)")
-        elif op.kind in ("unknown", "tensor-op") or (op.kind.endswith("pool") and not op.window):
-            notes.append(f"{op.label()} before the layer: not modelled")
-    return mean, second, notes
-
-
-def current_factor(layer: SynapticLayer) -> tuple[float, list[str]]:
-    r"""The factor on the current's variance between ``layer`` and its neurons, with notes.
-
-    Average pooling over :math:`k` independent currents divides it by :math:`k`; dropout in
-    training mode multiplies it by :math:`1/(1-q)`. Max pooling, unknown modules and tensor
-    operations are not modelled (named in the notes). A normalization replaces the variance by
-    its weight :math:`\gamma^2` in training mode, whatever the synaptic weights.
-    """
-    factor, notes = 1.0, []
-    for op in layer.after:
-        if op.kind == "avg-pool" and op.window > 0:
-            factor /= op.window
-            notes.append(f"{op.label()} after the layer: current variance / {op.window}")
-        elif op.kind == "dropout":
-            q = op.dropout_probability
-            if q > 0:
-                factor /= 1.0 - q
-                notes.append(f"{op.label()} after the layer: current variance / (1-{q:g})")
-        elif op.kind == "normalization":
-            notes.append(f"{op.label()} normalizes the current: in training mode the neurons see "
-                         "its weight gamma, not this layer's scale (calibrate scales gamma)")
-        elif op.kind != "reshape":
-            notes.append(f"{op.label()} after the layer: not modelled")
-    return factor, notes
-
-
-def _normalized_moments(module: nn.Module | None) -> tuple[float, float]:
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
-    if not isinstance(weight, Tensor):
-        return 0.0, 1.0
-    gamma = weight.detach().double()
-    shift = bias.detach().double() if isinstance(bias, Tensor) else torch.zeros_like(gamma)
-    return float(shift.mean()), float((gamma.square() + shift.square()).mean())
 
 
 def _layer_context_and_notes(
@@ -220,12 +146,14 @@ def _layer_context_and_notes(
         measured = layer.measured_second_moment
         if layer.source_driven_by_data and measured is not None and measured > 0:
             second: float | None = measured * factor
-            notes.insert(0, f"input spikes of {layer.source_name} (driven by the data): "
-                            f"E[x^2] = {measured:.4g} measured on the sample")
+            notes.insert(0, Note("measured", layer.name,
+                                 f"input spikes of {layer.source_name} (driven by the data): "
+                                 f"E[x^2] = {measured:.4g} measured on the sample"))
         else:
             if layer.source_driven_by_data and measured is not None:
-                notes.insert(0, f"the input spikes of {layer.source_name} are silent on the "
-                                "sample: assumed Q(theta/sigma) instead")
+                notes.insert(0, Note("assumed", layer.name,
+                                     f"the input spikes of {layer.source_name} are silent on "
+                                     "the sample: assumed Q(theta/sigma) instead"))
             _, spikes, before = input_statistics(layer, source_sigma, source_threshold)
             notes[:0] = before
             plain = (not before and factor == 1.0 and (
@@ -235,8 +163,9 @@ def _layer_context_and_notes(
         measured = layer.measured_second_moment
         data = measured if measured is not None and measured > 0 else input_second_moment
         if measured is not None and measured <= 0:
-            notes.insert(0, f"the input of {layer.name} is all zeros on the sample: assumed "
-                            f"E[x^2] = {input_second_moment:g}")
+            notes.insert(0, Note("assumed", layer.name,
+                                 f"the input of {layer.name} is all zeros on the sample: "
+                                 f"assumed E[x^2] = {input_second_moment:g}"))
         second = data * factor
     ctx = LayerContext(
         fan_in=fan_in,
@@ -371,8 +300,8 @@ def initialize(
         "input_second_moment", input_second_moment)
     try:
         network = discover(model, sample, forward)
-    except ValueError as error:  # the model cannot run on the sample: the old, data-only use
-        if not isinstance(sample, Tensor) or not str(error).startswith("sample:"):
+    except SampleError as error:  # the model cannot run on the sample: the old, data-only use
+        if not isinstance(sample, Tensor):
             raise
         warnings.warn(f"{error}; layers are paired in module order instead, and the layers fed "
                       "by data use E[x^2] of the sample", stacklevel=2)
@@ -407,7 +336,7 @@ def initialize(
                                                   point.first_sigma)
             if autocorrelation is not None:
                 ctx = replace(ctx, input_autocorrelation=autocorrelation)
-            unmodelled += [f"{layer.name}: {note}" for note in notes if "not modelled" in note]
+            unmodelled += [f"{layer.name}: {note}" for note in of_kind(notes, "unmodelled")]
             if (not point.auto and chosen.operating_layers == "all"
                     and ctx.input_threshold is not None
                     and ctx.input_second_moment is None

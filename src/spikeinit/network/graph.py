@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit.adapters.description import NeuronDescription, UnsupportedNeuronError
-from spikeinit.adapters.probe import ActivityProbe
 from spikeinit.adapters.registry import (
     adapter_for,
     all_tensors,
@@ -32,11 +31,11 @@ from spikeinit.adapters.registry import (
     is_spiking_neuron,
     reset_neurons,
 )
+from spikeinit.network.notes import Note
+from spikeinit.network.probe import ActivityProbe
 
 SYNAPTIC_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 INPUT_KINDS = ("data", "spikes", "synaptic")
-OPERATION_KINDS = ("avg-pool", "max-pool", "normalization", "dropout", "reshape", "unknown",
-                   "tensor-op")
 
 _AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
               nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
@@ -48,6 +47,16 @@ _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropo
 _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
 
 Forward = Callable[[nn.Module, Any], Any]
+
+
+class SampleError(ValueError):
+    """The model could not run on the ``sample`` (or ``batch``) it was given."""
+
+
+def is_dropout(module: nn.Module) -> bool:
+    """Whether ``module`` is a dropout: torch's, or any module named ``*Dropout*`` with a ``p``."""
+    return isinstance(module, _DROPOUTS) or (
+        "Dropout" in type(module).__name__ and hasattr(module, "p"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +123,7 @@ class SynapticLayer:
     source_driven_by_data: bool = False
     measured_second_moment: float | None = None
     problem: str | None = None
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass
@@ -244,9 +253,7 @@ def _operation(name: str, module: nn.Module, shapes: tuple[int, int] | None = No
         return Operation(name, kind, module, window)
     if isinstance(module, _NORMS):
         return Operation(name, "normalization", module)
-    if isinstance(module, _DROPOUTS) or (
-        "Dropout" in type(module).__name__ and hasattr(module, "p")
-    ):
+    if is_dropout(module):
         return Operation(name, "dropout", module)
     if isinstance(module, _RESHAPES):
         return Operation(name, "reshape", module)
@@ -262,7 +269,7 @@ def _layer(
     before: list[Operation],
     after: list[Operation],
     input_kind: str,
-    notes: list[str],
+    notes: list[Note],
     measured: float | None = None,
 ) -> SynapticLayer:
     src, tgt = sites.get(source) if source else None, sites.get(target) if target else None
@@ -422,7 +429,7 @@ def _traced_map(
             try:
                 run_model(model, sample, forward)
             except Exception as error:  # the model rejected the sample: say which argument
-                raise ValueError(
+                raise SampleError(
                     f"sample: running the model on it failed ({type(error).__name__}: {error})"
                 ) from error
     finally:
@@ -454,18 +461,19 @@ def _traced_map(
             current = producer
             seen.add(current)
 
-    def downstream(name: str) -> tuple[str | None, list[Operation], list[str]]:
+    def downstream(name: str) -> tuple[str | None, list[Operation], list[Note]]:
         """Walk forward from ``name`` to the neuron it drives (or stop at a synaptic layer)."""
         ops: list[Operation] = []
-        notes: list[str] = []
+        notes: list[Note] = []
         current, seen = name, {name}
         while True:
             following = consumers.get(current, [])
             if not following:
                 return None, ops, notes
             if len(following) > 1:
-                notes.append(f"the output of {_display(current)} goes to "
-                             f"{', '.join(_display(n) for n, _ in following)}; followed the first")
+                notes.append(Note("branch", name, f"the output of {_display(current)} goes to "
+                                  f"{', '.join(_display(n) for n, _ in following)}; "
+                                  "followed the first"))
             nxt, how = following[0]
             if how == "unknown":
                 ops.append(Operation(f"<operation before {_display(nxt)}>", "tensor-op"))
@@ -475,7 +483,8 @@ def _traced_map(
             if role == "neuron":
                 return nxt, ops, notes
             if role == "synaptic":
-                notes.append(f"feeds the synaptic layer {_display(nxt)} directly")
+                notes.append(Note("branch", name,
+                                  f"feeds the synaptic layer {_display(nxt)} directly"))
                 return None, ops, notes
             ops.append(_operation(nxt, units[nxt][0], tracer.shapes.get(nxt)))
             current = nxt

@@ -1,0 +1,59 @@
+"""The network graph: what a model's layers and neurons are, how they connect, what they see.
+
+- :mod:`.graph`: :func:`discover` traces any model (spikeinit, snnTorch, SpikingJelly, Norse)
+  into synaptic layers, neuron populations and the operations between them;
+- :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents;
+- :mod:`.moments`: the one model of how pooling, dropout and normalization change moments;
+- :mod:`.notes`: structured :class:`Note` s (kind, layer, text).
+
+:func:`spikeinit.initialize`, :func:`spikeinit.calibrate` and :func:`spikeinit.report` build on
+them; :mod:`spikeinit.adapters` reads each framework's neurons.
+"""
+
+from spikeinit.network.graph import (
+    SYNAPTIC_TYPES,
+    Forward,
+    NetworkMap,
+    NeuronSite,
+    Operation,
+    SampleError,
+    SynapticLayer,
+    discover,
+    is_dropout,
+    kept_statistics,
+    run_model,
+)
+from spikeinit.network.moments import (
+    current_factor,
+    input_statistics,
+    normalized_moments,
+    predicted_current,
+    through,
+)
+from spikeinit.network.notes import NOTE_KINDS, Note, of_kind
+from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity
+
+__all__ = [
+    "NOTE_KINDS",
+    "SYNAPTIC_TYPES",
+    "ActivityProbe",
+    "Forward",
+    "Moments",
+    "NetworkMap",
+    "NeuronActivity",
+    "NeuronSite",
+    "Note",
+    "Operation",
+    "SampleError",
+    "SynapticLayer",
+    "current_factor",
+    "discover",
+    "input_statistics",
+    "is_dropout",
+    "kept_statistics",
+    "normalized_moments",
+    "of_kind",
+    "predicted_current",
+    "run_model",
+    "through",
+]

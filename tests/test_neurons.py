@@ -60,15 +60,52 @@ def test_single_step_equals_multi_step(reset):
     assert torch.equal(multi, stepped)
 
 
-def test_state_persists_until_reset():
-    lif = LIF()
+def test_stateful_state_persists_until_reset():
+    lif = LIF(stateful=True)
     x = torch.randn(6, 3, 5)
     whole = lif(x)
-    lif.reset_state()
+    lif.reset()
     halves = torch.cat([lif(x[:3]), lif(x[3:])])
     assert torch.equal(whole, halves)
     lif.reset_state()
     assert torch.equal(lif(x[3:]), LIF()(x[3:]))
+
+
+def test_multi_step_call_starts_at_rest_by_default():
+    lif = LIF()
+    x = torch.randn(6, 3, 5)
+    first = lif(x)
+    assert torch.equal(lif(x), first)  # the second call does not continue the first
+    assert not torch.equal(torch.cat([lif(x[:3]), lif(x[3:])]), first)
+
+
+def test_training_loop_without_reset_backpropagates_every_batch():
+    torch.manual_seed(0)
+    fc, lif = torch.nn.Linear(5, 4), LIF(surrogate="atan")
+    optimizer = torch.optim.SGD(fc.parameters(), lr=0.1)
+    for _ in range(3):  # a user who never calls reset(): must not hit "backward twice"
+        loss = lif(fc(torch.rand(4, 2, 5))).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert fc.weight.grad is not None and torch.isfinite(fc.weight.grad).all()
+
+
+def test_step_mode_aliases_and_top_level_reset():
+    assert LIF(step_mode="s").step_mode == "single"
+    assert LIF(step_mode="m").step_mode == "multi"
+    with pytest.raises(ValueError, match="step_mode"):
+        LIF(step_mode="x")
+    single = LIF(step_mode="s")
+    net = torch.nn.Sequential(torch.nn.Identity(), single)
+    first = net(torch.full((2, 3), 0.7))
+    assert torch.equal(first, torch.zeros(2, 3))
+    assert torch.equal(net(torch.full((2, 3), 0.7)), torch.ones(2, 3))  # 0.35 + 0.7 > 1
+    import spikeinit
+
+    spikeinit.reset(net)
+    assert single.state is None
+    assert torch.equal(net(torch.full((2, 3), 0.7)), torch.zeros(2, 3))
 
 
 def test_recording_gives_statistics_and_leaves_output_unchanged():

@@ -11,6 +11,7 @@ Quick use::
 """
 
 from spikeinit import theory
+from spikeinit.adapters.registry import reset_neurons as reset
 from spikeinit.calibration import calibrate
 from spikeinit.health import report
 from spikeinit.init import (
@@ -34,6 +35,7 @@ __all__ = [
     "get_method",
     "initialize",
     "report",
+    "reset",
     "reset_states",
     "spike_normal_",
     "spike_std",

@@ -14,15 +14,21 @@ from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.statistics import ActivityStatistics
 
 STEP_MODES = ("single", "multi")
+#: SpikingJelly's spellings of the step modes.
+STEP_MODE_ALIASES = {"s": "single", "m": "multi"}
 ENGINES = ("fused", "reference")
 
 
 class LIF(nn.Module):
     """A population of LIF neurons (see :class:`LIFParameters` for the update equations).
 
-    ``step_mode="multi"`` takes currents shaped ``(T, B, ...)`` and returns spikes of the same
-    shape; ``step_mode="single"`` takes one step ``(B, ...)`` per call. State persists across
-    calls until :meth:`reset_state`. With ``record=True`` the layer accumulates per-step
+    ``step_mode="multi"`` (or ``"m"``) takes currents shaped ``(T, B, ...)`` and returns spikes of
+    the same shape; each call is a whole sequence and starts at rest, unless ``stateful=True``,
+    which carries the state from one call to the next until :meth:`reset` (for sequences fed in
+    chunks). ``step_mode="single"`` (or ``"s"``) takes one step ``(B, ...)`` per call, and its
+    state persists across calls until :meth:`reset` (``reset_state``), as in SpikingJelly.
+
+    With ``record=True`` the layer accumulates per-step
     membrane and spike statistics in :attr:`statistics`; with ``record=False`` (the default) it
     computes nothing extra.
 
@@ -57,6 +63,7 @@ class LIF(nn.Module):
         record: bool = False,
         neuron_shape: tuple[int, ...] | None = None,
         engine: str = "fused",
+        stateful: bool = False,
     ) -> None:
         super().__init__()
         self.params = LIFParameters(
@@ -68,7 +75,12 @@ class LIF(nn.Module):
             surrogate_slope=surrogate_slope,
             detach_reset=detach_reset,
         )
-        self.step_mode = check_choice("step_mode", step_mode, STEP_MODES)
+        self.step_mode = check_choice(
+            "step_mode",
+            STEP_MODE_ALIASES.get(step_mode, step_mode) if isinstance(step_mode, str)
+            else step_mode,
+            STEP_MODES)
+        self.stateful = bool(stateful)
         self.engine = check_choice("engine", engine, ENGINES)
         if neuron_shape is not None:
             neuron_shape = tuple(check_positive_int(f"neuron_shape[{i}]", size)
@@ -131,6 +143,10 @@ class LIF(nn.Module):
         self.state = None
         self._step = 0
 
+    def reset(self) -> None:
+        """Return to rest, as SpikingJelly's ``reset()`` (same as :meth:`reset_state`)."""
+        self.reset_state()
+
     def reset_statistics(self) -> None:
         self.statistics = ActivityStatistics()
 
@@ -140,6 +156,8 @@ class LIF(nn.Module):
         return self._forward_sequence(current)
 
     def _forward_sequence(self, currents: Tensor) -> Tensor:
+        if self.step_mode == "multi" and not self.stateful:
+            self.reset_state()
         membranes = torch.empty_like(currents, requires_grad=False) if self.record else None
         run = fused_lif if self.engine == "fused" else lif_multistep
         spikes, self.state = run(
@@ -156,6 +174,7 @@ class LIF(nn.Module):
             f"beta={p.beta}, threshold={p.threshold}, reset={p.reset!r}, "
             f"reset_order={p.reset_order!r}, surrogate={p.surrogate!r}, "
             f"step_mode={self.step_mode!r}, engine={self.engine!r}"
+            + (", stateful=True" if self.stateful else "")
             + ("" if self.neuron_shape is None else f", neuron_shape={self.neuron_shape}")
         )
 

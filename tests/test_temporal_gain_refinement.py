@@ -101,7 +101,8 @@ def test_beta_quarter_gain_is_near_the_infinite_width_gain():
 
 
 @pytest.mark.slow
-def test_ci_subset_full_size_temporal_keeps_the_rate_at_beta_quarter():
+@pytest.mark.ci
+def test_full_size_temporal_keeps_the_rate_at_beta_quarter():
     # robustness.md's T = 20 cell theta = 1, beta = 0.25 (was 1.66 with the free secant).
     config = PropagationConfig(inits=("temporal",), depth=100, width=1000, steps=20,
                                threshold=1.0, beta=0.25)

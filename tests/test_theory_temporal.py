@@ -68,8 +68,9 @@ def test_temporal_init_conserves_the_rate_over_depth_and_time(beta, reset):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 @pytest.mark.parametrize("beta", [0.5, 0.9])
-def test_ci_subset_full_size_temporal_mean_field_tracks_the_simulation(beta):
+def test_full_size_temporal_mean_field_tracks_the_simulation(beta):
     # Issue 3's acceptance setting: 100 layers, width 1000, T = 20, theta = 1.
     config = PropagationConfig(inits=("temporal",), depth=100, width=1000, steps=20,
                                threshold=1.0, beta=beta)

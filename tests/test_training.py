@@ -195,7 +195,8 @@ def test_small_mlp_learns_mnist_subset_in_one_epoch(data_dir: Path, one_thread: 
 
 
 @pytest.mark.slow
-def test_ci_subset_default_train_reaches_90_percent_on_mnist_in_one_epoch(
+@pytest.mark.ci
+def test_default_train_reaches_90_percent_on_mnist_in_one_epoch(
         data_dir: Path, tmp_path: Path, capsys, one_thread: None) -> None:
     """``spikeinit train --dataset mnist --data-dir D --epochs 1``, every other option at its
     default (the authors' 10 x 100 MLP, T = 3, direct encoding, membrane readout, AdamW 3e-3),

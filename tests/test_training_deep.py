@@ -57,7 +57,8 @@ def test_deep_mlp_paper_stays_active_kaiming_goes_silent(data_dir: Path,
 
 
 @pytest.mark.slow
-def test_ci_subset_deep_mlp_learns_with_paper_not_kaiming(data_dir: Path, one_thread: None) -> None:
+@pytest.mark.ci
+def test_deep_mlp_learns_with_paper_not_kaiming(data_dir: Path, one_thread: None) -> None:
     """Depth 20 does learn with the paper's init, slowly: after one MNIST epoch it is still at
     chance (the class signal has to be rebuilt through ~10 correlation depths, see
     ``test_deep_mlp_paper_forgets_the_input_with_depth``), after 6 epochs (5628 steps, membrane

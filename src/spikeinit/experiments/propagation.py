@@ -8,11 +8,10 @@ neurons, averaged over steps) of every layer, beside the mean-field prediction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
 
 from spikeinit._validation import (
@@ -247,9 +246,3 @@ def gradient_rows(result: dict[str, Any]) -> list[list[str]]:
             *[f"{grads['predicted_current_gradient_square'][layer - 1]:.3g}" for layer in layers],
         ])
     return rows
-
-
-def relative_change(values: Sequence[float]) -> float:
-    """``values[-1] / values[0] - 1``: how far the last layer drifted from the first."""
-    first = float(values[0])
-    return float(np.inf) if first == 0 else float(values[-1]) / first - 1.0

@@ -46,7 +46,6 @@ class LayerContext:
     depth: int | None = None
     input_threshold: float | None = None
     input_second_moment: float | None = None
-    input_mean: float | None = None
     input_sigma: float | None = None
     input_is_data: bool = False
     first_sigma: float | None = None
@@ -71,10 +70,6 @@ class LayerContext:
         if self.first_sigma is not None:
             check_positive("first_sigma", self.first_sigma)
         check_unit_interval("synaptic_decay", self.synaptic_decay)
-
-    @property
-    def input_is_spikes(self) -> bool:
-        return self.input_second_moment is None
 
     @property
     def source_threshold(self) -> float:

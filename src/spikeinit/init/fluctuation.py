@@ -39,13 +39,6 @@ def psp_kernel_moments(beta: float, steps: int | None = None) -> tuple[float, fl
     return sum(beta**t for t in range(steps)), sum(beta ** (2 * t) for t in range(steps))
 
 
-def analytic_kernel_moments(tau_mem: float, tau_syn: float) -> tuple[float, float]:
-    r"""Continuous-time current-based LIF: :math:`\bar\epsilon = \tau_{syn}`,
-    :math:`\hat\epsilon = \tau_{syn}^2 / (2(\tau_{syn} + \tau_{mem}))`."""
-    tau_mem, tau_syn = check_positive("tau_mem", tau_mem), check_positive("tau_syn", tau_syn)
-    return tau_syn, tau_syn**2 / (2.0 * (tau_syn + tau_mem))
-
-
 def fluctuation_statistics(ctx: LayerContext, options: Mapping[str, Any]) -> tuple[float, float]:
     """``(mu_w, sigma_w^2)`` of the fluctuation-driven initialization for layer ``ctx``."""
     mu_u, xi = float(options["mu_u"]), check_positive("xi", options["xi"])

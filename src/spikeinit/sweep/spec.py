@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -269,14 +269,3 @@ def build_spec(task: str | None, file: str | Path | None = None,
     for name in grid:
         base.pop(name, None)
     return SweepSpec(task=task, grid=grid, base=base)
-
-
-def default_value(task: str, name: str) -> Any:
-    """The default of parameter ``name`` of ``task`` (``None`` when it has none)."""
-    for f in fields(_CONFIG_CLASSES[check_task(task)]):
-        if f.name == name:
-            if f.default is not MISSING:
-                return f.default
-            if f.default_factory is not MISSING:
-                return f.default_factory()
-    return _EXTRA[task].get(name)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
 from spikeinit.experiments.training.config import TrainConfig
-from spikeinit.init.model import InitRecord, find_synaptic_layers, initialize, layer_context
-from spikeinit.init.registry import get_method
+from spikeinit.init.model import InitRecord, initialize
 from spikeinit.models.cnn import SpikingCNN
 from spikeinit.models.mlp import SpikingMLP
 
@@ -41,28 +39,11 @@ def initialize_model(
     steps: int = 1,
     generator: torch.Generator | None = None,
 ) -> list[InitRecord]:
-    """Initialize every layer with ``method``; the first layer uses the data's statistics.
+    """Initialize every layer with ``method`` (:func:`spikeinit.initialize` on ``sample``).
 
     ``sample`` is a batch of encoded inputs ``(T, B, ...)``: the first synaptic layer sees
-    them, so :func:`spikeinit.initialize` draws it from their second moment ``E[x^2]``. A
-    :class:`SpikingMLP` that keeps its own input LIF layer (``input_layer=True``) feeds the first
-    Linear *that layer's* spikes: their measured second moment (the input layer's firing rate on
-    the data) replaces the Gaussian-membrane assumption ``Q(theta)`` for that layer.
+    them, so it is drawn from their second moment ``E[x^2]``; a :class:`SpikingMLP` that keeps
+    its own input LIF layer (``input_layer=True``) feeds its first Linear that layer's spikes,
+    whose second moment on the sample ``initialize`` measures as well.
     """
-    records = initialize(model, method=method, sample=sample, steps=steps, generator=generator)
-    if not isinstance(model, SpikingMLP) or model.input_neurons is None or not model.blocks:
-        return records
-    with torch.no_grad():
-        spikes = model.input_neurons(sample)
-        model.input_neurons.reset_state()
-    second_moment = max(float(spikes.double().pow(2).mean()), 1e-6)
-    layers = find_synaptic_layers(model)
-    depth = len({id(layer.target) for layer in layers if layer.target is not None}) + 1
-    first = layers[0]
-    ctx = replace(layer_context(first, steps=steps, depth=depth), input_threshold=None,
-                  input_second_moment=second_moment)
-    chosen, options = get_method(method)
-    mean, variance = chosen.initialize_(first.module.weight, getattr(first.module, "bias", None),
-                                        ctx, generator, **options)
-    records[0] = InitRecord(first.name, method, ctx.fan_in, mean, variance**0.5)
-    return records
+    return initialize(model, method=method, sample=sample, steps=steps, generator=generator)

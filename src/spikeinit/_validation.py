@@ -7,7 +7,9 @@ the allowed range, so that the CLI can print it as a one-line error.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
+from typing import Any
 
 
 def check_finite_nonnegative(name: str, value: float) -> float:
@@ -42,11 +44,20 @@ def check_open_unit_interval(name: str, value: float) -> float:
     return value
 
 
-def check_positive_int(name: str, value: int) -> int:
-    """Return ``value`` if it is an integer >= 1."""
-    if isinstance(value, bool) or int(value) != value or value < 1:
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` as ``int`` if it is an integer >= 1 (an integral float counts; a bool,
+    a string or anything else raises :class:`ValueError` naming ``name``)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}") from None
+    if number < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return number
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:

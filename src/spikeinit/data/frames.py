@@ -35,10 +35,10 @@ def events_to_frames(
         ValueError: bad ``n_frames``/``sensor_size``, missing fields, or events outside the
             sensor (x >= width, y >= height, p >= polarities when polarities > 1, negatives).
     """
-    n_frames = check_positive_int(n_frames, "n_frames")
+    n_frames = check_positive_int("n_frames", n_frames)
     if len(sensor_size) != 3:
         raise ValueError(f"sensor_size must be (width, height, polarities), got {sensor_size!r}")
-    width, height, n_pol = (check_positive_int(s, "sensor_size entry") for s in sensor_size)
+    width, height, n_pol = (check_positive_int("sensor_size entry", s) for s in sensor_size)
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     missing = [f for f in ("x", "y", "t", "p") if f not in names]
     if missing:

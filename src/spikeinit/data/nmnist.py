@@ -175,7 +175,7 @@ class NMNISTDataset(Dataset):
         limit: int | None = None,
         backend: str = "auto",
     ) -> None:
-        self.n_frames = check_positive_int(n_frames, "n_frames")
+        self.n_frames = check_positive_int("n_frames", n_frames)
         limit = check_limit(limit)
         if backend not in NMNIST_BACKENDS:
             raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")

@@ -165,7 +165,7 @@ def load_dataset(
     name = canonical_name(name)
     split = check_split(split)
     limit = check_limit(limit)
-    frames = DEFAULT_N_FRAMES if n_frames is None else check_positive_int(n_frames, "n_frames")
+    frames = DEFAULT_N_FRAMES if n_frames is None else check_positive_int("n_frames", n_frames)
     if layout not in CIFAR_LAYOUTS:
         raise ValueError(f"layout must be one of {CIFAR_LAYOUTS} (got {layout!r})")
     if backend not in NMNIST_BACKENDS:

@@ -49,7 +49,7 @@ def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
     """
     count = len(dataset)  # type: ignore[arg-type]
     if n is not None:
-        count = min(count, check_positive_int(n, "n"))
+        count = min(count, check_positive_int("n", n))
     if count == 0:
         raise ValueError("input_statistics needs a non-empty dataset")
     total = total_sq = 0.0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
+
+from spikeinit._validation import check_positive_int
 
 __all__ = ["SPLITS", "check_limit", "check_positive_int", "check_split"]
 
@@ -17,19 +18,6 @@ def check_split(split: Any) -> str:
     return split
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """Return ``value`` as ``int`` if it is an integer >= 1, else raise :class:`ValueError`."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= 1 (got {value!r})") from None
-    if number < 1:
-        raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
-    return number
-
-
 def check_limit(limit: Any) -> int | None:
     """Validate ``limit``: ``None`` (all samples) or an integer >= 1."""
-    return None if limit is None else check_positive_int(limit, "limit")
+    return None if limit is None else check_positive_int("limit", limit)

@@ -9,14 +9,14 @@ the input. Spikes are binary and sparse: a row with :math:`k` nonzero inputs nee
     y_{r,o} = b_o + \sum_{j:\,x_{r,j} \neq 0} x_{r,j}\, W_{o,j},
 
 that is :math:`\text{rate} \cdot R \cdot n_{in} \cdot n_{out}` additions, read as contiguous
-rows of the transpose :math:`W^\top`. For 384 x 1000 x 1000 on 2 cores the compiled kernel
-(``spikeinit/neurons/event_kernel.cpp``) took 0.17x the time of spikeinit's oneDNN GEMM at
-rate 0.01, 0.41x at 0.05, 0.75x at 0.1 and 1.11x at 0.16; against ``torch.mm`` (MKL) 0.35x at
-0.1 and 0.98x at 0.3 (``benchmarks/kernels.py``, ``docs/engine.md``). ``EventLinear`` uses it
-automatically when the input is float32 on the CPU, the kernel is compiled, the layer has at
-least :data:`MIN_OUT_FEATURES` outputs and :data:`MIN_SYNAPSES` weights, and the fraction
-of nonzero inputs is at most :func:`max_event_rate` (:data:`MAX_EVENT_RATE` against the oneDNN
-GEMM, :data:`MAX_EVENT_RATE_MM` against ``torch.mm``). Otherwise it is a GEMM.
+rows of the transpose :math:`W^\top`. The compiled kernel
+(``spikeinit/neurons/event_kernel.cpp``) beats a dense GEMM below a rate that depends on the
+CPU and the GEMM backend (measured in ``docs/benchmarks.md`` and ``docs/engine.md``, with
+``benchmarks/kernels.py``). ``EventLinear`` uses it automatically when the input is float32
+on the CPU, the kernel is compiled, the layer has at least :data:`MIN_OUT_FEATURES` outputs
+and :data:`MIN_SYNAPSES` weights, and the fraction of nonzero inputs is at most
+:func:`max_event_rate` (:data:`MAX_EVENT_RATE` against the oneDNN GEMM,
+:data:`MAX_EVENT_RATE_MM` against ``torch.mm``). Otherwise it is a GEMM.
 
 In training the same events also give the weight gradient. With :math:`g = \partial L/\partial y`,
 
@@ -30,8 +30,7 @@ gradient is nonzero everywhere) and stays a GEMM.
 
 Dense products go through :func:`spikeinit.models.gemm.linear_nt` (oneDNN where available,
 see that module); the transposes the event kernel needs are made by a tiled kernel
-(:func:`contiguous_transpose`, 0.14 ms for 1000 x 1000 on 2 cores, against 0.39 ms for
-``w.t().contiguous()``).
+(:func:`contiguous_transpose`, faster than ``w.t().contiguous()``: docs/benchmarks.md).
 
 A frame repeated over time (a stride-0 ``image.expand(T, ...)``, see
 :func:`~spikeinit.models.time_distributed.repeated_over_time`) is multiplied once and
@@ -56,16 +55,11 @@ from spikeinit.models.time_distributed import once_over_time
 from spikeinit.neurons.compiled import compiled_kernel, kernel_threads
 
 MAX_EVENT_RATE = 0.15
-"""Largest fraction of nonzero inputs for the event-driven path when the GEMM is oneDNN's.
-
-With hot weights the kernel breaks even with oneDNN near 0.14 (``benchmarks/kernels.py``); in
-the 100-layer workload A, whose weights come cold from memory, events still won up to 0.18
-(0.46 s at 0.15 against 0.49 s at 0.1, best of 3)."""
+"""Largest fraction of nonzero inputs for the event-driven path when the GEMM is oneDNN's
+(the break-even rates measured with ``benchmarks/kernels.py`` are in docs/benchmarks.md)."""
 
 MAX_EVENT_RATE_TRAINING = 0.08
-"""The same in training. Forward plus both gradients of a 1000 x 1000 layer took 0.56-0.67x
-the GEMM path's time at rate 0.01, 0.76-0.83x at 0.05 and 0.92-1.08x at 0.1, for 1280 and
-384 rows (``benchmarks/kernels.py``)."""
+"""The same in training, where the events also give the weight gradient (docs/benchmarks.md)."""
 
 MAX_EVENT_RATE_MM = 0.25
 """The same when the GEMM is ``torch.mm`` (``SPIKEINIT_GEMM=torch`` or no oneDNN)."""
@@ -144,10 +138,9 @@ def workspace(role: str, rows: int, cols: int) -> Tensor:
     """A float32 ``(rows, cols)`` scratch matrix, reused per thread, role and shape.
 
     The event path's transposes are read once and dropped. A fresh 4 MB tensor at every call
-    costs its page faults (a 1000 x 1000 weight-gradient transpose measured 4.7 ms instead of
-    1.1 ms), so they are written here instead. Whatever is written is only valid until the next
-    call with the same role and shape on the same thread; two matrices alive at once need two
-    roles (an input and an output of the same shape must not share memory).
+    costs its page faults, so they are written here instead. Whatever is written is only valid
+    until the next call with the same role and shape on the same thread; two matrices alive at
+    once need two roles (an input and an output of the same shape must not share memory).
     """
     cache = getattr(_workspaces, "cache", None)
     if cache is None:

@@ -14,9 +14,9 @@ strides of ``A`` and ``B``, so the transposes are views, never copies.
 
 PyTorch's CPU builds send ``torch.mm`` to MKL's SGEMM. On AMD CPUs MKL runs its AVX2 code
 even where the CPU has AVX-512; oneDNN, which PyTorch also ships (it runs PyTorch's CPU
-convolutions), picks its kernels from the CPU's features. On the 2-core AMD EPYC of
-``docs/benchmarks.md`` oneDNN takes 0.41-0.56x the time of ``torch.mm`` for the shapes of
-workload B (``benchmarks/kernels.py``). The sums are the same but in another order, so
+convolutions), picks its kernels from the CPU's features. Which is faster depends on the CPU
+(``docs/benchmarks.md`` has the figures per CPU, measured with ``benchmarks/kernels.py``). The
+sums are the same but in another order, so
 results agree with ``torch.mm`` to float32 rounding, not bit for bit.
 
 ``SPIKEINIT_GEMM`` (or the :func:`use_backend` context manager) chooses the backend: ``auto``
@@ -41,7 +41,7 @@ GEMM_BACKENDS = ("auto", "onednn", "torch")
 
 MIN_ONEDNN_MACS = 2**21
 """Smaller products (multiply-adds ``M * K * N``) go to ``torch.mm`` under ``auto``: oneDNN's
-call costs about 20 us more (48 x 128 x 128 took 2.2x longer; 64 x 256 x 256, 0.72x)."""
+call has a fixed overhead that small products do not repay (docs/benchmarks.md)."""
 
 
 _override: list[str] = []

@@ -18,11 +18,11 @@ import argparse
 
 import torch
 
+from spikeinit.kernels import compiled_kernel
 from spikeinit.models import EventLinear
 from spikeinit.models.event_linear import event_linear
 from spikeinit.models.gemm import linear_nt, uses_onednn
 from spikeinit.neurons import LIFParameters, lif_multistep
-from spikeinit.neurons.compiled import compiled_kernel
 from spikeinit.neurons.fused import fused_lif
 from timing import best_time
 

@@ -78,7 +78,7 @@ from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.readout import lif_layers
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import write_json_atomic
-from spikeinit.theory.surrogate import atan_derivative
+from spikeinit.neurons.surrogate import atan_derivative
 
 FRAME = (1, 28, 28)
 CLASSES = 10

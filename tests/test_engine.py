@@ -14,9 +14,9 @@ import torch
 import spikeinit.neurons.fused as fused
 from spikeinit import initialize
 from spikeinit.experiments.training import make_optimizer
+from spikeinit.kernels import compiled_kernel, kernel_preference
 from spikeinit.models import EventLinear, TimeDistributed, deep_network
 from spikeinit.neurons import LIF, LIFParameters, LIFState, lif_multistep
-from spikeinit.neurons.compiled import compiled_kernel, engine_preference
 from spikeinit.neurons.fused import FusedLIFFunction, fused_lif
 
 RESETS = ["subtract", "zero", "none"]
@@ -224,9 +224,14 @@ def test_recording_while_training_reports_membranes():
 
 
 def test_engine_preference_is_validated(monkeypatch):
-    monkeypatch.setenv("SPIKEINIT_ENGINE", "gpu")
-    with pytest.raises(ValueError, match="SPIKEINIT_ENGINE"):
-        engine_preference()
+    monkeypatch.delenv("SPIKEINIT_ENGINE", raising=False)
+    monkeypatch.setenv("SPIKEINIT_KERNEL", "gpu")
+    with pytest.raises(ValueError, match="SPIKEINIT_KERNEL"):
+        kernel_preference()
+    monkeypatch.delenv("SPIKEINIT_KERNEL")
+    monkeypatch.setenv("SPIKEINIT_ENGINE", "python")  # the old name still works, with a warning
+    with pytest.warns(DeprecationWarning, match="SPIKEINIT_KERNEL"):
+        assert kernel_preference() == "python"
 
 
 def test_missing_compiler_falls_back_with_a_warning(tmp_path):
@@ -243,7 +248,7 @@ def test_missing_compiler_falls_back_with_a_warning(tmp_path):
         "print('ok')\n"
     )
     env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
-           "SPIKEINIT_CACHE_DIR": str(tmp_path / "cache"), "SPIKEINIT_ENGINE": "auto"}
+           "SPIKEINIT_CACHE_DIR": str(tmp_path / "cache"), "SPIKEINIT_KERNEL": "auto"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -365,7 +370,7 @@ def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread, monk
 
 
 def test_cache_dir_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
-    from spikeinit.neurons import compiled
+    from spikeinit.kernels import loader as compiled
 
     monkeypatch.delenv("SPIKEINIT_CACHE_DIR", raising=False)
     monkeypatch.setattr(compiled.Path, "home", lambda: tmp_path)

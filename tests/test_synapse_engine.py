@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from spikeinit.kernels import compiled_kernel
 from spikeinit.models import EventLinear, TimeDistributed, gemm
 from spikeinit.models.event_linear import (
     MAX_EVENT_RATE,
@@ -20,7 +21,6 @@ from spikeinit.models.event_linear import (
     workspace,
 )
 from spikeinit.models.time_distributed import fold_time, repeated_over_time
-from spikeinit.neurons.compiled import compiled_kernel
 
 
 def kernel_required() -> None:

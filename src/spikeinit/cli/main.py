@@ -34,7 +34,7 @@ from spikeinit.experiments.propagation import (
 from spikeinit.init.registry import available_methods, get_method
 from spikeinit.io import write_json_atomic
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
-from spikeinit.theory.surrogate import SURROGATES
+from spikeinit.neurons.surrogate import SURROGATES
 from spikeinit.theory.temporal import INPUT_KINDS
 
 

@@ -29,7 +29,7 @@ from spikeinit.experiments.training import (
     train,
 )
 from spikeinit.init.registry import available_methods
-from spikeinit.theory.surrogate import SURROGATES
+from spikeinit.neurons.surrogate import SURROGATES
 
 DEFAULT_COMPARE_INITS = ("paper", "kaiming", "xavier", "pytorch")
 

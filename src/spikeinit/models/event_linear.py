@@ -10,7 +10,7 @@ the input. Spikes are binary and sparse: a row with :math:`k` nonzero inputs nee
 
 that is :math:`\text{rate} \cdot R \cdot n_{in} \cdot n_{out}` additions, read as contiguous
 rows of the transpose :math:`W^\top`. The compiled kernel
-(``spikeinit/neurons/event_kernel.cpp``) beats a dense GEMM below a rate that depends on the
+(``spikeinit/kernels/event_kernel.cpp``) beats a dense GEMM below a rate that depends on the
 CPU and the GEMM backend (measured in ``docs/benchmarks.md`` and ``docs/engine.md``, with
 ``benchmarks/kernels.py``). ``EventLinear`` uses it automatically when the input is float32
 on the CPU, the kernel is compiled, the layer has at least :data:`MIN_OUT_FEATURES` outputs
@@ -50,9 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeinit.kernels import compiled_kernel, kernel_threads
 from spikeinit.models.gemm import linear_nt, uses_onednn
 from spikeinit.models.time_distributed import once_over_time
-from spikeinit.neurons.compiled import compiled_kernel, kernel_threads
 
 MAX_EVENT_RATE = 0.15
 """Largest fraction of nonzero inputs for the event-driven path when the GEMM is oneDNN's

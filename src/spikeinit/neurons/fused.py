@@ -24,7 +24,7 @@ The partial derivatives, per reset mode and order, as
     zero (either order):  (-beta*u[t],    beta*(1-s[t]),   u[t-1]*(1 - s[t-1]),     0)
     none:                 (0,             beta,            u[t-1],                  0)
 
-The time loop runs in the compiled kernel (:mod:`spikeinit.neurons.compiled`) for float32 and
+The time loop runs in the compiled kernel (:mod:`spikeinit.kernels`) for float32 and
 float64 CPU tensors, and in the equivalent PyTorch loops otherwise (other devices and dtypes,
 or no compiler). Both follow the reference :func:`spikeinit.neurons.dynamics.lif_multistep`
 operation by operation, so the spikes are identical.
@@ -38,14 +38,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spikeinit.neurons.compiled import compiled_kernel, kernel_threads
+from spikeinit.kernels import (
+    ORDER_CODES,
+    RESET_CODES,
+    SURROGATE_CODES,
+    compiled_kernel,
+    kernel_threads,
+)
 from spikeinit.neurons.dynamics import LIFState, integrate
 from spikeinit.neurons.parameters import LIFParameters
-from spikeinit.theory.surrogate import surrogate_derivative
+from spikeinit.neurons.surrogate import surrogate_derivative
 
-_RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
-_ORDER_CODES = {"delayed": 0, "immediate": 1}
-_SURROGATE_CODES = {"fast-sigmoid": 0, "atan": 1}
 _KERNEL_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 
 
@@ -141,7 +144,7 @@ def _forward_compiled(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor |
     status = getattr(kernel, f"lif_forward_{_KERNEL_DTYPES[current.dtype]}")(
         current.data_ptr(), spikes.data_ptr(), _pointer(membrane), beta.data_ptr(),
         theta.data_ptr(), _pointer(u0), _pointer(s0), u_last.data_ptr(),
-        steps, batch, neurons, _RESET_CODES[params.reset], _ORDER_CODES[params.reset_order],
+        steps, batch, neurons, RESET_CODES[params.reset], ORDER_CODES[params.reset_order],
         kernel_threads(),
     )
     if status != 0:
@@ -165,8 +168,8 @@ def _backward_compiled(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, thet
         grad_spikes.data_ptr(), membrane.data_ptr(), beta.data_ptr(), theta.data_ptr(),
         _pointer(u0), _pointer(s0), _pointer(grad_u_last), grad_current.data_ptr(),
         _pointer(grad_beta), _pointer(grad_theta), _pointer(grad_u0), _pointer(grad_s0),
-        steps, batch, neurons, _RESET_CODES[params.reset], _ORDER_CODES[params.reset_order],
-        int(params.detach_reset), _SURROGATE_CODES[params.surrogate], ctypes.c_double(params.slope),
+        steps, batch, neurons, RESET_CODES[params.reset], ORDER_CODES[params.reset_order],
+        int(params.detach_reset), SURROGATE_CODES[params.surrogate], ctypes.c_double(params.slope),
         kernel_threads(),
     )
     if status != 0:

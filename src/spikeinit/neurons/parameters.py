@@ -10,7 +10,7 @@ from spikeinit._validation import (
     check_positive,
     check_unit_interval,
 )
-from spikeinit.theory.surrogate import DEFAULT_SLOPES, SURROGATES
+from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
 
 RESETS = ("subtract", "zero", "none")
 RESET_ORDERS = ("delayed", "immediate")

@@ -3,6 +3,7 @@
 Pure functions over numbers and small immutable objects: nothing here is an ``nn.Module``.
 """
 
+from spikeinit.neurons.surrogate import SURROGATES, surrogate_derivative
 from spikeinit.theory.gaussian import (
     inverse_mills_ratio,
     normal_density,
@@ -24,11 +25,7 @@ from spikeinit.theory.static import (
     static_mean_field,
     variance_map,
 )
-from spikeinit.theory.surrogate import (
-    SURROGATES,
-    surrogate_derivative,
-    surrogate_second_moment,
-)
+from spikeinit.theory.surrogate import surrogate_second_moment
 
 __all__ = [
     "OPERATING_SLOPE",

@@ -31,7 +31,7 @@ import torch
 from spikeinit._validation import check_positive_int
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
-from spikeinit.theory.surrogate import surrogate_derivative
+from spikeinit.neurons.surrogate import surrogate_derivative
 from spikeinit.theory.temporal import (
     DEFAULT_SAMPLES,
     InputStatistics,

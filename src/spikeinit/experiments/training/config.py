@@ -16,7 +16,7 @@ from spikeinit.data import canonical_name, dataset_info
 from spikeinit.experiments.training.encoding import ENCODINGS
 from spikeinit.experiments.training.readout import LOSSES
 from spikeinit.init.registry import get_method
-from spikeinit.theory.surrogate import DEFAULT_SLOPES, SURROGATES
+from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
 
 MODELS = ("mlp", "cnn")
 

@@ -22,14 +22,17 @@ namespace {
 
 constexpr int64_t kChunk = 256;  // neurons whose state stays in registers/L1 across all T
 
-enum Reset { kSubtract = 0, kZero = 1, kNone = 2 };
-enum Surrogate { kFastSigmoid = 0, kAtan = 1 };
+// The codes come from Python (spikeinit/kernels/abi.py passes them as -D flags).
+enum Reset { kSubtract = SPIKEINIT_RESET_SUBTRACT, kZero = SPIKEINIT_RESET_ZERO,
+             kNone = SPIKEINIT_RESET_NONE };
+enum Order { kDelayed = SPIKEINIT_ORDER_DELAYED, kImmediate = SPIKEINIT_ORDER_IMMEDIATE };
+enum Surrogate { kFastSigmoid = SPIKEINIT_SURROGATE_FAST_SIGMOID, kAtan = SPIKEINIT_SURROGATE_ATAN };
 
 template <typename S, int R, int O>
 inline S integrate(S u, S s, S x, S beta, S theta) {
   if (R == kNone) return beta * u + x;
   if (R == kZero) return beta * u * (S(1) - s) + x;
-  if (O == 0) return beta * u + x - theta * s;
+  if (O == kDelayed) return beta * u + x - theta * s;
   return beta * (u - theta * s) + x;
 }
 
@@ -119,17 +122,17 @@ inline void backward_step(int64_t width, const S* __restrict__ gs,
     const S d = surrogate<S, G>(u - th[i], slope);
     S g = gs[i];
     if (!Detach) {
-      if (R == kSubtract) g -= (O == 0 ? th[i] : bt[i] * th[i]) * a_next[i];
+      if (R == kSubtract) g -= (O == kDelayed ? th[i] : bt[i] * th[i]) * a_next[i];
       if (R == kZero) g -= bt[i] * u * a_next[i];
     }
     const S carry = R == kZero ? bt[i] * (S(1) - fired) : bt[i];
     const S a = g * d + carry * a_next[i] + extra[i];
     grad_current[i] = a;
-    if (R == kSubtract && O == 1) gb[i] += a * (u_prev - th[i] * s_prev);
+    if (R == kSubtract && O == kImmediate) gb[i] += a * (u_prev - th[i] * s_prev);
     else if (R == kZero) gb[i] += a * u_prev * (S(1) - s_prev);
     else gb[i] += a * u_prev;
     gt[i] -= g * d;
-    if (R == kSubtract) gt[i] -= a * (O == 0 ? s_prev : bt[i] * s_prev);
+    if (R == kSubtract) gt[i] -= a * (O == kDelayed ? s_prev : bt[i] * s_prev);
     a_next[i] = a;
     extra[i] = S(0);
   }
@@ -183,7 +186,7 @@ void backward(const S* grad_spikes, const S* membrane, const S* beta, const S* t
     if (grad_s0)
       for (int64_t i = 0; i < width; ++i) {
         S gs0 = S(0);
-        if (!Detach && R == kSubtract) gs0 = -(O == 0 ? th[i] : bt[i] * th[i]) * a_next[i];
+        if (!Detach && R == kSubtract) gs0 = -(O == kDelayed ? th[i] : bt[i] * th[i]) * a_next[i];
         if (!Detach && R == kZero) gs0 = -bt[i] * start_u[i] * a_next[i];
         grad_s0[state + i] = gs0;
       }
@@ -207,17 +210,17 @@ int forward_any(const S* current, S* spikes, S* membrane, const S* beta, const S
                 const S* u0, const S* s0, S* u_last, int64_t T, int64_t B, int64_t N, int reset,
                 int order, int threads) {
   const Shape shape{T, B, N};
-  if (reset == kSubtract && order == 0)
-    return dispatch_forward<S, kSubtract, 0>(current, spikes, membrane, beta, theta, u0, s0,
+  if (reset == kSubtract && order == kDelayed)
+    return dispatch_forward<S, kSubtract, kDelayed>(current, spikes, membrane, beta, theta, u0, s0,
                                              u_last, shape, threads);
   if (reset == kSubtract)
-    return dispatch_forward<S, kSubtract, 1>(current, spikes, membrane, beta, theta, u0, s0,
+    return dispatch_forward<S, kSubtract, kImmediate>(current, spikes, membrane, beta, theta, u0, s0,
                                              u_last, shape, threads);
   if (reset == kZero)
-    return dispatch_forward<S, kZero, 0>(current, spikes, membrane, beta, theta, u0, s0, u_last,
+    return dispatch_forward<S, kZero, kDelayed>(current, spikes, membrane, beta, theta, u0, s0, u_last,
                                          shape, threads);
   if (reset == kNone)
-    return dispatch_forward<S, kNone, 0>(current, spikes, membrane, beta, theta, u0, s0, u_last,
+    return dispatch_forward<S, kNone, kDelayed>(current, spikes, membrane, beta, theta, u0, s0, u_last,
                                          shape, threads);
   return 1;
 }
@@ -239,17 +242,17 @@ template <typename S, int G>
 int backward_reset(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
                    const S* s0, const S* gul, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
                    Shape shape, int reset, int order, int detach, int threads) {
-  if (reset == kSubtract && order == 0)
-    return dispatch_backward<S, kSubtract, 0, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+  if (reset == kSubtract && order == kDelayed)
+    return dispatch_backward<S, kSubtract, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
                                                  gu0, gs0, slope, shape, detach, threads);
   if (reset == kSubtract)
-    return dispatch_backward<S, kSubtract, 1, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kSubtract, kImmediate, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
                                                  gu0, gs0, slope, shape, detach, threads);
   if (reset == kZero)
-    return dispatch_backward<S, kZero, 0, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kZero, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
                                              gu0, gs0, slope, shape, detach, threads);
   if (reset == kNone)
-    return dispatch_backward<S, kNone, 0, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kNone, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
                                              gu0, gs0, slope, shape, detach, threads);
   return 1;
 }
@@ -273,7 +276,7 @@ int backward_any(const S* gs, const S* mem, const S* beta, const S* theta, const
 
 extern "C" {
 
-int spikeinit_abi_version() { return 2; }
+int spikeinit_abi_version() { return SPIKEINIT_ABI_VERSION; }
 
 #define SPIKEINIT_DEFINE(SUFFIX, S)                                                            \
   int lif_forward_##SUFFIX(const S* current, S* spikes, S* membrane, const S* beta,            \

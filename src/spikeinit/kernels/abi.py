@@ -1,0 +1,38 @@
+"""The contract between the Python engine and the compiled kernels, written once.
+
+The C++ sources hold no numbers of their own for it: :func:`defines` passes the ABI version
+and the codes of the resets, reset orders and surrogates to the compiler as macros, taken
+from the tables that own them (:data:`spikeinit.neurons.parameters.RESETS`,
+:data:`~spikeinit.neurons.parameters.RESET_ORDERS`,
+:data:`spikeinit.neurons.surrogate.SURROGATES`): a code is the position in its table.
+"""
+
+from __future__ import annotations
+
+from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
+from spikeinit.neurons.surrogate import SURROGATES
+
+#: Bumped whenever a kernel function's signature or meaning changes.
+ABI_VERSION = 3
+
+RESET_CODES = {name: code for code, name in enumerate(RESETS)}
+ORDER_CODES = {name: code for code, name in enumerate(RESET_ORDERS)}
+SURROGATE_CODES = {name: code for code, name in enumerate(SURROGATES)}
+
+
+def _macro(prefix: str, name: str) -> str:
+    return f"SPIKEINIT_{prefix}_{name.upper().replace('-', '_')}"
+
+
+def defines() -> list[str]:
+    """The ``-D`` compiler flags of the contract, e.g. ``-DSPIKEINIT_SURROGATE_ATAN=1``.
+
+    Example:
+        >>> "-DSPIKEINIT_RESET_SUBTRACT=0" in defines()
+        True
+    """
+    flags = [f"-DSPIKEINIT_ABI_VERSION={ABI_VERSION}"]
+    for prefix, codes in (("RESET", RESET_CODES), ("ORDER", ORDER_CODES),
+                          ("SURROGATE", SURROGATE_CODES)):
+        flags += [f"-D{_macro(prefix, name)}={code}" for name, code in codes.items()]
+    return flags

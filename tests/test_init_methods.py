@@ -7,9 +7,10 @@ from torch import nn
 import spikeinit
 from spikeinit.init import LayerContext, get_method
 from spikeinit.models import SpikingMLP, deep_network
+from spikeinit.neurons import LIFParameters
 from spikeinit.theory import spike_weight_variance, tail_probability
 
-CTX = LayerContext(fan_in=400, fan_out=300, threshold=1.0, beta=0.5)
+CTX = LayerContext(fan_in=400, fan_out=300, neuron=LIFParameters(threshold=1.0, beta=0.5))
 
 EXPECTED_VARIANCE = {
     "paper": spike_weight_variance(400, 1.0),
@@ -53,7 +54,8 @@ def test_gradient_aware_is_harmonic_mean():
     from spikeinit.init.gradient_aware import backward_variance
     from spikeinit.init.paper import paper_variance
 
-    ctx = LayerContext(fan_in=400, fan_out=300, threshold=1.0, surrogate="atan")
+    ctx = LayerContext(fan_in=400, fan_out=300,
+                       neuron=LIFParameters(threshold=1.0, surrogate="atan"))
     d_f, d_b = paper_variance(ctx), backward_variance(ctx)
     method, _ = get_method("gradient-aware")
     assert method.statistics(ctx)[1] == pytest.approx(2 / (1 / d_f + 1 / d_b))

@@ -41,8 +41,8 @@ def test_fast_sigmoid_gradients_vanish_faster_than_atan():
 
 def test_balance_moves_the_gain_towards_the_backward_condition():
     method, _ = get_method("temporal")
-    ctx = LayerContext(fan_in=1000, fan_out=1000, threshold=1.0, beta=0.5, steps=5, depth=20,
-                       surrogate="fast-sigmoid")
+    neuron = LIFParameters(threshold=1.0, beta=0.5, surrogate="fast-sigmoid")
+    ctx = LayerContext(fan_in=1000, fan_out=1000, neuron=neuron, steps=5, depth=20)
     forward = method.statistics(ctx)[1]
     half = method.statistics(ctx, balance=0.5)[1]
     full = method.statistics(ctx, balance=1.0)[1]

@@ -27,6 +27,7 @@ from spikeinit._validation import (
     check_unit_interval,
 )
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS, LIFParameters
+from spikeinit.neurons.surrogate import DEFAULT_SLOPES, DEFAULT_SURROGATE, SURROGATES
 
 FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")
 
@@ -53,6 +54,10 @@ class NeuronDescription:
             :math:`I_{syn}[t] = \alpha I_{syn}[t-1] + I[t]` in front of the membrane
             (snnTorch ``Synaptic``, Norse ``LIFCell``); 0 when the input drives the membrane.
         step_mode: ``"single"`` (one step per call) or ``"multi"`` (``(T, B, ...)`` per call).
+        surrogate: the surrogate gradient of the spike, as a name of
+            :data:`spikeinit.neurons.surrogate.SURROGATES`, or ``None`` when the framework's is
+            not one of them (a note then says which it is).
+        surrogate_slope: its slope, in the framework's membrane units (``None``: the default).
         notes: what the mapping approximates, in words.
     """
 
@@ -66,6 +71,8 @@ class NeuronDescription:
     spike_amplitude: float = 1.0
     synaptic_decay: float = 0.0
     step_mode: str = "single"
+    surrogate: str | None = None
+    surrogate_slope: float | None = None
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -80,6 +87,10 @@ class NeuronDescription:
         if decay >= 1.0:
             raise ValueError(f"synaptic_decay must lie in [0, 1), got {decay!r}")
         check_choice("step_mode", self.step_mode, ("single", "multi"))
+        if self.surrogate is not None:
+            check_choice("surrogate", self.surrogate, SURROGATES)
+        if self.surrogate_slope is not None:
+            check_positive("surrogate_slope", self.surrogate_slope)
 
     @property
     def effective_threshold(self) -> float:
@@ -89,11 +100,29 @@ class NeuronDescription:
     def lif_parameters(self) -> LIFParameters:
         r"""spikeinit's :class:`LIFParameters` of the equivalent unit-gain neuron.
 
-        Its threshold is :math:`\tilde\theta = \theta/g`. spikeinit's LIF has no synaptic
-        filter and one zero reset (:math:`\beta u (1-s) + I`), so those parts are approximate.
+        Its threshold is :math:`\tilde\theta = \theta/g`. Its surrogate is the framework's,
+        with the slope in the same units: a surrogate :math:`h'` of :math:`v - \theta` seen from
+        :math:`\tilde u = v/g` is :math:`g\,h'(g(\tilde u - \tilde\theta))`, which for ``atan``
+        is ``atan`` of slope :math:`g\alpha` exactly, and for ``fast-sigmoid`` the fast sigmoid of
+        slope :math:`gk` times :math:`g` (that factor is not carried). A surrogate outside the
+        table reads as spikeinit's default. spikeinit's LIF has no synaptic filter and one zero
+        reset (:math:`\beta u (1-s) + I`), so those parts are approximate.
+
+        Example:
+            >>> d = NeuronDescription("norse", "LIFCell", 1.0, 0.9, input_gain=0.1,
+            ...                       surrogate="fast-sigmoid", surrogate_slope=100.0)
+            >>> p = d.lif_parameters()
+            >>> round(p.threshold, 6), p.surrogate, round(p.slope, 6)
+            (10.0, 'fast-sigmoid', 10.0)
         """
+        surrogate = self.surrogate or DEFAULT_SURROGATE
+        slope = self.surrogate_slope if self.surrogate is not None else None
+        if slope is None and self.surrogate is not None:
+            slope = DEFAULT_SLOPES[surrogate]
         return LIFParameters(beta=self.beta, threshold=self.effective_threshold,
-                             reset=self.reset, reset_order=self.reset_order)
+                             reset=self.reset, reset_order=self.reset_order,
+                             surrogate=surrogate,
+                             surrogate_slope=None if slope is None else slope * self.input_gain)
 
     def simulate(self, currents: Tensor) -> Tensor:
         r"""Spikes ``(T, ...)`` of this population driven by ``currents`` ``(T, ...)`` from rest.

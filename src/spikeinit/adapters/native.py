@@ -28,7 +28,8 @@ def describe(module: nn.Module) -> NeuronDescription:
     return NeuronDescription(
         framework=FRAMEWORK, kind="LIF", threshold=scalar("threshold", module.threshold, notes),
         beta=min(max(scalar("beta", module.beta, notes), 0.0), 1.0), reset=p.reset,
-        reset_order=p.reset_order, step_mode=module.step_mode, notes=tuple(notes),
+        reset_order=p.reset_order, step_mode=module.step_mode, surrogate=p.surrogate,
+        surrogate_slope=p.slope, notes=tuple(notes),
     )
 
 

@@ -86,8 +86,10 @@ def describe(module: nn.Module) -> NeuronDescription:
             raise UnsupportedNeuronError(
                 f"norse {kind}: dt * tau_syn_inv must lie in (0, 1], got {1.0 - decay:g}"
             )
+    surrogate, slope = _surrogate(p, notes)
     return NeuronDescription(
         framework=FRAMEWORK, kind=kind, threshold=threshold, beta=1.0 - gain, reset=reset,
+        surrogate=surrogate, surrogate_slope=slope,
         reset_order="immediate", input_gain=gain, synaptic_decay=decay,
         step_mode="multi" if kind == "LIF" else "single", notes=tuple(notes),
     )
@@ -100,3 +102,14 @@ def internal_layers(module: nn.Module) -> list[str]:
 
 def reset(module: nn.Module) -> None:
     """Norse modules keep no state between calls: nothing to reset."""
+
+
+def _surrogate(p: object, notes: list[str]) -> tuple[str | None, float | None]:
+    """``(name, slope)`` of a Norse neuron's ``p.method``: ``super`` (SuperSpike,
+    :math:`1/(\alpha|x|+1)^2`) is spikeinit's fast sigmoid of slope :math:`\alpha`."""
+    method = getattr(p, "method", None)
+    alpha = scalar("p.alpha", getattr(p, "alpha", 0.0), [])
+    if method == "super" and alpha > 0:
+        return "fast-sigmoid", alpha
+    notes.append(f"surrogate {method!r} is not one of spikeinit's; the theory assumes its default")
+    return None, None

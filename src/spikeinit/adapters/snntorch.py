@@ -85,11 +85,31 @@ def describe(module: nn.Module) -> NeuronDescription:
         notes.append("inhibition (winner-take-all) is not modelled")
     if getattr(module, "state_quant", False):
         notes.append("state quantization is not modelled")
+    surrogate, slope = _surrogate(getattr(module, "spike_grad", None), notes)
     return NeuronDescription(
         framework=FRAMEWORK, kind=kind, threshold=threshold, beta=beta, reset=mechanism,
         reset_order=order, input_gain=1.0, spike_amplitude=amplitude, synaptic_decay=decay,
-        step_mode="single", notes=tuple(notes),
+        step_mode="single", surrogate=surrogate, surrogate_slope=slope, notes=tuple(notes),
     )
+
+
+#: snnTorch's surrogate factories whose derivative is one of spikeinit's, and the name of the
+#: slope they close over (``atan(alpha)``, ``fast_sigmoid(slope)``).
+_SURROGATES = {"atan": "atan", "fast_sigmoid": "fast-sigmoid"}
+
+
+def _surrogate(function: object, notes: list[str]) -> tuple[str | None, float | None]:
+    """``(name, slope)`` of an snnTorch ``spike_grad``, read from the factory's closure."""
+    qualname = getattr(function, "__qualname__", "")
+    factory = qualname.split(".<locals>")[0]
+    cells = getattr(function, "__closure__", None) or ()
+    values = [cell.cell_contents for cell in cells
+              if isinstance(cell.cell_contents, (int, float)) and cell.cell_contents > 0]
+    if factory in _SURROGATES and len(values) == 1:
+        return _SURROGATES[factory], float(values[0])
+    notes.append(f"surrogate {qualname or type(function).__name__} is not one of spikeinit's; "
+                 "the theory assumes its default")
+    return None, None
 
 
 def internal_layers(module: nn.Module) -> list[str]:

@@ -82,11 +82,26 @@ def describe(module: nn.Module) -> NeuronDescription:
         beta = 1.0 - inverse_tau
         gain = inverse_tau if module.decay_input else 1.0
     step_mode = "multi" if getattr(module, "step_mode", "s") == "m" else "single"
+    surrogate, slope = _surrogate(getattr(module, "surrogate_function", None), notes)
     return NeuronDescription(
         framework=FRAMEWORK, kind=kind, threshold=threshold, beta=beta,
         reset="subtract" if v_reset is None else "zero", reset_order="immediate",
-        input_gain=gain, step_mode=step_mode, notes=tuple(notes),
+        input_gain=gain, step_mode=step_mode, surrogate=surrogate, surrogate_slope=slope,
+        notes=tuple(notes),
     )
+
+
+def _surrogate(function: object, notes: list[str]) -> tuple[str | None, float | None]:
+    """``(name, slope)`` of a SpikingJelly surrogate: its ``ATan(alpha)`` is spikeinit's atan
+    (:math:`(\alpha/2)/(1+(\\pi\alpha x/2)^2)`); others (``Sigmoid``, the default) are not in
+    spikeinit's table."""
+    name = type(function).__name__
+    alpha = getattr(function, "alpha", None)
+    if name == "ATan" and isinstance(alpha, (int, float)) and alpha > 0:
+        return "atan", float(alpha)
+    shown = f"{name}(alpha={alpha:g})" if isinstance(alpha, (int, float)) else name
+    notes.append(f"surrogate {shown} is not one of spikeinit's; the theory assumes its default")
+    return None, None
 
 
 def internal_layers(module: nn.Module) -> list[str]:

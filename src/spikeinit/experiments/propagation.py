@@ -86,10 +86,7 @@ class PropagationConfig:
         return LayerContext(
             fan_in=self.width,
             fan_out=self.width,
-            threshold=self.threshold,
-            beta=self.beta,
-            reset=self.reset,
-            reset_order=self.reset_order,
+            neuron=self.lif_parameters,
             steps=self.steps,
             depth=self.depth,
         )

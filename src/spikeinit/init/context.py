@@ -10,6 +10,7 @@ from spikeinit._validation import (
     check_positive_int,
     check_unit_interval,
 )
+from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.gaussian import tail_probability
 
 
@@ -17,7 +18,10 @@ from spikeinit.theory.gaussian import tail_probability
 class LayerContext:
     r"""One synaptic layer (Linear or Conv) between a source and the neurons it drives.
 
-    ``threshold``, ``beta``, ``reset`` and the surrogate describe the *receiving* neurons.
+    ``neuron`` (a :class:`~spikeinit.neurons.LIFParameters`, the one neuron-parameter type of
+    the engine, the adapters and the theory) describes the *receiving* neurons, as the
+    equivalent unit-gain LIF: its threshold is :math:`\tilde\theta = \theta/g`. ``threshold``,
+    ``beta``, ``reset``, ``reset_order``, ``surrogate`` and ``surrogate_slope`` read it.
     The input is either spikes of neurons with threshold ``input_threshold`` (the paper's
     assumption: their membrane is :math:`N(0,\sigma^2)`, so :math:`E[x^2] = Q(\theta/\sigma)`),
     or data with a known second moment ``input_second_moment`` (for the first layer).
@@ -35,12 +39,7 @@ class LayerContext:
 
     fan_in: int
     fan_out: int
-    threshold: float = 1.0
-    beta: float = 0.5
-    reset: str = "subtract"
-    reset_order: str = "delayed"
-    surrogate: str = "fast-sigmoid"
-    surrogate_slope: float | None = None
+    neuron: LIFParameters = LIFParameters()
     sigma: float = 1.0
     steps: int = 1
     depth: int | None = None
@@ -55,8 +54,8 @@ class LayerContext:
     def __post_init__(self) -> None:
         check_positive_int("fan_in", self.fan_in)
         check_positive_int("fan_out", self.fan_out)
-        check_finite_nonnegative("threshold", self.threshold)
-        check_unit_interval("beta", self.beta)
+        if not isinstance(self.neuron, LIFParameters):
+            raise ValueError(f"neuron must be a LIFParameters, got {type(self.neuron).__name__}")
         check_positive("sigma", self.sigma)
         check_positive_int("steps", self.steps)
         if self.depth is not None:
@@ -70,6 +69,32 @@ class LayerContext:
         if self.first_sigma is not None:
             check_positive("first_sigma", self.first_sigma)
         check_unit_interval("synaptic_decay", self.synaptic_decay)
+
+    @property
+    def threshold(self) -> float:
+        r"""The receiving neurons' effective threshold :math:`\tilde\theta`."""
+        return self.neuron.threshold
+
+    @property
+    def beta(self) -> float:
+        """The receiving neurons' membrane decay."""
+        return self.neuron.beta
+
+    @property
+    def reset(self) -> str:
+        return self.neuron.reset
+
+    @property
+    def reset_order(self) -> str:
+        return self.neuron.reset_order
+
+    @property
+    def surrogate(self) -> str:
+        return self.neuron.surrogate
+
+    @property
+    def surrogate_slope(self) -> float | None:
+        return self.neuron.surrogate_slope
 
     @property
     def source_threshold(self) -> float:

@@ -26,6 +26,7 @@ from spikeinit._validation import (
     check_positive_int,
     check_unit_interval,
 )
+from spikeinit.adapters.description import NeuronDescription
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.registry import InitMethod, get_method
@@ -39,7 +40,7 @@ from spikeinit.network.graph import (
 )
 from spikeinit.network.moments import current_factor, input_statistics
 from spikeinit.network.notes import Note, of_kind
-from spikeinit.neurons.lif import LIF
+from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.static import stability_slope
 from spikeinit.theory.temporal import data_autocorrelation
@@ -135,8 +136,6 @@ def _layer_context_and_notes(
     description = layer.target_description or layer.source_description
     own = threshold if threshold is not None else (
         description.effective_threshold if description is not None else 1.0)
-    neuron = layer.target if layer.target is not None else layer.source
-    params = neuron.params if isinstance(neuron, LIF) else None
     factor, notes = current_factor(layer)
     source_threshold = None
     if layer.source is not None:
@@ -170,12 +169,7 @@ def _layer_context_and_notes(
     ctx = LayerContext(
         fan_in=fan_in,
         fan_out=fan_out,
-        threshold=own,
-        beta=(description.beta if description is not None else 0.5) if beta is None else beta,
-        reset=description.reset if description is not None else "subtract",
-        reset_order=description.reset_order if description is not None else "delayed",
-        surrogate=params.surrogate if params is not None else "fast-sigmoid",
-        surrogate_slope=params.surrogate_slope if params is not None else None,
+        neuron=_neuron_parameters(description, own, beta),
         sigma=sigma,
         steps=steps,
         depth=depth,
@@ -187,6 +181,14 @@ def _layer_context_and_notes(
         synaptic_decay=description.synaptic_decay if description is not None else 0.0,
     )
     return ctx, notes
+
+
+def _neuron_parameters(description: NeuronDescription | None, threshold: float,
+                       beta: float | None) -> LIFParameters:
+    """The receiving neurons as the engine's :class:`LIFParameters` (unit gain, effective
+    threshold), with ``threshold`` and a given ``beta`` in place of theirs."""
+    base = description.lif_parameters() if description is not None else LIFParameters()
+    return replace(base, threshold=threshold, beta=base.beta if beta is None else beta)
 
 
 def layer_context(

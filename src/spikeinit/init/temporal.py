@@ -41,7 +41,6 @@ from typing import Any
 from spikeinit._validation import check_positive, check_unit_interval
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
-from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.gradients import backward_gain_ratio
 from spikeinit.theory.static import OPERATING_SLOPE, operating_sigma
 from spikeinit.theory.temporal import InputStatistics
@@ -65,10 +64,7 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     input_std = first_layer_std(ctx, options)
     if ctx.input_is_data:
         return input_std**2 / (ctx.fan_in * ctx.second_moment)
-    params = LIFParameters(
-        beta=ctx.beta, threshold=ctx.threshold, reset=ctx.reset, reset_order=ctx.reset_order,
-        surrogate=ctx.surrogate, surrogate_slope=ctx.surrogate_slope,
-    )
+    params = ctx.neuron
     inputs = first_layer_input(ctx, options, input_std)
     settle = DEFAULT_SETTLE_LAYERS if ctx.depth is None or ctx.depth < 2 else ctx.depth - 1
     width = ctx.fan_in if options["finite_width"] else None

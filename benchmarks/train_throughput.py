@@ -16,7 +16,7 @@ Engines, all starting from the same weights (``initialize_model(..., "paper")`` 
 model, copied into the others), each with its own optimizer and schedule:
 
 * ``spikeinit train step``: built and run the way ``spikeinit.experiments.training.loop`` does
-  (``build_model(TrainConfig(), (1, 28, 28), 10)``, ``initialize_model``, ``ActivityProbe``,
+  (``build_model(TrainConfig(), (1, 28, 28), 10)``, ``initialize_model``, ``TrainingProbe``,
   ``encoder(augment_batch(x))`` -> model -> ``logits`` -> cross-entropy -> ``zero_grad`` ->
   ``backward`` -> ``optimizer.step`` -> ``scheduler.step``), membrane readout;
 * ``spikeinit train step (counts)``: the same with ``loss="counts"`` (spike-count readout);
@@ -65,8 +65,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spikeinit.experiments.training import (
-    ActivityProbe,
     TrainConfig,
+    TrainingProbe,
     augment_batch,
     build_model,
     initialize_model,
@@ -227,7 +227,7 @@ def spikeinit_engine(config: TrainConfig, source: nn.Module, batch: int, name: s
     model.train()
     encoder = RunEncoder(config, event_based=False)
     optimizer, scheduler = optimizer_and_schedule(list(model.parameters()), config, batch)
-    probe = ActivityProbe(model, keep_output_current=config.loss == "membrane")
+    probe = TrainingProbe(model, keep_output_current=config.loss == "membrane")
     weights = [layer.module.weight for layer in find_synaptic_layers(model)]
     sums = torch.zeros(3, dtype=torch.float64)
     grad_sums = torch.zeros(len(weights), dtype=torch.float64)

@@ -5,12 +5,12 @@ pass, the firing rate (spikes divided by the spike amplitude) and the mean and v
 input current :math:`I` (the tensor the neuron module receives). In units of the effective
 threshold :math:`\theta/g` the membrane at the first step is exactly :math:`I`, so
 :math:`\mathrm{Var}[I]` is the quantity the initialization sets to :math:`\sigma^2`. For every
-synaptic layer it accumulates :math:`E[x^2]` of its input.
+synaptic layer it accumulates :math:`E[x^2]` of its input. The sums are
+:class:`~spikeinit.neurons.statistics.Moments`, the one recorder of the package.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,46 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit.adapters.registry import first_tensor
-
-
-@dataclass
-class Moments:
-    """Running sums of a stream of tensors: count, sum, sum of squares, and non-finite seen."""
-
-    count: int = 0
-    total: float = 0.0
-    squares: float = 0.0
-    nonfinite: bool = False
-
-    def add(self, x: Tensor) -> None:
-        """Accumulate every element of ``x`` (non-finite values are counted as 0 and flagged)."""
-        x = x.detach()
-        if x.numel() == 0:
-            return
-        x = x.double()
-        if not bool(torch.isfinite(x).all()):
-            self.nonfinite = True
-            x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        self.count += x.numel()
-        self.total += float(x.sum())
-        self.squares += float(x.square().sum())
-
-    @property
-    def mean(self) -> float:
-        """Mean of the elements seen (NaN before any)."""
-        return self.total / self.count if self.count else math.nan
-
-    @property
-    def second_moment(self) -> float:
-        """Mean square of the elements seen (NaN before any)."""
-        return self.squares / self.count if self.count else math.nan
-
-    @property
-    def variance(self) -> float:
-        """Population variance of the elements seen (NaN before any)."""
-        if not self.count:
-            return math.nan
-        return max(self.second_moment - self.mean**2, 0.0)
+from spikeinit.neurons.statistics import Moments
 
 
 @dataclass
@@ -82,46 +43,74 @@ class NeuronActivity:
 
 
 class ActivityProbe:
-    """Hooks on named neurons and synaptic layers; use as a context manager around passes.
+    """Hooks on named neurons and synaptic layers; use as a context manager around passes
+    (or :meth:`attach` and :meth:`remove`).
 
     ``neurons`` maps names to ``(module, spike_amplitude)``; ``synapses`` maps names to modules.
+    With ``currents=False`` only the spikes are counted (no input moments, no finiteness check:
+    the cheap mode of the training loop). :attr:`enabled` pauses the counting.
     """
 
     def __init__(
         self,
         neurons: Mapping[str, tuple[nn.Module, float]],
         synapses: Mapping[str, nn.Module] | None = None,
+        currents: bool = True,
     ) -> None:
-        self.neurons = {name: NeuronActivity(amplitude=amp) for name, (_, amp) in neurons.items()}
-        self.inputs = {name: Moments() for name in (synapses or {})}
+        self.currents = currents
         self._modules = dict(neurons)
         self._synapses = dict(synapses or {})
         self._handles: list[Any] = []
+        self.enabled = True
+        self.neurons: dict[str, NeuronActivity] = {}
+        self.inputs: dict[str, Moments] = {}
+        self.clear()
 
-    def __enter__(self) -> ActivityProbe:
+    def attach(self) -> ActivityProbe:
+        """Register the hooks."""
         for name, (module, _) in self._modules.items():
             self._handles.append(module.register_forward_hook(self._neuron_hook(name)))
         for name, module in self._synapses.items():
             self._handles.append(module.register_forward_hook(self._synapse_hook(name)))
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def remove(self) -> None:
+        """Remove the hooks."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
 
+    def __enter__(self) -> ActivityProbe:
+        return self.attach()
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
     def clear(self) -> None:
         """Forget what was measured (before the next pass)."""
-        for name, activity in self.neurons.items():
-            self.neurons[name] = NeuronActivity(amplitude=activity.amplitude)
-        for name in self.inputs:
-            self.inputs[name] = Moments()
+        self.neurons = {name: self._activity(amplitude)
+                        for name, (_, amplitude) in self._modules.items()}
+        self.inputs = {name: Moments() for name in self._synapses}
+
+    def _activity(self, amplitude: float) -> NeuronActivity:
+        if self.currents:
+            return NeuronActivity(amplitude=amplitude)
+        return NeuronActivity(spikes=Moments(squares=False, check_finite=False),
+                              amplitude=amplitude)
+
+    def spike_sums(self) -> Tensor:
+        """``(2, populations)``: spikes and elements per population, in the order given (to add
+        up over processes; the rate is their ratio divided by the spike amplitude)."""
+        sums = [activity.spikes.sums() for activity in self.neurons.values()]
+        return torch.stack(sums, dim=1) if sums else torch.zeros(2, 0, dtype=torch.float64)
 
     def _neuron_hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if not self.enabled:
+                return
             activity = self.neurons[name]
             activity.calls += 1
-            current = first_tensor(args)
+            current = first_tensor(args) if self.currents else None
             if current is not None:
                 activity.current.add(current)
             spikes = first_tensor(output)
@@ -132,6 +121,8 @@ class ActivityProbe:
 
     def _synapse_hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if not self.enabled:
+                return
             x = first_tensor(args)
             if x is not None:
                 self.inputs[name].add(x)

@@ -1,67 +1,149 @@
-"""Per-time-step membrane and spike statistics of a neuron population."""
+r"""The one activity recorder: running moments of a stream of tensors, and per-step statistics.
+
+:class:`Moments` accumulates the count, sum and sum of squares of every element it is given.
+The sums stay tensors on the stream's device, so adding costs no host synchronisation (a
+training loop on a GPU is not slowed by it); the properties read them as floats. Everything
+that measures activity builds on it: :class:`ActivityStatistics` (per time step, inside
+:class:`~spikeinit.neurons.LIF` with ``record=True``) and
+:class:`spikeinit.network.ActivityProbe` (forward hooks on any framework's neurons, used by
+``initialize``, ``calibrate``, ``report`` and the training loop).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 
+import torch
 from torch import Tensor
 
 
-@dataclass
+class Moments:
+    r"""Running count, sum and sum of squares of the elements of a stream of tensors.
+
+    With ``check_finite`` (default) non-finite elements are counted as 0 and flagged in
+    :attr:`nonfinite`; with ``squares=False`` only the count and the sum are kept (the mean).
+
+    Example:
+        >>> m = Moments()
+        >>> m.add(torch.tensor([1.0, 3.0]))
+        >>> m.count, m.mean, m.second_moment, m.variance
+        (2, 2.0, 5.0, 1.0)
+    """
+
+    def __init__(self, squares: bool = True, check_finite: bool = True) -> None:
+        self.count = 0
+        self.keep_squares = squares
+        self.check_finite = check_finite
+        self._total: Tensor | None = None
+        self._squares: Tensor | None = None
+        self._nonfinite: Tensor | None = None
+
+    def add(self, x: Tensor) -> None:
+        """Accumulate every element of ``x`` (in float64)."""
+        x = x.detach()
+        if x.numel() == 0:
+            return
+        if self.check_finite:
+            bad = ~torch.isfinite(x)
+            flagged = bad.any()
+            self._nonfinite = flagged if self._nonfinite is None else self._nonfinite | flagged
+            x = torch.where(bad, torch.zeros((), dtype=x.dtype, device=x.device), x)
+        total = x.sum(dtype=torch.float64)
+        self._total = total if self._total is None else self._total + total
+        if self.keep_squares:
+            squares = x.double().square().sum()
+            self._squares = squares if self._squares is None else self._squares + squares
+        self.count += x.numel()
+
+    @property
+    def total(self) -> float:
+        """The sum of the elements seen."""
+        return 0.0 if self._total is None else float(self._total)
+
+    @property
+    def squares(self) -> float:
+        """The sum of their squares (NaN when ``squares=False``)."""
+        if not self.keep_squares:
+            return math.nan
+        return 0.0 if self._squares is None else float(self._squares)
+
+    @property
+    def nonfinite(self) -> bool:
+        """Whether a NaN or an infinity was seen."""
+        return bool(self._nonfinite) if self._nonfinite is not None else False
+
+    def sums(self, device: torch.device | str | None = None) -> Tensor:
+        """``[sum, count]`` as a float64 tensor (to add up over processes)."""
+        total = self._total if self._total is not None else torch.zeros((), dtype=torch.float64,
+                                                                        device=device)
+        return torch.stack([total.to(device) if device is not None else total,
+                            torch.tensor(float(self.count), dtype=torch.float64,
+                                         device=device if device is not None else total.device)])
+
+    @property
+    def mean(self) -> float:
+        """Mean of the elements seen (NaN before any)."""
+        return self.total / self.count if self.count else math.nan
+
+    @property
+    def second_moment(self) -> float:
+        """Mean square of the elements seen (NaN before any)."""
+        return self.squares / self.count if self.count else math.nan
+
+    @property
+    def variance(self) -> float:
+        """Population variance of the elements seen (NaN before any)."""
+        if not self.count:
+            return math.nan
+        return max(self.second_moment - self.mean**2, 0.0)
+
+
 class ActivityStatistics:
-    r"""Running sums per time step over batch and neurons.
+    r"""Membrane and spike :class:`Moments` per time step, over batch and neurons.
 
     ``rate[t]`` is the mean spikes per neuron at step ``t``; ``membrane_variance[t]`` is
     :math:`E[u_t^2] - E[u_t]^2` over batch and neurons.
     """
 
-    membrane_sum: list[float] = field(default_factory=list)
-    membrane_square_sum: list[float] = field(default_factory=list)
-    spike_sum: list[float] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.membranes: list[Moments] = []
+        self.spikes: list[Moments] = []
 
     def add_sequence(self, first_step: int, membranes: Tensor, spikes: Tensor) -> None:
         """Accumulate ``T`` steps, from tensors shaped ``(T, ...)``, starting at ``first_step``."""
-        membranes = membranes.detach().double().flatten(1)
-        spikes = spikes.detach().double().flatten(1)
-        sums, squares, fired = membranes.sum(1), (membranes * membranes).sum(1), spikes.sum(1)
-        self._extend_to(first_step + membranes.shape[0])
+        while len(self.membranes) < first_step + membranes.shape[0]:
+            self.membranes.append(Moments())
+            self.spikes.append(Moments(squares=False, check_finite=False))
         for offset in range(membranes.shape[0]):
-            step = first_step + offset
-            self.membrane_sum[step] += float(sums[offset])
-            self.membrane_square_sum[step] += float(squares[offset])
-            self.spike_sum[step] += float(fired[offset])
-            self.counts[step] += membranes.shape[1]
-
-    def _extend_to(self, steps: int) -> None:
-        while len(self.counts) < steps:
-            for series in (self.membrane_sum, self.membrane_square_sum, self.spike_sum):
-                series.append(0.0)
-            self.counts.append(0)
+            self.membranes[first_step + offset].add(membranes[offset])
+            self.spikes[first_step + offset].add(spikes[offset])
 
     @property
     def steps(self) -> int:
-        return len(self.counts)
+        return len(self.membranes)
+
+    @property
+    def counts(self) -> list[int]:
+        """Elements (batch x neurons) recorded at each step."""
+        return [moments.count for moments in self.membranes]
 
     @property
     def rate(self) -> list[float]:
-        return [s / max(n, 1) for s, n in zip(self.spike_sum, self.counts)]
+        return [moments.mean if moments.count else 0.0 for moments in self.spikes]
 
     @property
     def membrane_mean(self) -> list[float]:
-        return [s / max(n, 1) for s, n in zip(self.membrane_sum, self.counts)]
+        return [moments.mean if moments.count else 0.0 for moments in self.membranes]
 
     @property
     def membrane_variance(self) -> list[float]:
-        return [
-            max(q / max(n, 1) - m * m, 0.0)
-            for q, n, m in zip(self.membrane_square_sum, self.counts, self.membrane_mean)
-        ]
+        return [moments.variance if moments.count else 0.0 for moments in self.membranes]
 
     @property
     def mean_rate(self) -> float:
         """Spikes per neuron per time step, averaged over all recorded steps."""
-        return sum(self.spike_sum) / max(sum(self.counts), 1)
+        spikes = sum(moments.total for moments in self.spikes)
+        return spikes / max(sum(self.counts), 1)
 
     @property
     def mean_variance(self) -> float:

@@ -40,7 +40,7 @@ from spikeinit.experiments.training.metrics import (
     write_outputs,
 )
 from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
-from spikeinit.experiments.training.readout import LOSSES, ActivityProbe, logits, membrane_trace
+from spikeinit.experiments.training.readout import LOSSES, TrainingProbe, logits, membrane_trace
 
 __all__ = [
     "CHECKPOINT",
@@ -52,7 +52,7 @@ __all__ = [
     "OPTIMIZERS",
     "PRESETS",
     "SCHEDULES",
-    "ActivityProbe",
+    "TrainingProbe",
     "RunEncoder",
     "ArrayData",
     "TrainConfig",

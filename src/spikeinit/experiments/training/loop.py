@@ -42,7 +42,7 @@ from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.factory import build_model, initialize_model
 from spikeinit.experiments.training.metrics import TrainResult, write_outputs
 from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
-from spikeinit.experiments.training.readout import ActivityProbe, lif_layers, logits
+from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
 
 EVAL_BATCH = 256
@@ -168,7 +168,7 @@ def _train(
             say(f"no checkpoint at {checkpoint_path}; starting from scratch")
 
     weights = [layer.module.weight for layer in find_synaptic_layers(model)]
-    probe = ActivityProbe(model, keep_output_current=config.loss == "membrane", device=device)
+    probe = TrainingProbe(model, keep_output_current=config.loss == "membrane", device=device)
     trained: nn.Module = model
     if context.distributed:
         trained = nn.parallel.DistributedDataParallel(
@@ -253,7 +253,7 @@ def evaluate(
     data: ArrayData,
     config: TrainConfig,
     context: DistributedContext | None = None,
-    probe: ActivityProbe | None = None,
+    probe: TrainingProbe | None = None,
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``data`` (sharded over processes).
 
@@ -262,7 +262,7 @@ def evaluate(
     """
     context = context or DistributedContext()
     own_probe = probe is None
-    probe = probe or ActivityProbe(model, keep_output_current=config.loss == "membrane",
+    probe = probe or TrainingProbe(model, keep_output_current=config.loss == "membrane",
                                    device=context.device)
     encoder = RunEncoder(config, data.event_based, torch.Generator().manual_seed(config.seed))
     probe.enabled = False

@@ -10,12 +10,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
+from spikeinit.network.probe import ActivityProbe
 from spikeinit.neurons.dynamics import initial_state, lif_step
 from spikeinit.neurons.lif import LIF
 
@@ -37,50 +35,51 @@ def membrane_trace(lif: LIF, currents: Tensor) -> Tensor:
     return torch.stack(membranes)
 
 
-class ActivityProbe:
-    """Forward hooks: per-layer spike counts, and the output layer's input currents."""
+class TrainingProbe:
+    """The training loop's recorder: per-layer spike counts (the package's
+    :class:`~spikeinit.network.ActivityProbe` in its cheap mode: spikes only, summed on the
+    device) and the output layer's input currents, kept for the membrane readout."""
 
     def __init__(self, model: nn.Module, keep_output_current: bool, device: str = "cpu") -> None:
         self.layers = lif_layers(model)
-        self.spikes = torch.zeros(len(self.layers), dtype=torch.float64, device=device)
-        self.elements = torch.zeros(len(self.layers), dtype=torch.float64, device=device)
+        self.device = device
+        self.recorder = ActivityProbe({name: (lif, 1.0) for name, lif in self.layers},
+                                      currents=False).attach()
         self.output_current: Tensor | None = None
-        self.enabled = True
-        self.handles = []
-        for index, (_, lif) in enumerate(self.layers):
-            self.handles.append(lif.register_forward_hook(self._count(index)))
-        if keep_output_current:
-            self.handles.append(self.layers[-1][1].register_forward_pre_hook(self._keep))
+        self._keep_handle = (self.layers[-1][1].register_forward_pre_hook(self._keep)
+                             if keep_output_current else None)
 
-    def _count(self, index: int) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            if self.enabled:
-                self.spikes[index] += output.detach().sum(dtype=torch.float64)
-                self.elements[index] += output.numel()
-        return hook
+    @property
+    def enabled(self) -> bool:
+        return self.recorder.enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self.recorder.enabled = value
 
     def _keep(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         self.output_current = inputs[0]
 
     def rates(self) -> Tensor:
         """``[spikes, elements]`` per layer, shape ``(2, layers)`` (sum them over processes)."""
-        return torch.stack([self.spikes, self.elements])
+        sums = [activity.spikes.sums(self.device) for activity in self.recorder.neurons.values()]
+        return torch.stack(sums, dim=1)
 
     def reset(self) -> None:
-        self.spikes.zero_()
-        self.elements.zero_()
+        self.recorder.clear()
 
     def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
+        self.recorder.remove()
+        if self._keep_handle is not None:
+            self._keep_handle.remove()
 
 
-def logits(spikes: Tensor, probe: ActivityProbe, loss: str) -> Tensor:
+def logits(spikes: Tensor, probe: TrainingProbe, loss: str) -> Tensor:
     """Class scores ``(B, classes)`` from the output spikes ``(T, B, classes)`` (see module)."""
     if loss == "counts":
         return spikes.sum(0)
     if loss != "membrane":
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if probe.output_current is None:
-        raise RuntimeError("the membrane readout needs ActivityProbe(keep_output_current=True)")
+        raise RuntimeError("the membrane readout needs TrainingProbe(keep_output_current=True)")
     return membrane_trace(probe.layers[-1][1], probe.output_current).mean(0)

@@ -32,9 +32,11 @@ from spikeinit.network.graph import (
     is_dropout,
     kept_statistics,
     run_model,
+    sample_argument,
 )
 from spikeinit.network.notes import Note, of_kind
 from spikeinit.network.probe import ActivityProbe
+from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.gaussian import tail_probability
 
 QUANTITIES = ("rate", "variance")
@@ -68,8 +70,9 @@ class LayerCalibration:
 
 
 @dataclass(frozen=True)
-class CalibrationResult:
-    """The outcome of :func:`calibrate`: one :class:`LayerCalibration` per calibrated layer."""
+class CalibrationResult(TabularResult):
+    """The outcome of :func:`calibrate`: one :class:`LayerCalibration` per calibrated layer
+    (:meth:`table`, :meth:`print`, :meth:`to_csv`, :meth:`as_dicts`)."""
 
     quantity: str
     layers: tuple[LayerCalibration, ...]
@@ -86,18 +89,20 @@ class CalibrationResult:
         """One plain dict per layer (for JSON/CSV)."""
         return [asdict(layer) for layer in self.layers]
 
-    def table(self) -> str:
-        """The result as a plain-text table."""
+    def csv_fields(self) -> list[str]:
+        return list(LayerCalibration.__dataclass_fields__)
+
+    def table_rows(self) -> list[list[str]]:
         rows = [["neuron", "scaled", "target", f"{self.quantity} before", f"{self.quantity} after",
                  "scale", "passes", "ok"]]
         for layer in self.layers:
-            rows.append([layer.neuron, ", ".join(layer.parameters), f"{layer.target:.4g}",
-                         f"{layer.before:.4g}", f"{layer.after:.4g}", f"{layer.scale:.4g}",
+            rows.append([layer.neuron, ", ".join(layer.parameters), fmt(layer.target, 4),
+                         fmt(layer.before, 4), fmt(layer.after, 4), fmt(layer.scale, 4),
                          str(layer.passes), "yes" if layer.converged else "NO"])
-        return _format_table(rows) + f"\n{self.forward_passes} forward passes"
+        return rows
 
-    def __str__(self) -> str:
-        return self.table()
+    def table_notes(self) -> tuple[str, ...]:
+        return (f"{self.forward_passes} forward passes", *self.notes)
 
 
 @dataclass
@@ -114,7 +119,8 @@ class _Unit:
 
 def calibrate(
     model: nn.Module,
-    batch: Any,
+    sample: Any = None,
+    *,
     target: float | Mapping[str, float] | None = None,
     quantity: str = "rate",
     sigma: float = 1.0,
@@ -122,10 +128,11 @@ def calibrate(
     max_passes: int = 12,
     scale_bias: bool = True,
     forward: Forward | None = None,
+    batch: Any = None,
 ) -> CalibrationResult:
     r"""Rescale each layer, in forward order, until its neurons' rate (or variance) hits a target.
 
-    ``quantity="rate"``: spikes per neuron per step, pooled over the batch and the steps;
+    ``quantity="rate"``: spikes per neuron per step, pooled over the sample and the steps;
     ``quantity="variance"``: the variance of the neurons' input current (in units of the
     effective threshold :math:`\tilde\theta = \theta/g`, the membrane variance at the first
     step). ``target`` is one number for every layer, a mapping from neuron (or synaptic layer)
@@ -149,6 +156,7 @@ def calibrate(
         >>> all(abs(layer.after - 0.1) <= 0.002 for layer in result.layers)
         True
     """
+    sample = sample_argument(sample, batch, "calibrate")
     check_choice("quantity", quantity, QUANTITIES)
     check_positive("sigma", sigma)
     if not 0.0 < float(tolerance) < 1.0:
@@ -156,7 +164,7 @@ def calibrate(
     check_positive_int("max_passes", max_passes)
     _check_target(target, quantity)
     with _dropout_off(model), kept_statistics(model):
-        network = discover(model, batch, forward)
+        network = discover(model, sample, forward)
         units, skipped = _units(network, target, quantity, sigma, scale_bias)
         neurons = {u.site.name: (u.site.module, u.site.description.spike_amplitude)
                    for u in units}
@@ -166,11 +174,12 @@ def calibrate(
             measured = _from_probe(network.activity, neurons)
             for unit in units:
                 result, used, measured = _calibrate_unit(
-                    model, batch, forward, probe, unit, measured, quantity, tolerance, max_passes)
+                    model, sample, forward, probe, unit, measured, quantity, tolerance,
+                    max_passes)
                 passes += used
                 results.append(result)
             probe.clear()
-            run_model(model, batch, forward)
+            run_model(model, sample, forward)
             passes += 1
             final = _from_probe(probe, neurons)
     layers = []
@@ -278,7 +287,7 @@ def _from_probe(
 
 def _calibrate_unit(
     model: nn.Module,
-    batch: Any,
+    sample: Any,
     forward: Forward | None,
     probe: ActivityProbe,
     unit: _Unit,
@@ -296,7 +305,7 @@ def _calibrate_unit(
         nonlocal passes
         _apply(unit, scale)
         probe.clear()
-        run_model(model, batch, forward)
+        run_model(model, sample, forward)
         passes += 1
         everything = _from_probe(probe, probe.neurons)
         return (*everything[name], everything)
@@ -402,10 +411,3 @@ def _dropout_off(model: nn.Module) -> Iterator[None]:
     finally:
         for module in changed:
             module.train()
-
-
-def _format_table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)

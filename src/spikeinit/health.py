@@ -32,12 +32,9 @@ non-finite values), ``not-understood`` (a neuron no adapter can read).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 
@@ -45,9 +42,15 @@ from spikeinit._validation import check_open_unit_interval, check_positive
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.model import init_record
 from spikeinit.init.registry import get_method
-from spikeinit.io import write_text_atomic
-from spikeinit.network.graph import Forward, NetworkMap, SynapticLayer, discover
+from spikeinit.network.graph import (
+    Forward,
+    NetworkMap,
+    SynapticLayer,
+    discover,
+    sample_argument,
+)
 from spikeinit.network.moments import gaussian_rate, predicted_current
+from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.static import stability_slope
 
 FLAGS = ("dead", "saturated", "exploding", "not-understood")
@@ -77,8 +80,9 @@ class LayerHealth:
 
 
 @dataclass(frozen=True)
-class HealthReport:
-    """Per-layer health of a model on one batch; print it, or export with :meth:`as_dicts`."""
+class HealthReport(TabularResult):
+    """Per-layer health of a model on one sample: :meth:`table`, :meth:`print`, :meth:`to_csv`,
+    :meth:`as_dicts`."""
 
     layers: tuple[LayerHealth, ...]
     dead_below: float = 1e-3
@@ -119,58 +123,39 @@ class HealthReport:
                  for key, value in {**asdict(row), "flags": ";".join(row.flags)}.items()}
                 for row in self.layers]
 
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """The report as CSV text; also written (atomically) to ``path`` when given."""
-        buffer = io.StringIO()
-        rows = self.as_dicts()
-        fields = list(LayerHealth.__dataclass_fields__)
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        text = buffer.getvalue()
-        if path is not None:
-            write_text_atomic(Path(path), text)
-        return text
+    def csv_fields(self) -> list[str]:
+        return list(LayerHealth.__dataclass_fields__)
 
-    def table(self) -> str:
-        """The report as a plain-text table."""
+    def table_rows(self) -> list[list[str]]:
         header = ["neuron", "layer", "fan_in", "theta", "theta/g", "beta", "w std", "sigma",
                   "rate pred", "rate", "var pred", "var", "flags"]
         rows = [header]
         for row in self.layers:
-            sigma = _fmt(row.init_sigma) + ("*" if row.init_sigma_auto else "")
-            rows.append([row.neuron, row.layer or "-", _fmt(row.fan_in), _fmt(row.threshold),
-                         _fmt(row.effective_threshold), _fmt(row.beta), _fmt(row.weight_std),
-                         sigma, _fmt(row.predicted_rate), _fmt(row.measured_rate),
-                         _fmt(row.predicted_variance), _fmt(row.measured_variance),
+            sigma = fmt(row.init_sigma) + ("*" if row.init_sigma_auto else "")
+            rows.append([row.neuron, row.layer or "-", fmt(row.fan_in), fmt(row.threshold),
+                         fmt(row.effective_threshold), fmt(row.beta), fmt(row.weight_std),
+                         sigma, fmt(row.predicted_rate), fmt(row.measured_rate),
+                         fmt(row.predicted_variance), fmt(row.measured_variance),
                          ",".join(row.flags) or "ok"])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines + [f"note: {note}" for note in self.notes])
-
-    def print(self, file: TextIO | None = None) -> None:
-        """Print :meth:`table`."""
-        print(self.table(), file=file)
-
-    def __str__(self) -> str:
-        return self.table()
+        return rows
 
 
 def report(
     model: torch.nn.Module,
-    batch: Any,
+    sample: Any = None,
+    *,
     forward: Forward | None = None,
     dead: float = 1e-3,
     saturated: float = 0.9,
     exploding: float = 100.0,
+    batch: Any = None,
 ) -> HealthReport:
-    r"""Run ``model`` once on ``batch`` and report every spiking population's health.
+    r"""Run ``model`` once on ``sample`` and report every spiking population's health.
 
     See the module docstring for the prediction and the flags: ``dead`` and ``saturated`` are
     rates in (0, 1), ``exploding`` a factor > 0 on :math:`\tilde\theta^2`.
-    ``forward(model, batch)`` replaces ``model(batch)`` when given. The model runs from rest
+    ``forward(model, sample)`` replaces ``model(sample)`` when given (``batch=`` is the old
+    name of ``sample``). The model runs from rest
     without gradients; normalization statistics are restored.
 
     Example:
@@ -180,13 +165,14 @@ def report(
         >>> health.dead[-1]
         'blocks.8.1'
     """
+    sample = sample_argument(sample, batch, "report")
     check_open_unit_interval("dead", dead)
     check_open_unit_interval("saturated", saturated)
     check_positive("exploding", exploding)
     if dead >= saturated:
         raise ValueError(f"dead must be below saturated, got dead={dead!r}, "
                          f"saturated={saturated!r}")
-    network = discover(model, batch, forward)
+    network = discover(model, sample, forward)
     rows = []
     chosen: dict[str, list[str]] = {}
     unstable: dict[tuple[float, float], list[str]] = {}
@@ -254,13 +240,3 @@ def _predicted_current(network: NetworkMap, layer: SynapticLayer) -> tuple[float
     if inputs is None or not inputs.count:
         return None
     return predicted_current(layer, inputs.mean, inputs.second_moment)
-
-
-def _fmt(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "nan"
-    return f"{value:.3g}"

@@ -35,19 +35,12 @@ from spikeinit.init.registry import available_methods, get_method
 from spikeinit.io import write_json_atomic
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
 from spikeinit.neurons.surrogate import SURROGATES
+from spikeinit.tables import format_table
 from spikeinit.theory.temporal import INPUT_KINDS
 
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def format_table(rows: list[list[str]]) -> str:
-    """Left-aligned plain-text table."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
 
 
 def _add_neuron_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -41,6 +41,7 @@ from spikeinit.network.graph import (
 from spikeinit.network.moments import current_factor, input_statistics
 from spikeinit.network.notes import Note, of_kind
 from spikeinit.neurons.parameters import LIFParameters
+from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.static import stability_slope
 from spikeinit.theory.temporal import data_autocorrelation
@@ -51,6 +52,7 @@ DEFAULT_METHOD = "stable"
 __all__ = [
     "SYNAPTIC_TYPES",
     "InitRecord",
+    "InitResult",
     "SynapticLayer",
     "find_synaptic_layers",
     "init_record",
@@ -90,6 +92,31 @@ class InitRecord:
     sigma: float | None = None
     sigma_auto: bool = False
     sigma_reason: str = ""
+
+
+class InitResult(list, TabularResult):
+    """What :func:`initialize` returns: the list of :class:`InitRecord` s, one per layer, with
+    :meth:`table`, :meth:`print`, :meth:`to_csv` and :meth:`as_dicts`."""
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [{**asdict(record), "notes": "; ".join(record.notes)} for record in self]
+
+    def csv_fields(self) -> list[str]:
+        return list(InitRecord.__dataclass_fields__)
+
+    def table_rows(self) -> list[list[str]]:
+        rows = [["layer", "method", "neuron", "fan_in", "theta/g", "beta", "sigma", "w mean",
+                 "w std", "notes"]]
+        for record in self:
+            sigma = fmt(record.sigma) + ("*" if record.sigma_auto else "")
+            rows.append([record.name, record.method, record.neuron or "-", str(record.fan_in),
+                         fmt(record.threshold), fmt(record.beta), sigma, fmt(record.mean),
+                         fmt(record.std), str(len(record.notes))])
+        return rows
+
+    def table_notes(self) -> tuple[str, ...]:
+        reasons = {record.sigma_reason for record in self if record.sigma_auto}
+        return tuple(f"sigma* chosen by initialize: {reason}" for reason in sorted(reasons))
 
 
 _RECORDS: weakref.WeakKeyDictionary[nn.Module, tuple[InitRecord, int]] = (
@@ -219,6 +246,7 @@ def layer_context(
 def initialize(
     model: nn.Module,
     method: str = DEFAULT_METHOD,
+    *,
     threshold: float | None = None,
     beta: float | None = None,
     sample: Any = None,
@@ -228,7 +256,7 @@ def initialize(
     generator: torch.Generator | None = None,
     forward: Forward | None = None,
     **options: Any,
-) -> list[InitRecord]:
+) -> InitResult:
     r"""Initialize every Linear/Conv layer of any spiking model from the neurons around it.
 
     Each layer gets the weight statistics of ``method`` (see
@@ -373,7 +401,7 @@ def initialize(
             f"initialize chose a stable operating point where sigma = 1 is unstable: {rescued} "
             f"({chosen.operating_rule}); see InitRecord.sigma and spikeinit.report. Pass "
             "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=2)
-    return records
+    return InitResult(records)
 
 
 class OperatingPoint:

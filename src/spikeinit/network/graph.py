@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,21 @@ Forward = Callable[[nn.Module, Any], Any]
 
 class SampleError(ValueError):
     """The model could not run on the ``sample`` (or ``batch``) it was given."""
+
+
+def sample_argument(sample: Any, batch: Any, function: str) -> Any:
+    """The sample a user passed: ``sample`` (the one name), or ``batch=`` (its old name in
+    ``calibrate`` and ``report``, accepted with a :class:`DeprecationWarning`)."""
+    if batch is not None:
+        if sample is not None:
+            raise ValueError(f"{function}: pass sample= only (batch= is its old name)")
+        warnings.warn(f"{function}(batch=...) is now {function}(sample=...)", DeprecationWarning,
+                      stacklevel=3)
+        return batch
+    if sample is None:
+        raise ValueError(f"{function}: sample is required (a batch of inputs to run the model "
+                         "on)")
+    return sample
 
 
 def is_dropout(module: nn.Module) -> bool:

@@ -1,0 +1,61 @@
+"""One API style: one name for the data sample, keyword-only options, and the same output
+methods on what initialize, calibrate and report return."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import torch
+
+import spikeinit
+from spikeinit.models import deep_network
+
+
+@pytest.fixture
+def net_and_sample() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return deep_network(30, 3), torch.rand(3, 8, 30)
+
+
+def test_initialize_calibrate_report_share_table_print_to_csv(net_and_sample, tmp_path,
+                                                              capsys) -> None:
+    net, x = net_and_sample
+    results = [spikeinit.initialize(net, sample=x), spikeinit.calibrate(net, x, target=0.2),
+               spikeinit.report(net, x)]
+    assert isinstance(results[0], list) and len(results[0]) == 2  # still the list of records
+    for index, result in enumerate(results):
+        table = result.table()
+        assert table.splitlines()[1].startswith("-")
+        result.print()
+        assert capsys.readouterr().out.strip() == table.strip()
+        path = tmp_path / f"result-{index}.csv"
+        text = result.to_csv(path)
+        assert path.read_text() == text
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert len(rows) == len(result.as_dicts()) >= 2
+
+
+def test_sample_is_the_one_name_and_batch_is_deprecated(net_and_sample) -> None:
+    net, x = net_and_sample
+    with pytest.warns(DeprecationWarning, match=r"report\(sample=...\)"):
+        old = spikeinit.report(net, batch=x)
+    assert [row.measured_rate for row in old.layers] == [
+        row.measured_rate for row in spikeinit.report(net, sample=x).layers]
+    with pytest.warns(DeprecationWarning, match="calibrate"):
+        spikeinit.calibrate(net, batch=x, target=0.2)
+    with pytest.raises(ValueError, match="sample is required"):
+        spikeinit.report(net)
+    with pytest.raises(ValueError, match="sample= only"):
+        spikeinit.calibrate(net, x, batch=x)
+
+
+def test_options_are_keyword_only(net_and_sample) -> None:
+    net, x = net_and_sample
+    with pytest.raises(TypeError):
+        spikeinit.initialize(net, "paper", 1.0)  # threshold must be named
+    with pytest.raises(TypeError):
+        spikeinit.calibrate(net, x, 0.2)  # target must be named
+    with pytest.raises(TypeError):
+        spikeinit.report(net, x, None)  # forward must be named

@@ -55,3 +55,13 @@ def test_methods_lists_registry(capsys):
     for name in ("paper", "kaiming", "xavier", "lecun", "pytorch", "orthogonal", "fluctuation",
                  "gradient-aware"):
         assert name in out
+
+
+@pytest.mark.parametrize("command", ["propagate", "conditions", "train", "compare", "sweep"])
+def test_every_long_running_command_takes_no_progress(command: str) -> None:
+    from spikeinit.cli.main import build_parser
+
+    parser = build_parser()
+    required = {"sweep": ["--task", "propagate"]}
+    args = parser.parse_args([command, *required.get(command, []), "--no-progress"])
+    assert args.no_progress is True

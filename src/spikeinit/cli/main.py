@@ -17,6 +17,7 @@ from tqdm import tqdm
 from spikeinit.cli import inspect as inspect_cli
 from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
+from spikeinit.cli.progress import add_progress_option, progress_disabled
 from spikeinit.experiments import figures
 from spikeinit.experiments.conditions import (
     DEFAULT_THRESHOLDS,
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.add_argument("--surrogate", choices=SURROGATES, default="atan",
                            help="surrogate gradient for --gradients")
     _add_neuron_options(propagate)
+    add_progress_option(propagate)
 
     conditions = commands.add_parser(
         "conditions", help="experiment 3: width x threshold grid of the deep-layer rate"
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     conditions.add_argument("--depth", type=int, default=100)
     conditions.add_argument("--steps", type=int, default=1)
     _add_neuron_options(conditions)
+    add_progress_option(conditions)
 
     commands.add_parser("methods", help="list the registered init methods")
     train_cli.add_parsers(commands)
@@ -103,7 +106,7 @@ def run_propagate(args: argparse.Namespace) -> int:
         input=args.input, batch=args.batch, seed=args.seed, device=args.device,
     )
     with tqdm(total=len(config.inits) * config.depth, desc="propagate", unit="layer",
-              disable=None) as bar:
+              disable=progress_disabled(args)) as bar:
         result = run_propagation(config, on_layer=lambda: bar.update(1),
                                  gradients=args.gradients, surrogate=args.surrogate)
     print(format_table(summary_rows(result)))
@@ -129,7 +132,8 @@ def run_conditions_command(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device,
     )
     total = len(config.widths) * len(config.thresholds)
-    with tqdm(total=total, desc="conditions", unit="run", disable=None) as bar:
+    with tqdm(total=total, desc="conditions", unit="run",
+              disable=progress_disabled(args)) as bar:
         result = run_conditions(config, on_run=lambda: bar.update(1))
     relative = np.array(
         [[np.nan if v is None else v for v in row] for row in result["relative_rate"]]

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikeinit.cli.progress import add_progress_option
 from spikeinit.sweep.aggregate import aggregate
 from spikeinit.sweep.runner import BACKENDS, run_sweep
 from spikeinit.sweep.spec import TASKS, build_spec
@@ -40,7 +41,7 @@ def add_parsers(subparsers: Any) -> None:
                        help="run again the runs recorded as failed")
     sweep.add_argument("--dry-run", action="store_true",
                        help="list the runs and whether they are done, run nothing")
-    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_option(sweep)
 
     agg = subparsers.add_parser(
         "aggregate", help="collect a sweep's results into results.csv, heatmaps and plots"

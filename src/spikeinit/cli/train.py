@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikeinit.cli.progress import add_progress_option
 from spikeinit.data import DATASET_NAMES, DatasetError
 from spikeinit.experiments.compare import (
     comparison_table,
@@ -93,7 +94,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default=default_device())
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out (exactly)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_option(parser)
 
 
 def add_parsers(subparsers: Any) -> None:

@@ -26,3 +26,22 @@ def subclass_note(module: nn.Module, base: type) -> list[str]:
     if type(module) is base:
         return []
     return [f"{type(module).__name__} subclasses {base.__name__}: assumed to keep its dynamics"]
+
+
+def supported_kind(module: nn.Module, framework: str, namespace: object,
+                   supported: tuple[str, ...]) -> tuple[str, list[str]]:
+    """``(kind, notes)``: which of the ``supported`` class names of ``namespace`` (the
+    framework's module holding them) ``module`` is, with a note when it is a user subclass.
+
+    Raises :class:`~spikeinit.adapters.description.UnsupportedNeuronError` naming the
+    supported kinds otherwise.
+    """
+    from spikeinit.adapters.description import UnsupportedNeuronError
+
+    base = framework_class(module, framework)
+    kinds = {getattr(namespace, name): name for name in supported if hasattr(namespace, name)}
+    if base not in kinds:
+        name = base.__name__ if base is not None else type(module).__name__
+        raise UnsupportedNeuronError(
+            f"{framework} {name} is not supported (supported: {', '.join(supported)})")
+    return kinds[base], subclass_note(module, base)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from spikeinit.adapters._common import defined_in, framework_class, subclass_note
+from spikeinit.adapters._common import defined_in, supported_kind
 from spikeinit.adapters.description import (
     NeuronDescription,
     UnsupportedNeuronError,
@@ -49,15 +49,7 @@ def describe(module: nn.Module) -> NeuronDescription:
     import norse.torch as norse_torch
     from norse.torch.functional.reset import reset_subtract, reset_value
 
-    base = framework_class(module, FRAMEWORK)
-    supported = {getattr(norse_torch, name): name for name in SUPPORTED}
-    if base not in supported:
-        name = base.__name__ if base is not None else type(module).__name__
-        raise UnsupportedNeuronError(
-            f"norse {name} is not supported (supported: {', '.join(SUPPORTED)})"
-        )
-    kind = supported[base]
-    notes = subclass_note(module, base)
+    kind, notes = supported_kind(module, FRAMEWORK, norse_torch, SUPPORTED)
     p, dt = module.p, float(module.dt)
     gain = dt * scalar("p.tau_mem_inv", p.tau_mem_inv, notes)
     if not 0.0 < gain <= 1.0:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from spikeinit.adapters._common import defined_in, framework_class, subclass_note
+from spikeinit.adapters._common import defined_in, supported_kind
 from spikeinit.adapters.description import NeuronDescription, UnsupportedNeuronError, scalar
 
 FRAMEWORK = "snntorch"
@@ -47,15 +47,7 @@ def describe(module: nn.Module) -> NeuronDescription:
     """The :class:`NeuronDescription` of a ``Leaky``, ``Synaptic`` or ``RLeaky`` module."""
     import snntorch
 
-    base = framework_class(module, FRAMEWORK)
-    kinds = {snntorch.Leaky: "Leaky", snntorch.Synaptic: "Synaptic", snntorch.RLeaky: "RLeaky"}
-    if base not in kinds:
-        name = base.__name__ if base is not None else type(module).__name__
-        raise UnsupportedNeuronError(
-            f"snntorch {name} is not supported (supported: {', '.join(SUPPORTED)})"
-        )
-    kind = kinds[base]
-    notes = subclass_note(module, base)
+    kind, notes = supported_kind(module, FRAMEWORK, snntorch, SUPPORTED)
     threshold = scalar("threshold", module.threshold, notes)
     beta = min(max(scalar("beta", module.beta, notes), 0.0), 1.0)
     amplitude = scalar("graded_spikes_factor", module.graded_spikes_factor, notes)

@@ -22,7 +22,7 @@ import math
 
 from torch import nn
 
-from spikeinit.adapters._common import defined_in, framework_class, subclass_note
+from spikeinit.adapters._common import defined_in, framework_class, supported_kind
 from spikeinit.adapters.description import (
     NeuronDescription,
     UnsupportedNeuronError,
@@ -57,15 +57,7 @@ def describe(module: nn.Module) -> NeuronDescription:
     """The :class:`NeuronDescription` of an ``IFNode``, ``LIFNode`` or ``ParametricLIFNode``."""
     from spikingjelly.activation_based import neuron
 
-    base = framework_class(module, FRAMEWORK)
-    supported = {getattr(neuron, name): name for name in SUPPORTED}
-    if base not in supported:
-        name = base.__name__ if base is not None else type(module).__name__
-        raise UnsupportedNeuronError(
-            f"spikingjelly {name} is not supported (supported: {', '.join(SUPPORTED)})"
-        )
-    kind = supported[base]
-    notes = subclass_note(module, base)
+    kind, notes = supported_kind(module, FRAMEWORK, neuron, SUPPORTED)
     v_reset = module.v_reset
     rest = 0.0 if v_reset is None else scalar("v_reset", v_reset, notes)
     threshold = relative_threshold(scalar("v_threshold", module.v_threshold, notes), rest, kind)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["DatasetError", "DatasetNotFoundError", "MissingDependencyError"]
+from pathlib import Path
+
+__all__ = ["DatasetError", "DatasetNotFoundError", "MissingDependencyError", "read_data_file"]
 
 
 class DatasetError(RuntimeError):
@@ -20,3 +22,14 @@ class MissingDependencyError(DatasetError, ImportError):
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """The dataset's files are not where they were looked for (the message lists where)."""
+
+
+def read_data_file(path: Path) -> bytes:
+    """The bytes of a dataset file: :class:`DatasetNotFoundError` when it is missing, and
+    :class:`DatasetError` naming the file when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc})") from exc

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError, DatasetNotFoundError
+from .errors import DatasetError, DatasetNotFoundError, read_data_file
 from .image_dataset import ImageArrayDataset
 from .validation import check_limit, check_split
 
@@ -62,12 +62,7 @@ def _looks_like_idx(data: bytes) -> bool:
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetNotFoundError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read file ({exc})") from exc
+    raw = read_data_file(path)
     if raw[:2] == GZIP_MAGIC:
         try:
             return gzip.decompress(raw)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .download import NMNIST_MANUAL
-from .errors import DatasetError, DatasetNotFoundError
+from .errors import DatasetError, DatasetNotFoundError, read_data_file
 from .frames import events_to_frames
 from .selection import round_robin_order, take_first
 from .validation import check_limit, check_positive_int, check_split
@@ -100,12 +100,7 @@ def read_nmnist_bin(path: str | Path, backend: str = "auto") -> np.ndarray:
     if backend not in NMNIST_BACKENDS:
         raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetNotFoundError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read file ({exc})") from exc
+    raw = read_data_file(path)
     if len(raw) % 5:
         decode_nmnist(raw, str(path))  # raises the size error
     tonic_io = _tonic_io() if backend != "numpy" else None

@@ -12,6 +12,7 @@ from spikeinit.neurons.dynamics import LIFState, lif_multistep
 from spikeinit.neurons.fused import fused_lif
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.statistics import ActivityStatistics
+from spikeinit.neurons.surrogate import DEFAULT_SURROGATE
 
 STEP_MODES = ("single", "multi")
 #: SpikingJelly's spellings of the step modes.
@@ -54,7 +55,7 @@ class LIF(nn.Module):
         threshold: float = 1.0,
         reset: str = "subtract",
         reset_order: str = "delayed",
-        surrogate: str = "fast-sigmoid",
+        surrogate: str = DEFAULT_SURROGATE,
         surrogate_slope: float | None = None,
         step_mode: str = "multi",
         detach_reset: bool = True,

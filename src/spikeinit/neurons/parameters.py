@@ -10,7 +10,7 @@ from spikeinit._validation import (
     check_positive,
     check_unit_interval,
 )
-from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
+from spikeinit.neurons.surrogate import DEFAULT_SLOPES, DEFAULT_SURROGATE, SURROGATES
 
 RESETS = ("subtract", "zero", "none")
 RESET_ORDERS = ("delayed", "immediate")
@@ -42,7 +42,7 @@ class LIFParameters:
     threshold: float = 1.0
     reset: str = "subtract"
     reset_order: str = "delayed"
-    surrogate: str = "fast-sigmoid"
+    surrogate: str = DEFAULT_SURROGATE
     surrogate_slope: float | None = None
     detach_reset: bool = True
 

@@ -20,8 +20,11 @@ from torch import Tensor
 
 from spikeinit._validation import check_choice, check_positive
 
+FAST_SIGMOID_SLOPE = 25.0  # snnTorch's fast_sigmoid default
+ATAN_SLOPE = 2.0  # snnTorch's atan default
 
-def fast_sigmoid_derivative(x: Any, slope: float = 25.0) -> Any:
+
+def fast_sigmoid_derivative(x: Any, slope: float = FAST_SIGMOID_SLOPE) -> Any:
     r"""Fast-sigmoid surrogate (SuperSpike): :math:`h'(x) = 1 / (k|x| + 1)^2`.
 
     Example:
@@ -31,7 +34,7 @@ def fast_sigmoid_derivative(x: Any, slope: float = 25.0) -> Any:
     return 1.0 / (slope * abs(x) + 1.0) ** 2
 
 
-def atan_derivative(x: Any, slope: float = 2.0) -> Any:
+def atan_derivative(x: Any, slope: float = ATAN_SLOPE) -> Any:
     r"""Arc-tangent surrogate: :math:`h'(x) = (\alpha/2) / (1 + (\pi\alpha x/2)^2)`.
 
     Example:
@@ -52,8 +55,8 @@ class Surrogate:
 
 #: Every surrogate, in the order of their codes in the compiled kernel.
 SURROGATE_TABLE: tuple[Surrogate, ...] = (
-    Surrogate("fast-sigmoid", 25.0, fast_sigmoid_derivative),
-    Surrogate("atan", 2.0, atan_derivative),
+    Surrogate("fast-sigmoid", FAST_SIGMOID_SLOPE, fast_sigmoid_derivative),
+    Surrogate("atan", ATAN_SLOPE, atan_derivative),
 )
 SURROGATES = tuple(entry.name for entry in SURROGATE_TABLE)
 DEFAULT_SLOPES = {entry.name: entry.default_slope for entry in SURROGATE_TABLE}

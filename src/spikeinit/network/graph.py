@@ -69,10 +69,17 @@ def sample_argument(sample: Any, batch: Any, function: str) -> Any:
     return sample
 
 
+#: Dropouts of the frameworks that are not subclasses of torch's (SpikingJelly's share one mask
+#: over the time steps), by the module and name of their class.
+FRAMEWORK_DROPOUTS = ("spikingjelly.activation_based.layer.Dropout",
+                      "spikingjelly.activation_based.layer.Dropout2d")
+
+
 def is_dropout(module: nn.Module) -> bool:
-    """Whether ``module`` is a dropout: torch's, or any module named ``*Dropout*`` with a ``p``."""
-    return isinstance(module, _DROPOUTS) or (
-        "Dropout" in type(module).__name__ and hasattr(module, "p"))
+    """Whether ``module`` is a dropout: torch's, or a framework's in :data:`FRAMEWORK_DROPOUTS`."""
+    return isinstance(module, _DROPOUTS) or any(
+        f"{cls.__module__}.{cls.__qualname__}" in FRAMEWORK_DROPOUTS
+        for cls in type(module).__mro__)
 
 
 @dataclass(frozen=True, eq=False)

@@ -71,8 +71,8 @@ def sample_argument(sample: Any, batch: Any, function: str) -> Any:
 
 #: Dropouts of the frameworks that are not subclasses of torch's (SpikingJelly's share one mask
 #: over the time steps), by the module and name of their class.
-FRAMEWORK_DROPOUTS = ("spikingjelly.activation_based.layer.Dropout",
-                      "spikingjelly.activation_based.layer.Dropout2d")
+FRAMEWORK_DROPOUTS = ("spikingjelly.activation_based.layer.dropout.Dropout",
+                      "spikingjelly.activation_based.layer.dropout.Dropout2d")
 
 
 def is_dropout(module: nn.Module) -> bool:

@@ -6,6 +6,7 @@ from spikeinit.init import (  # noqa: F401 (importing registers the methods)
     gradient_aware,
     paper,
     temporal,
+    trainable,
 )
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import FAN_MODES, compute_fans, select_fan

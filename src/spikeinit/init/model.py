@@ -34,6 +34,7 @@ from spikeinit.network.graph import (
     SYNAPTIC_TYPES,
     Forward,
     NetworkMap,
+    Operation,
     SampleError,
     SynapticLayer,
     discover,
@@ -47,7 +48,7 @@ from spikeinit.theory.static import stability_slope
 from spikeinit.theory.temporal import data_autocorrelation
 
 FAR_THRESHOLD = 3.0  # theta/(g sigma) beyond which initialize warns: rate Q(3) = 0.13%
-DEFAULT_METHOD = "stable"
+DEFAULT_METHOD = "trainable"
 
 __all__ = [
     "SYNAPTIC_TYPES",
@@ -210,6 +211,38 @@ def _layer_context_and_notes(
     return ctx, notes
 
 
+def _training_normalization(layer: SynapticLayer) -> Operation | None:
+    """The normalization in training mode, with an affine weight, between ``layer`` and its
+    neurons (the first one), or ``None``."""
+    for op in layer.after:
+        if (op.kind == "normalization" and op.module is not None and op.module.training
+                and isinstance(getattr(op.module, "weight", None), Tensor)):
+            return op
+    return None
+
+
+def _draw_behind_norm(layer: SynapticLayer, norm: Operation, method: InitMethod,
+                      ctx: LayerContext, generator: torch.Generator | None,
+                      options: dict[str, Any]) -> tuple[float, float, float]:
+    r"""Weights for unit current variance, :math:`\mathrm{Var}[w] = 1/(n E[x^2])`, and the
+    normalization's :math:`\gamma` set to the method's current std: ``(mean, var, gamma)``."""
+    resolved = method.resolve_options(options)
+    gamma = float(method.norm_sigma(ctx, resolved))
+    second = ctx.second_moment
+    if method.rate_target and not ctx.input_is_data:  # its source neurons fire at the rate
+        second = float(resolved["rate"])
+    variance = 1.0 / (ctx.fan_in * second)
+    with torch.no_grad():
+        layer.module.weight.normal_(0.0, variance**0.5, generator=generator)
+        bias = getattr(layer.module, "bias", None)
+        if isinstance(bias, Tensor):
+            bias.zero_()
+        norm.module.weight.fill_(gamma)
+        if isinstance(getattr(norm.module, "bias", None), Tensor):
+            norm.module.bias.zero_()
+    return 0.0, variance, gamma
+
+
 def _neuron_parameters(description: NeuronDescription | None, threshold: float,
                        beta: float | None) -> LIFParameters:
     """The receiving neurons as the engine's :class:`LIFParameters` (unit gain, effective
@@ -245,14 +278,14 @@ def layer_context(
 
 def initialize(
     model: nn.Module,
-    method: str = DEFAULT_METHOD,
+    method: str | None = None,
     *,
     threshold: float | None = None,
     beta: float | None = None,
     sample: Any = None,
     input_second_moment: float | None = None,
     sigma: float | None = None,
-    steps: int = 1,
+    steps: int | None = None,
     generator: torch.Generator | None = None,
     forward: Forward | None = None,
     **options: Any,
@@ -263,7 +296,15 @@ def initialize(
     :func:`~spikeinit.init.registry.available_methods`) for its fan-in :math:`n` and the neurons
     it drives, read from spikeinit's ``LIF``, snnTorch (``Leaky``, ``Synaptic``, ``RLeaky``),
     SpikingJelly (``IFNode``, ``LIFNode``, ``ParametricLIFNode``) or Norse (``LIFCell``,
-    ``LIF``, ``LIFBoxCell``). For ``stable`` (the default) and ``paper``:
+    ``LIF``, ``LIFBoxCell``).
+
+    **The default**, ``trainable`` (:mod:`spikeinit.init.trainable`), puts every population
+    at the rate 0.1 that trained best in docs/operating-point.md, held by the stable fixed point
+    of the temporal mean field over ``steps`` time steps, which ``initialize`` reads from the
+    run on ``sample`` when not given (a single-step neuron's calls, a multi-step one's leading
+    axis). Without a ``sample``, or when ``sigma`` is given, ``method=None`` is ``stable``.
+
+    For ``stable`` and ``paper``:
 
     .. math::
 
@@ -300,6 +341,13 @@ def initialize(
     :attr:`InitRecord.sigma` and why; a warning says so once when :math:`\sigma = 1` would have
     been unstable.
 
+    **Normalization.** Where a BatchNorm in training mode (with an affine weight) sits between
+    a layer and its neurons, it sets the scale they see, whatever the weights: methods with a
+    current std (``paper``, ``stable``, ``trainable``) then draw the layer for unit current
+    variance, :math:`\mathrm{Var}[w] = 1/(n E[x^2])`, and set the norm's :math:`\gamma` to
+    that std and its :math:`\beta` to 0. Weights inflated behind a BatchNorm would only shrink
+    the optimizer's relative steps (measured in docs/operating-point.md).
+
     ``threshold`` and ``beta`` override the values read from the neurons (``threshold`` is the
     effective :math:`\tilde\theta`). Pooling, dropout and normalization between the layers are
     modelled as in :func:`input_statistics` and :func:`current_factor`; what cannot be modelled
@@ -315,7 +363,12 @@ def initialize(
         >>> records[0].sigma, records[0].sigma_auto
         (1.0, False)
     """
+    if method is None:  # a sigma sets the paper's formula at that sigma: init 'stable'
+        method = DEFAULT_METHOD if sigma is None else "stable"
     chosen, parsed = get_method(method)
+    if chosen.rate_target and sigma is not None:
+        raise ValueError(f"sigma: init {chosen.name!r} sets a rate, not a sigma; pass "
+                         f"{chosen.name}=<rate>, or method='stable' (or 'paper') with sigma=")
     options = {**parsed, **options}
     if threshold is not None:
         check_finite_nonnegative("threshold", threshold)
@@ -323,7 +376,8 @@ def initialize(
         check_unit_interval("beta", beta)
     if sigma is not None:
         check_positive("sigma", sigma)
-    check_positive_int("steps", steps)
+    if steps is not None:
+        check_positive_int("steps", steps)
     if sample is not None and input_second_moment is not None:
         raise ValueError("pass either sample or input_second_moment, not both")
     data_moment = 1.0 if input_second_moment is None else check_positive(
@@ -339,6 +393,8 @@ def initialize(
         data_moment = check_positive("E[x^2] of sample",
                                      float(sample.detach().double().pow(2).mean()))
     depth = max(sum(site.description is not None for site in network.neurons), 1)
+    if steps is None:
+        steps = network.steps() or 1
     _warn_unchanged(network)
     orphans = [layer.name for layer in network.layers if layer.problem is None
                and layer.source is None and layer.target is None]
@@ -367,16 +423,28 @@ def initialize(
             if autocorrelation is not None:
                 ctx = replace(ctx, input_autocorrelation=autocorrelation)
             unmodelled += [f"{layer.name}: {note}" for note in of_kind(notes, "unmodelled")]
-            if (not point.auto and chosen.operating_layers == "all"
+            if (not point.auto and chosen.operating_layers == "all" and not chosen.rate_target
                     and ctx.input_threshold is not None
                     and ctx.input_second_moment is None
                     and ctx.input_threshold / ctx.source_sigma > FAR_THRESHOLD):
                 faint.append(f"{layer.name} (theta/g = {ctx.input_threshold:g})")
             notes += list(layer.notes)
             bias = getattr(layer.module, "bias", None)
-            mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
-                                                **options)
-            used, auto, reason = point.record(layer, ctx)
+            norm = _training_normalization(layer)
+            if norm is not None and chosen.norm_sigma is not None:
+                mean, variance, used = _draw_behind_norm(layer, norm, chosen, ctx, generator,
+                                                         options)
+                auto, reason = sigma is None, (
+                    f"{norm.name} (BatchNorm) gamma: the current std of the neurons behind it")
+                notes.append(Note("modelled", layer.name,
+                                  f"{norm.label()} follows: weights drawn for unit current "
+                                  f"variance, its gamma set to {used:.4g}, its beta to 0"))
+            else:
+                mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
+                                                    **options)
+                used, auto, reason = point.record(layer, ctx)
+                if chosen.rate_target:
+                    used, auto, reason = None, False, "a rate target, no sigma"
             record = InitRecord(
                 layer.name, method, ctx.fan_in, mean,
                 variance**0.5, neuron=layer.target_name, threshold=ctx.threshold, beta=ctx.beta,

@@ -62,16 +62,18 @@ register(
         name="paper",
         summary="Micheli et al.: Var[w] = sigma^2 / (n Q(theta/sigma)), conserves the variance",
         statistics_fn=_paper_statistics,
+        norm_sigma=lambda ctx, options: ctx.sigma,
     )
 )
 register(
     InitMethod(
         name="stable",
         summary="the paper's formula at a stable operating point: sigma = max(1, (theta/g) / "
-                "0.562), where the fixed point's slope is 1/3 (the default)",
+                "0.562), where the fixed point's slope is 1/3",
         statistics_fn=_paper_statistics,
         operating_point=operating_sigma,
         operating_rule=f"max(1, (theta/g)/a) with slope a phi(a)/(2 Q(a)) = {OPERATING_SLOPE:.3g}",
+        norm_sigma=lambda ctx, options: ctx.sigma,
     )
 )
 register(

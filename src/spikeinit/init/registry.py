@@ -32,6 +32,13 @@ class InitMethod:
     applies to every population (``"all"``) or only to the network's first one (``"first"``:
     the temporal methods, whose other layers follow from the temporal theory).
     ``sigma_option`` names the method's own option that sets that :math:`\sigma`, if any.
+
+    ``norm_sigma(ctx, options)``, when set, is the current std the method wants for neurons
+    behind a normalization (BatchNorm in training mode hides the synaptic layer's scale):
+    :func:`~spikeinit.init.model.initialize` then draws the layer for unit current variance,
+    :math:`\mathrm{Var}[w] = 1/(n E[x^2])`, and sets the normalization's weight :math:`\gamma`
+    to that std (its bias to 0). ``None``: normalizations are left as they are.
+    ``rate_target``: the method sets rates, not a :math:`\sigma` (its records carry no sigma).
     """
 
     name: str
@@ -45,6 +52,8 @@ class InitMethod:
     operating_rule: str = ""
     operating_layers: str = "all"
     sigma_option: str | None = None
+    norm_sigma: Callable[[LayerContext, Mapping[str, Any]], float] | None = None
+    rate_target: bool = False
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(given) - set(self.options))

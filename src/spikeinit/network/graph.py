@@ -163,6 +163,21 @@ class NetworkMap:
         """The neuron site called ``name``."""
         return next((site for site in self.neurons if site.name == name), None)
 
+    def steps(self) -> int | None:
+        """The time steps of the traced run, read from the first understood population: its
+        calls for a single-step neuron, the leading axis of its output for a multi-step one
+        (``None`` without a trace)."""
+        if self.activity is None:
+            return None
+        for site in self.neurons:
+            activity = self.activity.neurons.get(site.name)
+            if site.description is None or activity is None or not activity.calls:
+                continue
+            if site.description.step_mode == "multi":
+                return activity.shape[0] if activity.shape else None
+            return activity.calls
+        return None
+
     def driver(self, neuron_name: str) -> SynapticLayer | None:
         """The (first) synaptic layer whose target is the neuron ``neuron_name``."""
         return next((layer for layer in self.layers if layer.target_name == neuron_name), None)
@@ -417,7 +432,8 @@ class _Tracer:
         for name in reversed(self.order):
             out = self.outputs[name]
             if out is not None and out.dtype == x.dtype and (
-                    _same_values(out, x) or _repeated_over_time(out, x)):
+                    _same_values(out, x) or _repeated_over_time(out, x)
+                    or _stacked_over_time(out, x)):
                 return name, "copy"
         return self.order[-1], "unknown"
 
@@ -431,6 +447,18 @@ def _repeated_over_time(out: Tensor, x: Tensor) -> bool:
     static frame returns it (``spikeinit.models.time_distributed.once_over_time``)."""
     return (x.ndim == out.ndim + 1 and x.shape[1:] == out.shape
             and torch.equal(x, out.unsqueeze(0).expand_as(x)))
+
+
+def _stacked_over_time(out: Tensor, x: Tensor) -> bool:
+    """``x`` stacks, over a new leading time axis (or flattened into the batch axis), the
+    outputs of a module called once per step, starting with ``out`` (its first call):
+    ``torch.stack(spikes)`` between layers, the idiom of single-step neurons looped over time."""
+    if x.ndim == out.ndim + 1:
+        return x.shape[1:] == out.shape and x.shape[0] > 1 and torch.equal(x[0], out)
+    # the same, flattened to (T * B, ...) for a layer-major synapse
+    return (x.ndim == out.ndim >= 1 and x.shape[1:] == out.shape[1:] and out.shape[0] > 0
+            and x.shape[0] > out.shape[0] and x.shape[0] % out.shape[0] == 0
+            and torch.equal(x[:out.shape[0]], out))
 
 
 def _traced_map(

@@ -30,6 +30,7 @@ class NeuronActivity:
     current: Moments = field(default_factory=Moments)
     amplitude: float = 1.0
     calls: int = 0
+    shape: tuple[int, ...] | None = None  # of the first output (a multi-step one: (T, B, ...))
 
     @property
     def rate(self) -> float:
@@ -114,6 +115,8 @@ class ActivityProbe:
             if current is not None:
                 activity.current.add(current)
             spikes = first_tensor(output)
+            if spikes is not None and activity.shape is None:
+                activity.shape = tuple(spikes.shape)
             if spikes is not None:
                 activity.spikes.add(spikes)
 

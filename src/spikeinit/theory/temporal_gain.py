@@ -309,3 +309,101 @@ def _branch(
         if (rate > target) == (direction > 0) or step >= MAX_LOG_STEP:
             return x, rate
         step *= 2
+
+
+@lru_cache(maxsize=128)
+def input_std_for_rate(
+    params: LIFParameters,
+    steps: int,
+    rate: float,
+    inputs: InputStatistics = DEFAULT_INPUT,
+    samples: int = SOLVER_SAMPLES,
+    seed: int = 0,
+    synaptic_decay: float = 0.0,
+) -> float:
+    r"""The std :math:`\sigma` of a zero-mean Gaussian input current at which a LIF population
+    fires at the time-averaged ``rate`` over ``steps`` steps (the first layer's operating point).
+
+    The current has the time structure of ``inputs`` (its ``std`` is replaced): constant over
+    the steps, i.i.d., or the data's measured autocorrelation; ``synaptic_decay`` filters it
+    first. The rate grows monotonically with :math:`\sigma` up to its limit (one half for a
+    constant current), so the root is found by bisection in :math:`\log\sigma` on common random
+    numbers, to 0.1 %. A rate at or above the limit raises ``ValueError`` naming both.
+
+    Example:
+        >>> sigma = input_std_for_rate(LIFParameters(beta=0.5, threshold=1.0), 1, 0.1587)
+        >>> round(sigma, 2)  # one step: Q(1/sigma) = 0.1587 at sigma = 1
+        1.0
+    """
+    check_open_unit_interval("rate", rate)
+    check_positive_int("steps", steps)
+    population = MonteCarloPopulation(steps, samples, seed)
+
+    def fired(log_sigma: float) -> float:
+        statistics = replace(inputs, std=math.exp(log_sigma))
+        currents = input_layer_currents(statistics, population)
+        return simulate_population(currents, params, with_membrane=False,
+                                   synaptic_decay=synaptic_decay).mean_rate
+
+    scale = max(params.threshold, 1e-3)
+    low, high = math.log(scale) - 8.0, math.log(scale) + 12.0
+    with single_threaded():
+        ceiling = fired(high)
+        if rate >= ceiling:
+            raise ValueError(f"rate {rate:g} is not reachable by a zero-mean input (at most "
+                             f"{ceiling:.3g} for these neurons over {steps} steps)")
+        for _ in range(60):
+            middle = 0.5 * (low + high)
+            if fired(middle) < rate:
+                low = middle
+            else:
+                high = middle
+            if high - low < 1e-3:
+                break
+    return math.exp(0.5 * (low + high))
+
+
+def normalized_input_std(
+    params: LIFParameters,
+    steps: int,
+    rate: float,
+    first_inputs: InputStatistics = DEFAULT_INPUT,
+    layers: int = 6,
+    samples: int = SOLVER_SAMPLES,
+    seed: int = 0,
+    synaptic_decay: float = 0.0,
+) -> float:
+    r"""The current std :math:`\gamma` a normalization (BatchNorm in training mode) must give a
+    layer fed by spikes so that its neurons fire at ``rate``, in a stack of such layers.
+
+    With zero-mean weights the current's covariance over the steps is proportional to the
+    spikes' second-moment matrix :math:`R` of the layer below, and the normalization scales it
+    to :math:`\gamma^2 R / \overline{\mathrm{diag} R}`. Starting from a first layer driven by
+    ``first_inputs`` at the rate, each layer's :math:`\gamma` is solved
+    (:func:`input_std_for_rate` with that autocorrelation) and its :math:`R` passed on, for
+    ``layers`` layers; the last :math:`\gamma` (the stack's fixed point) is returned.
+
+    Example:
+        >>> p = LIFParameters(beta=0.5, threshold=2.0, reset_order="immediate")
+        >>> normalized_input_std(p, 4, 0.1) > input_std_for_rate(p, 4, 0.1)  # less persistent
+        True
+    """
+    check_open_unit_interval("rate", rate)
+    population = MonteCarloPopulation(steps, samples, seed)
+    inputs = first_inputs
+    std = input_std_for_rate(params, steps, rate, inputs, samples, seed, synaptic_decay)
+    for _ in range(layers):
+        currents = input_layer_currents(replace(inputs, std=std), population)
+        activity = simulate_population(currents, params, with_membrane=False,
+                                       synaptic_decay=synaptic_decay)
+        second = np.asarray(activity.autocorrelation, dtype=float)
+        scale = float(np.mean(np.diag(second)))
+        if scale <= 0:
+            break
+        # a step where nobody fires (Norse's filter, a first step below threshold) carries no
+        # current: a tiny diagonal floor keeps the covariance valid
+        matrix = (second + 1e-4 * scale * np.eye(steps)) / scale
+        inputs = InputStatistics(kind="measured", std=1.0, autocorrelation=tuple(
+            tuple(round(float(v), 4) for v in row) for row in matrix))
+        std = input_std_for_rate(params, steps, rate, inputs, samples, seed, synaptic_decay)
+    return std

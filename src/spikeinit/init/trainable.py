@@ -1,0 +1,116 @@
+r"""``trainable`` (``trainable=<r>``): every spiking population at the rate that trains best.
+
+The rate is :data:`TRAINABLE_RATE`, chosen from the training measurements of
+docs/operating-point.md (MLPs and CNNs, with and without BatchNorm, on MNIST and
+Fashion-MNIST, with the default neurons of snnTorch, SpikingJelly, Norse and spikeinit).
+It is held through depth *and* time by the temporal mean field over the model's ``T`` steps
+(:func:`~spikeinit.init.model.initialize` reads ``T`` from the sample):
+
+- a layer fed by data gets :math:`\mathrm{Var}[w] = \sigma_1^2 / (n\,E[x^2])` with
+  :math:`\sigma_1` the current std at which its neurons fire at rate :math:`r` over the steps
+  (:func:`~spikeinit.theory.temporal_gain.input_std_for_rate`, for the data's measured
+  autocorrelation over the steps when the sample has one);
+- a layer fed by spikes gets :math:`g^*/n`, with :math:`g^*` the gain whose *stable* fixed
+  point of the temporal map has time-averaged rate :math:`r`
+  (:func:`~spikeinit.theory.temporal_gain.solve_temporal_gain`; where the settled rate jumps
+  over :math:`r`, the nearest feasible stable rate, with a warning);
+- neurons behind a BatchNorm (training mode) get unit-variance weights and
+  :math:`\gamma = \sigma_r`, the current std at which they fire at rate :math:`r`: the
+  normalization sets the scale the neurons see, and weights kept at unit scale keep the
+  optimizer's effective step (a large weight behind BatchNorm slows Adam's relative updates).
+
+Why not the static operating point of ``stable``? Its rate :math:`Q(a^*) = 0.287` is the lowest
+that the one-step variance map holds stably with margin (a stable fixed point of
+:math:`\sigma^2 \mapsto g Q(\tilde\theta/\sigma)` needs :math:`a < 1.19`, a rate above 0.117),
+and it trains measurably worse than :math:`r` in the table. Over :math:`T > 1` steps the leak
+and the reset make lower rates stable fixed points of the temporal map, which is what this
+method uses; with ``T = 1`` a target below 0.117 has no stable fixed point and the solver takes
+the nearest stable rate, with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from scipy.stats import norm as gaussian
+
+from spikeinit._validation import check_open_unit_interval
+from spikeinit.init.context import LayerContext
+from spikeinit.init.registry import InitMethod, register
+from spikeinit.init.temporal import DEFAULT_SETTLE_LAYERS
+from spikeinit.theory.static import stability_slope
+from spikeinit.theory.temporal import InputStatistics
+from spikeinit.theory.temporal_gain import (
+    input_std_for_rate,
+    normalized_input_std,
+    solve_temporal_gain,
+)
+
+#: The default target rate (spikes per neuron per step), from docs/operating-point.md.
+TRAINABLE_RATE = 0.1
+
+
+def _input_statistics(ctx: LayerContext, std: float = 1.0) -> InputStatistics:
+    measured = ctx.input_autocorrelation
+    if measured is not None and len(measured) == ctx.steps:
+        return InputStatistics(kind="measured", std=std, autocorrelation=measured)
+    return InputStatistics(kind="constant", std=std)
+
+
+def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
+    """The current std at which the layer's neurons fire at the target rate over ``T`` steps:
+    driven by data (the sample's autocorrelation), or by spikes through a normalization
+    (:func:`~spikeinit.theory.temporal_gain.normalized_input_std`)."""
+    rate = check_open_unit_interval("rate", float(options["rate"]))
+    if ctx.input_is_data:
+        return input_std_for_rate(ctx.neuron, ctx.steps, rate, _input_statistics(ctx),
+                                  synaptic_decay=ctx.synaptic_decay)
+    return normalized_input_std(ctx.neuron, ctx.steps, rate, _input_statistics(ctx),
+                                synaptic_decay=ctx.synaptic_decay)
+
+
+def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
+    """The weight variance of the module docstring for the layer ``ctx``."""
+    rate = check_open_unit_interval("rate", float(options["rate"]))
+    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, _input_statistics(ctx),
+                                   synaptic_decay=ctx.synaptic_decay)
+    if ctx.input_is_data:
+        return first_std**2 / (ctx.fan_in * ctx.second_moment)
+    if ctx.steps == 1:
+        slope = stability_slope(float(gaussian.isf(rate)), 1.0)
+        if slope >= 1.0:
+            warnings.warn(
+                f"trainable: with T = 1 the rate {rate:g} is not a stable fixed point of the "
+                f"one-step map (slope {slope:.3g} >= 1; stable only above a rate of 0.117): "
+                "deep layers drift from it. Pass a sample with its time steps (T, B, ...) or "
+                "steps=T, or use method='stable'", UserWarning, stacklevel=2)
+    settle = DEFAULT_SETTLE_LAYERS if ctx.depth is None or ctx.depth < 2 else ctx.depth - 1
+    width = ctx.fan_in if options["finite_width"] else None
+    solution = solve_temporal_gain(ctx.neuron, ctx.steps, _input_statistics(ctx, first_std),
+                                   rate, settle, width=width,
+                                   synaptic_decay=ctx.synaptic_decay, on_jump="nearest")
+    if solution.moved and solution.jump is not None:
+        below, above = solution.jump
+        warnings.warn(
+            f"trainable: the rate {rate:.4g} is not a stable fixed point for "
+            f"theta/g={ctx.threshold:g}, beta={ctx.beta:g}, reset={ctx.reset!r}, T={ctx.steps} "
+            f"(the settled rate jumps from {below:.4g} to {above:.4g}); using the nearest "
+            f"stable rate {solution.target_rate:.4g}", UserWarning, stacklevel=2)
+    return solution.gain / ctx.fan_in
+
+
+register(
+    InitMethod(
+        name="trainable",
+        summary=f"every population at rate {TRAINABLE_RATE:g} (trains best, docs/"
+                "operating-point.md), held by the temporal fixed point over the sample's T "
+                "steps; trainable=<r> (the default)",
+        statistics_fn=lambda ctx, o: (0.0, trainable_variance(ctx, o)),
+        options={"rate": TRAINABLE_RATE, "finite_width": True},
+        value_option="rate",
+        norm_sigma=rate_std,
+        rate_target=True,
+    )
+)

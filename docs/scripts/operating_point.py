@@ -102,6 +102,7 @@ BUILDERS = {
 }
 INITS: dict[str, dict] = {
     "default": {},
+    "stable": {"method": "stable"},
     "paper sigma=1": {"method": "paper", "sigma": 1.0},
     "temporal": {"method": "temporal"},
 }
@@ -114,7 +115,7 @@ def measure(framework: str, init: str, depth: int, width: int, steps: int, batch
     model, forward = BUILDERS[framework](depth, width)
     x = torch.rand(steps, batch, width)
     options = dict(INITS[init])
-    if options.get("method", "").startswith("temporal"):
+    if str(options.get("method", "")).startswith("temporal"):
         options["steps"] = steps
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -8,9 +8,9 @@ train`` builds it, snnTorch ``Leaky(beta=0.5)``, SpikingJelly ``LIFNode(tau=2.0)
 - ``framework``: nothing (PyTorch's default for the layers, as a user of the framework has it);
 - ``stable``: ``spikeinit.initialize(model, method="stable", sample=x)``, the static stable
   operating point (rate 0.287 at the first step);
-- ``trainable``: ``spikeinit.initialize(model, method="trainable", sample=x)``, every population
-  at rate 0.1 held by the temporal fixed point over the sample's T steps (the library's default
-  since this measurement);
+- ``trainable=<r>``: ``spikeinit.initialize(model, method="trainable=<r>", sample=x)``, every
+  population at rate r held by the temporal fixed point over the sample's T steps (``trainable``
+  is the library's default since this measurement);
 - ``rate=<r>``: ``initialize(method="stable")`` then ``spikeinit.calibrate(model, x, target=r)``,
   every spiking population at rate r (with BatchNorm, ``initialize`` draws unit-scale weights
   and calibrate scales the BatchNorm's affine weight).
@@ -62,7 +62,9 @@ from spikeinit.io import save_figure_atomic, write_json_atomic
 
 FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")
 RATES = (0.02, 0.05, 0.1, 0.16, 0.25)
-INITS = ("framework", "stable", "trainable", *(f"rate={r:g}" for r in RATES))
+TRAINABLE_RATES = (0.1, 0.16)
+INITS = ("framework", "stable", *(f"trainable={r:g}" for r in TRAINABLE_RATES),
+         *(f"rate={r:g}" for r in RATES))
 DATASETS = ("mnist", "fashion-mnist")
 ARCHS = ("mlp", "cnn")
 NORMS = ("none", "batch")
@@ -205,7 +207,7 @@ def apply_init(model: Net, init: str, sample: Tensor) -> dict:
         return info
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        spikeinit.initialize(model, method="trainable" if init == "trainable" else "stable",
+        spikeinit.initialize(model, method=init if init.startswith("trainable") else "stable",
                              sample=sample)
         if init.startswith("rate="):
             target = float(init.split("=", 1)[1])
@@ -429,8 +431,9 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, help="draw the figure to this path and stop")
     args = parser.parse_args()
     for init in args.inits:
-        if init not in ("framework", "stable", "trainable") and not init.startswith("rate="):
-            parser.error(f"--inits: {init!r} is not framework, stable, trainable or rate=<r>")
+        if init not in ("framework", "stable") and not init.startswith(("rate=", "trainable")):
+            parser.error(f"--inits: {init!r} is not framework, stable, trainable[=<r>] or "
+                         "rate=<r>")
     if args.table or args.figure:
         records = load_records(args.out)
         if args.table:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
+from scipy.stats import norm as gaussian
 from torch import Tensor, nn
 
 from spikeinit._validation import (
@@ -224,14 +225,13 @@ def _training_normalization(layer: SynapticLayer) -> Operation | None:
 def _draw_behind_norm(layer: SynapticLayer, norm: Operation, method: InitMethod,
                       ctx: LayerContext, generator: torch.Generator | None,
                       options: dict[str, Any]) -> tuple[float, float, float]:
-    r"""Weights for unit current variance, :math:`\mathrm{Var}[w] = 1/(n E[x^2])`, and the
-    normalization's :math:`\gamma` set to the method's current std: ``(mean, var, gamma)``."""
+    r"""Weights at PyTorch's default scale, :math:`\mathrm{Var}[w] = 1/(3n)` (the forward pass
+    does not see it behind the normalization; it sets the optimizer's relative step, and this
+    scale trained best in docs/operating-point.md), and the normalization's :math:`\gamma` set
+    to the method's current std: ``(mean, var, gamma)``."""
     resolved = method.resolve_options(options)
     gamma = float(method.norm_sigma(ctx, resolved))
-    second = ctx.second_moment
-    if method.rate_target and not ctx.input_is_data:  # its source neurons fire at the rate
-        second = float(resolved["rate"])
-    variance = 1.0 / (ctx.fan_in * second)
+    variance = 1.0 / (3.0 * ctx.fan_in)
     with torch.no_grad():
         layer.module.weight.normal_(0.0, variance**0.5, generator=generator)
         bias = getattr(layer.module, "bias", None)
@@ -343,10 +343,11 @@ def initialize(
 
     **Normalization.** Where a BatchNorm in training mode (with an affine weight) sits between
     a layer and its neurons, it sets the scale they see, whatever the weights: methods with a
-    current std (``paper``, ``stable``, ``trainable``) then draw the layer for unit current
-    variance, :math:`\mathrm{Var}[w] = 1/(n E[x^2])`, and set the norm's :math:`\gamma` to
-    that std and its :math:`\beta` to 0. Weights inflated behind a BatchNorm would only shrink
-    the optimizer's relative steps (measured in docs/operating-point.md).
+    current std (``paper``, ``stable``, ``trainable``) then set the norm's :math:`\gamma` to
+    that std and its :math:`\beta` to 0, and draw the layer at PyTorch's default scale,
+    :math:`\mathrm{Var}[w] = 1/(3n)`: behind the norm the weight scale only sets the
+    optimizer's relative step, and weights inflated by :math:`\sigma^2/E[x^2]` trained
+    measurably worse (docs/operating-point.md).
 
     ``threshold`` and ``beta`` override the values read from the neurons (``threshold`` is the
     effective :math:`\tilde\theta`). Pooling, dropout and normalization between the layers are
@@ -417,6 +418,11 @@ def initialize(
             if layer.problem is not None:
                 continue
             target_sigma, source_sigma = point.layer_sigmas(layer)
+            if chosen.rate_target and layer.source_description is not None:
+                # the source neurons fire at the target rate: the sigma that gives it in one
+                # step, so that pooling and dropout on the way act on that rate
+                source_sigma = layer.source_description.effective_threshold / float(
+                    gaussian.isf(chosen.resolve_options(options)["rate"]))
             ctx, notes = _layer_context_and_notes(layer, threshold, beta, data_moment,
                                                   target_sigma, steps, depth, source_sigma,
                                                   point.first_sigma)
@@ -437,8 +443,8 @@ def initialize(
                 auto, reason = sigma is None, (
                     f"{norm.name} (BatchNorm) gamma: the current std of the neurons behind it")
                 notes.append(Note("modelled", layer.name,
-                                  f"{norm.label()} follows: weights drawn for unit current "
-                                  f"variance, its gamma set to {used:.4g}, its beta to 0"))
+                                  f"{norm.label()} follows: weights at PyTorch's default scale "
+                                  f"(Var = 1/(3n)), its gamma set to {used:.4g}, its beta to 0"))
             else:
                 mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
                                                     **options)

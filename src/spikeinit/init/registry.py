@@ -35,9 +35,9 @@ class InitMethod:
 
     ``norm_sigma(ctx, options)``, when set, is the current std the method wants for neurons
     behind a normalization (BatchNorm in training mode hides the synaptic layer's scale):
-    :func:`~spikeinit.init.model.initialize` then draws the layer for unit current variance,
-    :math:`\mathrm{Var}[w] = 1/(n E[x^2])`, and sets the normalization's weight :math:`\gamma`
-    to that std (its bias to 0). ``None``: normalizations are left as they are.
+    :func:`~spikeinit.init.model.initialize` then draws the layer at PyTorch's default scale,
+    :math:`\mathrm{Var}[w] = 1/(3n)`, and sets the normalization's weight :math:`\gamma` to
+    that std (its bias to 0). ``None``: normalizations are left as they are.
     ``rate_target``: the method sets rates, not a :math:`\sigma` (its records carry no sigma).
     """
 

@@ -14,10 +14,11 @@ It is held through depth *and* time by the temporal mean field over the model's 
   point of the temporal map has time-averaged rate :math:`r`
   (:func:`~spikeinit.theory.temporal_gain.solve_temporal_gain`; where the settled rate jumps
   over :math:`r`, the nearest feasible stable rate, with a warning);
-- neurons behind a BatchNorm (training mode) get unit-variance weights and
-  :math:`\gamma = \sigma_r`, the current std at which they fire at rate :math:`r`: the
-  normalization sets the scale the neurons see, and weights kept at unit scale keep the
-  optimizer's effective step (a large weight behind BatchNorm slows Adam's relative updates).
+- neurons behind a BatchNorm (training mode) get :math:`\gamma = \sigma_r`, the current std
+  at which they fire at rate :math:`r` in a stack of such layers
+  (:func:`~spikeinit.theory.temporal_gain.normalized_input_std`), and weights at PyTorch's
+  default scale: the normalization sets the scale the neurons see, and the weight scale only
+  the optimizer's relative step (a large weight behind BatchNorm slows Adam's updates).
 
 Why not the static operating point of ``stable``? Its rate :math:`Q(a^*) = 0.287` is the lowest
 that the one-step variance map holds stably with margin (a stable fixed point of
@@ -98,7 +99,8 @@ def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
             f"theta/g={ctx.threshold:g}, beta={ctx.beta:g}, reset={ctx.reset!r}, T={ctx.steps} "
             f"(the settled rate jumps from {below:.4g} to {above:.4g}); using the nearest "
             f"stable rate {solution.target_rate:.4g}", UserWarning, stacklevel=2)
-    return solution.gain / ctx.fan_in
+    # the gain is for spikes at the rate; pooling or dropout on the way change E[x^2]
+    return solution.gain / ctx.fan_in * rate / ctx.second_moment
 
 
 register(

@@ -394,16 +394,26 @@ def draw_figure(records: list[dict], path: Path) -> None:
             if points:
                 xs, ys, es = zip(*points)
                 line = axis.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=framework)
+                color = line[0].get_color()
                 stable = groups.get((dataset, arch, norm, framework, "stable"), [])
                 if stable:
                     axis.axhline(100 * statistics.mean(r["test_accuracy"] for r in stable),
-                                 color=line[0].get_color(), linestyle="--", linewidth=0.8)
+                                 color=color, linestyle="--", linewidth=0.8)
+                for rate in TRAINABLE_RATES:
+                    rs = groups.get((dataset, arch, norm, framework, f"trainable={rate:g}"), [])
+                    if rs:
+                        axis.plot([rate], [100 * statistics.mean(r["test_accuracy"] for r in rs)],
+                                  marker="*", markersize=12, color=color, linestyle="none")
         axis.set_xscale("log")
+        axis.set_xticks(RATES, [f"{rate:g}" for rate in RATES])
+        axis.minorticks_off()
+        axis.grid(alpha=0.3)
         axis.set_title(f"{dataset}, {arch}{' + BN' if norm == 'batch' else ''}")
         axis.set_xlabel("calibrated rate (spikes / neuron / step)")
         axis.set_ylabel("test accuracy (%)")
     axes.flat[0].legend(fontsize=8)
-    figure.suptitle("Accuracy against the init's rate (dashed: spikeinit's default `stable`)")
+    figure.suptitle("Test accuracy against the rate the init sets (circles: calibrated to the "
+                    "rate; stars: init 'trainable' at its rate; dashed: init 'stable')")
     figure.tight_layout()
     save_figure_atomic(figure, path, dpi=110)
 

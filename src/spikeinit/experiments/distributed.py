@@ -73,8 +73,12 @@ def setup_distributed(device: str | None = None) -> DistributedContext:
 
 
 def cleanup_distributed(context: DistributedContext) -> None:
-    """Destroy the process group if :func:`setup_distributed` created it."""
+    """Destroy the process group if :func:`setup_distributed` created it, after a barrier: a
+    rank that tears the group down while another still talks to it aborts that one (seen under
+    load as a rank exiting with SIGABRT)."""
     if context.initialized_here and dist.is_initialized():
+        if context.distributed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -1,16 +1,18 @@
 """The contract between the Python engine and the compiled kernels, written once.
 
 The C++ sources hold no numbers of their own for it: :func:`defines` passes the ABI version
-and the codes of the resets, reset orders and surrogates to the compiler as macros, taken
-from the tables that own them (:data:`spikeinit.neurons.parameters.RESETS`,
-:data:`~spikeinit.neurons.parameters.RESET_ORDERS`,
-:data:`spikeinit.neurons.surrogate.SURROGATES`): a code is the position in its table.
+and the codes of the resets, reset orders and surrogates to the compiler as macros. This module
+owns those three lists of names (a code is the position in its list); the engine imports them
+(:mod:`spikeinit.neurons.parameters`, :mod:`spikeinit.neurons.surrogate`), so the arrow points
+from ``neurons`` to ``kernels`` only.
 """
 
 from __future__ import annotations
 
-from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
-from spikeinit.neurons.surrogate import SURROGATES
+#: The resets, reset orders and surrogates the kernels implement, in the order of their codes.
+RESETS = ("subtract", "zero", "none")
+RESET_ORDERS = ("delayed", "immediate")
+SURROGATES = ("fast-sigmoid", "atan")
 
 #: Bumped whenever a kernel function's signature or meaning changes.
 ABI_VERSION = 3

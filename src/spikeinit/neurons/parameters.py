@@ -10,10 +10,10 @@ from spikeinit._validation import (
     check_positive,
     check_unit_interval,
 )
+from spikeinit.kernels.abi import RESET_ORDERS, RESETS  # the names the kernel codes
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, DEFAULT_SURROGATE, SURROGATES
 
-RESETS = ("subtract", "zero", "none")
-RESET_ORDERS = ("delayed", "immediate")
+__all__ = ["RESETS", "RESET_ORDERS", "LIFParameters"]
 
 
 @dataclass(frozen=True)

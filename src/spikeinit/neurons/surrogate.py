@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from spikeinit._validation import check_choice, check_positive
+from spikeinit.kernels.abi import SURROGATES as KERNEL_SURROGATES
 
 FAST_SIGMOID_SLOPE = 25.0  # snnTorch's fast_sigmoid default
 ATAN_SLOPE = 2.0  # snnTorch's atan default
@@ -53,11 +54,13 @@ class Surrogate:
     derivative: Callable[[Any, float], Any]
 
 
-#: Every surrogate, in the order of their codes in the compiled kernel.
-SURROGATE_TABLE: tuple[Surrogate, ...] = (
-    Surrogate("fast-sigmoid", FAST_SIGMOID_SLOPE, fast_sigmoid_derivative),
-    Surrogate("atan", ATAN_SLOPE, atan_derivative),
-)
+_ENTRIES = {"fast-sigmoid": (FAST_SIGMOID_SLOPE, fast_sigmoid_derivative),
+            "atan": (ATAN_SLOPE, atan_derivative)}
+#: Every surrogate, in the order of their codes in the compiled kernel
+#: (:data:`spikeinit.kernels.abi.SURROGATES`, which names them; a name without an entry here
+#: fails at import).
+SURROGATE_TABLE: tuple[Surrogate, ...] = tuple(
+    Surrogate(name, *_ENTRIES[name]) for name in KERNEL_SURROGATES)
 SURROGATES = tuple(entry.name for entry in SURROGATE_TABLE)
 DEFAULT_SLOPES = {entry.name: entry.default_slope for entry in SURROGATE_TABLE}
 DEFAULT_SURROGATE = "fast-sigmoid"

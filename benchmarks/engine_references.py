@@ -38,9 +38,11 @@ SEMANTICS = (
     "nn.Linear)."
 )
 
+
 def lif_options(order: str = "delayed") -> dict[str, Any]:
     return dict(beta=BETA, threshold=THRESHOLD, reset="subtract", reset_order=order,
                 surrogate="fast-sigmoid", surrogate_slope=SLOPE, step_mode="multi")
+
 
 def spikeinit_mlp(sizes: Sequence[int], order: str = "delayed",
                   event_driven: bool = True) -> nn.Sequential:
@@ -55,6 +57,7 @@ def spikeinit_mlp(sizes: Sequence[int], order: str = "delayed",
                    LIF(**lif_options(order))]
     return nn.Sequential(*layers)
 
+
 def spikeinit_layer(model: nn.Sequential) -> Callable[[int, Tensor], Tensor]:
     """Layer ``index`` of a spikeinit MLP alone, from rest (for the teacher-forced check)."""
 
@@ -63,6 +66,7 @@ def spikeinit_layer(model: nn.Sequential) -> Callable[[int, Tensor], Tensor]:
         return model[2 * index + 1](model[2 * index](x))
 
     return layer
+
 
 def spikeinit_vgg(channels: tuple[int, int], hw: int) -> nn.Sequential:
     """conv(3->c1) LIF, conv(c1->c1) LIF, pool, conv(c1->c2) LIF, conv(c2->c2) LIF, pool, FC."""
@@ -80,10 +84,12 @@ def spikeinit_vgg(channels: tuple[int, int], hw: int) -> nn.Sequential:
 
 VGG_POOLS = (False, True, False, True, False)
 
+
 def synaptic_weights(model: nn.Module) -> list[Tensor]:
     """The Linear/Conv2d weights of ``model`` in module order (detached copies)."""
     return [m.weight.detach().clone() for m in model.modules()
             if isinstance(m, (nn.Linear, nn.Conv2d))]
+
 
 def run_spikeinit(model: nn.Module) -> Callable[[Tensor], Tensor]:
     def forward(x: Tensor) -> Tensor:
@@ -91,6 +97,7 @@ def run_spikeinit(model: nn.Module) -> Callable[[Tensor], Tensor]:
         return model(x)
 
     return forward
+
 
 def lif_inplace_(currents: Tensor, beta: float, threshold: float) -> Tensor:
     """Turn ``currents`` (T, B, N) into spikes in place: delayed subtract reset, one state."""
@@ -103,6 +110,7 @@ def lif_inplace_(currents: Tensor, beta: float, threshold: float) -> Tensor:
         torch.gt(membrane, threshold, out=mask)
         currents[t].copy_(mask)
     return currents
+
 
 def eager_reference(weights: Sequence[Tensor]) -> Engine:
     """Layer-major eager loop: one GEMM over all T*B rows per layer, then an in-place LIF."""
@@ -120,6 +128,7 @@ def eager_reference(weights: Sequence[Tensor]) -> Engine:
     return Engine("eager reference", forward, nn.Module(), "delayed", layer,
                   "hand-written in-place LIF")
 
+
 class FastSigmoidSpike(torch.autograd.Function):
     """Heaviside forward (``x > 0``), fast-sigmoid surrogate ``1 / (1 + k|x|)^2`` backward."""
 
@@ -133,6 +142,7 @@ class FastSigmoidSpike(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         return grad / (SLOPE * x.abs() + 1.0) ** 2
 
+
 def plain_lif(currents: Tensor) -> Tensor:
     """Plain-autograd LIF over (T, B, ...): delayed subtract reset, detached reset term."""
     membrane = torch.zeros_like(currents[0])
@@ -144,6 +154,7 @@ def plain_lif(currents: Tensor) -> Tensor:
         outputs.append(spikes)
     return torch.stack(outputs)
 
+
 class PlainLIF(nn.Module):
     def __init__(self, function: Callable[[Tensor], Tensor] = plain_lif) -> None:
         super().__init__()
@@ -151,6 +162,7 @@ class PlainLIF(nn.Module):
 
     def forward(self, currents: Tensor) -> Tensor:
         return self.function(currents)
+
 
 def plain_mlp(weights: Sequence[Tensor], function: Callable[[Tensor], Tensor]) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -161,9 +173,11 @@ def plain_mlp(weights: Sequence[Tensor], function: Callable[[Tensor], Tensor]) -
         layers += [linear, PlainLIF(function)]
     return nn.Sequential(*layers)
 
+
 def mm_nt(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b.T`` with ``torch.mm`` (MKL on PyTorch's x86 builds): the issue's GEMM floor."""
     return torch.mm(a, b.t())
+
 
 def gemm_inference(weights: Sequence[Tensor], spikes: Tensor,
                    matmul: Callable[[Tensor, Tensor], Tensor] = mm_nt) -> Callable[[], Tensor]:
@@ -180,6 +194,7 @@ def gemm_inference(weights: Sequence[Tensor], spikes: Tensor,
         return out
 
     return run
+
 
 def gemm_training(weights: Sequence[Tensor], rows: int, seed: int,
                   matmul: Callable[[Tensor, Tensor], Tensor] = mm_nt,
@@ -202,6 +217,7 @@ def gemm_training(weights: Sequence[Tensor], rows: int, seed: int,
             matmul(grad.t(), x.t())
 
     return run
+
 
 def gemm_conv(model: nn.Sequential, x: Tensor) -> Callable[[], None]:
     """Each conv/linear forward + backward alone (autograd) at its real input shape.
@@ -240,6 +256,7 @@ def gemm_conv(model: nn.Sequential, x: Tensor) -> Callable[[], None]:
 
     return run
 
+
 def end_to_end(outputs: dict[str, Tensor], engines: Sequence[Engine]) -> dict[str, float]:
     """Fraction of the final layer's spikes equal to spikeinit exact's (GEMM synapses through
     ``torch.mm``) of the same reset order."""
@@ -252,6 +269,7 @@ def end_to_end(outputs: dict[str, Tensor], engines: Sequence[Engine]) -> dict[st
         result[engine.name] = (outputs[engine.name] == reference).double().mean().item()
     return result
 
+
 def spikeinit_chain(model: nn.Sequential, x: Tensor, layers: int) -> list[Tensor]:
     """spikeinit's output spikes of each of the first ``layers`` layers."""
     outputs = []
@@ -260,6 +278,7 @@ def spikeinit_chain(model: nn.Sequential, x: Tensor, layers: int) -> list[Tensor
         x = model[2 * index + 1](model[2 * index](x))
         outputs.append(x)
     return outputs
+
 
 def teacher_forced(
     model: nn.Sequential, weights: Sequence[Tensor], x_full: Tensor,

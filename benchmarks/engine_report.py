@@ -26,6 +26,7 @@ class Row:
     saved_bytes: int | None = None
     note: str = ""
 
+
 @dataclass
 class Report:
     """Everything the run measured (written by ``--json``)."""
@@ -36,6 +37,7 @@ class Report:
     checks: dict[str, Any] = field(default_factory=dict)
     split: dict[str, float] = field(default_factory=dict)
 
+
 def print_forward_backward_memory(memory: dict[str, dict[str, int]]) -> None:
     print("\n  B memory, forward + backward only (no optimizer step):")
     print(f"    {'engine':26s} {'peak MB':>9s} {'saved MB':>9s} {'grads MB':>9s} "
@@ -45,8 +47,10 @@ def print_forward_backward_memory(memory: dict[str, dict[str, int]]) -> None:
         print(f"    {name:26s} {_mb(m['peak'])} {_mb(m['saved'])} {_mb(m['parameter_grads'])} "
               f"{ratio:19.2f}")
 
+
 def _mb(value: int | None) -> str:
     return f"{'-':>9s}" if value is None else f"{value / 2**20:9.1f}"
+
 
 def print_table(title: str, rows: Sequence[Row]) -> None:
     """Times, throughput, memory, and ratios to gemm-only and to spikeinit."""
@@ -63,6 +67,7 @@ def print_table(title: str, rows: Sequence[Row]) -> None:
         print(f"  {row.engine:26s} {row.seconds:9.4f} {row.best:9.4f} {row.throughput:10.1f} "
               f"{row.seconds / gemm:7.2f} {row.seconds / ours:11.2f} {_mb(row.peak_bytes)} "
               f"{_mb(row.saved_bytes)} {ratio:>10s}  {row.note}")
+
 
 def print_checks(checks: dict[str, Any]) -> None:
     print(f"\n  spike agreement. {SEMANTICS}")
@@ -81,11 +86,13 @@ def print_checks(checks: dict[str, Any]) -> None:
     print("  (teacher-forced: every layer gets spikeinit's previous-layer spikes, so a rounding "
           f"flip cannot propagate; 'same' means >= 1 - {SPIKE_TOLERANCE:g} identical)")
 
+
 def print_split(split: dict[str, float]) -> None:
     total = split["total"]
     print("\n  spikeinit training step split (B, one step, each part timed alone, best of runs):")
     for name, seconds in split.items():
         print(f"    {name:34s} {seconds * 1e3:9.2f} ms  {seconds / total:6.1%}")
+
 
 def write_json(report: Report, path: Path) -> None:
     """Write ``report`` atomically: a temporary file in the same folder, then ``os.replace``."""

@@ -308,7 +308,7 @@ class SnnTorchMLP(nn.Module):
 
 class ATanSpike(torch.autograd.Function):
     """Heaviside forward (``x > 0``); backward ``(a/2) / (1 + (pi a x / 2)^2)`` with
-    ``a = ATAN_ALPHA`` (:func:`spikeinit.theory.surrogate.atan_derivative`)."""
+    ``a = ATAN_ALPHA`` (:func:`spikeinit.neurons.surrogate.atan_derivative`)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor) -> Tensor:

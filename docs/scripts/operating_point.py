@@ -103,6 +103,7 @@ BUILDERS = {
 INITS: dict[str, dict] = {
     "default": {},
     "stable": {"method": "stable"},
+    "trainable=0.16": {"method": "trainable=0.16"},
     "paper sigma=1": {"method": "paper", "sigma": 1.0},
     "temporal": {"method": "temporal"},
 }

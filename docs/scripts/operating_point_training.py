@@ -39,7 +39,8 @@ Usage (one CPU thread per process)::
         --out runs/operating-point [--datasets mnist] [--archs mlp] [--norms none] \
         [--frameworks spikeinit] [--inits framework stable rate=0.1] [--seeds 0 1 2]
     python docs/scripts/operating_point_training.py --out runs/operating-point --table \
-        --figure docs/figures/operating_point_training.png
+        --figure docs/figures/operating_point_training.png \
+        --csv docs/data/operating_point_training.csv
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from torch import Tensor, nn
 
 import spikeinit
 from spikeinit.data import load_dataset
-from spikeinit.io import save_figure_atomic, write_json_atomic
+from spikeinit.io import save_figure_atomic, write_json_atomic, write_text_atomic
 
 FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")
 RATES = (0.02, 0.05, 0.1, 0.16, 0.25)
@@ -349,7 +350,7 @@ def print_tables(records: list[dict]) -> None:
         if not keys:
             continue
         print(f"\n{dataset}: test accuracy (%), mean ± std over seeds\n")
-        print("| model | framework | " + " | ".join(inits) + " |")
+        print("| model | neurons | " + " | ".join(inits) + " |")
         print("|---|---|" + "---|" * len(inits))
         for arch, norm, framework in keys:
             cells = [_cell([r["test_accuracy"] for r in groups.get(
@@ -418,6 +419,25 @@ def draw_figure(records: list[dict], path: Path) -> None:
     save_figure_atomic(figure, path, dpi=110)
 
 
+CSV_FIELDS = ("dataset", "arch", "norm", "framework", "init", "seed", "test_accuracy",
+              "final_loss", "rates_at_init", "seconds", "n_train", "n_test", "epochs", "steps")
+
+
+def write_csv(records: list[dict], path: Path) -> None:
+    """One row per run (the rates at init joined by spaces), written atomically."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for record in sorted(records, key=lambda r: tuple(str(r[f]) for f in CSV_FIELDS[:6])):
+        row = dict(record, rates_at_init=" ".join(f"{v:.4f}" for v in record["rates_at_init"]))
+        writer.writerow([row[field] if not isinstance(row[field], float) else
+                         f"{row[field]:.6g}" for field in CSV_FIELDS])
+    write_text_atomic(path, buffer.getvalue())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data")
@@ -439,13 +459,16 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--table", action="store_true", help="print the tables and stop")
     parser.add_argument("--figure", type=Path, help="draw the figure to this path and stop")
+    parser.add_argument("--csv", type=Path, help="write one row per run to this CSV and stop")
     args = parser.parse_args()
     for init in args.inits:
         if init not in ("framework", "stable") and not init.startswith(("rate=", "trainable")):
             parser.error(f"--inits: {init!r} is not framework, stable, trainable[=<r>] or "
                          "rate=<r>")
-    if args.table or args.figure:
+    if args.table or args.figure or args.csv:
         records = load_records(args.out)
+        if args.csv:
+            write_csv(records, args.csv)
         if args.table:
             print_tables(records)
         if args.figure:

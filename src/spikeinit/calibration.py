@@ -23,6 +23,7 @@ from scipy import stats
 from torch import nn
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
+from spikeinit.init.trainable import TRAINABLE_RATE
 from spikeinit.network.graph import (
     Forward,
     NetworkMap,
@@ -123,7 +124,7 @@ def calibrate(
     *,
     target: float | Mapping[str, float] | None = None,
     quantity: str = "rate",
-    sigma: float = 1.0,
+    sigma: float | None = None,
     tolerance: float = 0.02,
     max_passes: int = 12,
     scale_bias: bool = True,
@@ -136,8 +137,10 @@ def calibrate(
     ``quantity="variance"``: the variance of the neurons' input current (in units of the
     effective threshold :math:`\tilde\theta = \theta/g`, the membrane variance at the first
     step). ``target`` is one number for every layer, a mapping from neuron (or synaptic layer)
-    names to numbers, or ``None`` for the theory: the rate :math:`Q(\tilde\theta/\sigma)` that
-    the paper's initialization gives at the first step, or the variance :math:`\sigma^2`.
+    names to numbers, or ``None``: for ``"rate"``, the rate that trains best
+    (:data:`~spikeinit.init.trainable.TRAINABLE_RATE`, 0.1, docs/operating-point.md), or with
+    ``sigma`` given the rate :math:`Q(\tilde\theta/\sigma)` of the paper's initialization at
+    the first step; for ``"variance"``, :math:`\sigma^2` (``sigma`` 1 when not given).
 
     The parameter scaled for a population is the weight (and, with ``scale_bias``, the bias) of
     the Linear/Conv layer that drives it, or the affine weight (and bias) of a normalization
@@ -158,7 +161,8 @@ def calibrate(
     """
     sample = sample_argument(sample, batch, "calibrate")
     check_choice("quantity", quantity, QUANTITIES)
-    check_positive("sigma", sigma)
+    if sigma is not None:
+        check_positive("sigma", sigma)
     if not 0.0 < float(tolerance) < 1.0:
         raise ValueError(f"tolerance must lie in (0, 1), got {tolerance!r}")
     check_positive_int("max_passes", max_passes)
@@ -201,15 +205,18 @@ def calibrate(
                              tuple(note.layer for note in skipped), notes)
 
 
-def theory_target(site: NeuronSite, quantity: str = "rate", sigma: float = 1.0) -> float:
-    r"""The theory's target for a population.
+def theory_target(site: NeuronSite, quantity: str = "rate", sigma: float | None = None) -> float:
+    r"""The default target for a population.
 
-    The rate :math:`Q(\tilde\theta/\sigma)` of the paper's initialization at the first step, or
-    the variance :math:`\sigma^2`.
+    Rate: :data:`~spikeinit.init.trainable.TRAINABLE_RATE` without ``sigma``, else the rate
+    :math:`Q(\tilde\theta/\sigma)` of the paper's initialization at the first step. Variance:
+    :math:`\sigma^2` (1 without ``sigma``).
     """
     check_choice("quantity", quantity, QUANTITIES)
     if quantity == "variance":
-        return sigma**2
+        return 1.0 if sigma is None else sigma**2
+    if sigma is None:
+        return TRAINABLE_RATE
     if site.description is None:
         raise ValueError(f"no theory target for {site.name}: its neuron is not understood")
     return float(tail_probability(site.description.effective_threshold / sigma))
@@ -230,7 +237,7 @@ def _units(
     network: NetworkMap,
     target: float | Mapping[str, float] | None,
     quantity: str,
-    sigma: float,
+    sigma: float | None,
     scale_bias: bool,
 ) -> tuple[list[_Unit], list[Note]]:
     units: list[_Unit] = []

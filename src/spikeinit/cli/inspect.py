@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--calibrate", action="store_true",
                         help="calibrate the rates to --target after the init")
     parser.add_argument("--target", type=float, default=None,
-                        help="target rate for --calibrate (default: the theory's Q(theta))")
+                        help="target rate for --calibrate (default: 0.1, which trains best)")
     parser.add_argument("--steps", type=int, default=5, help="time steps T")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--input", choices=INPUTS, default="uniform",

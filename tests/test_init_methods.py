@@ -115,3 +115,9 @@ def test_heterogeneous_thresholds_are_read_per_layer():
     records = spikeinit.initialize(net, "paper")
     assert records[0].std == pytest.approx(spikeinit.spike_std(50, 1.0))
     assert records[1].std == pytest.approx(spikeinit.spike_std(50, 0.25))
+
+
+def test_paper_at_a_huge_threshold_is_a_clear_error_not_a_division_by_zero():
+    net = SpikingMLP([50, 50, 10], threshold=40.0)  # Q(40) underflows to 0 in float64
+    with pytest.raises(ValueError, match=r"threshold: theta/sigma = 40 .* exceeds float32"):
+        spikeinit.initialize(net, "paper")

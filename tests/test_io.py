@@ -22,3 +22,16 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         write_atomic(path, explode)
     assert json.loads(path.read_text()) == {"old": True}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_json_is_strict_non_finite_values_become_null(tmp_path):
+    import json
+    import math
+
+    from spikeinit.io import write_json_atomic
+
+    path = write_json_atomic(tmp_path / "r.json", {"rate": [0.1, math.nan], "gain": math.inf,
+                                                   "nested": ({"x": -math.inf},)})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"rate": [0.1, None], "gain": None, "nested": [{"x": None}]}

@@ -100,3 +100,19 @@ def test_surrogate_second_moment_matches_monte_carlo():
     for name in theory.SURROGATES:
         mc = np.mean(theory.surrogate_derivative(name, u - 0.7) ** 2)
         assert theory.surrogate_second_moment(name, 0.7, 1.3) == pytest.approx(mc, rel=0.02)
+
+
+def test_large_thresholds_give_a_finite_variance_or_a_clear_error():
+    """Q(theta) underflows near theta = 38; the variance is computed in log space."""
+    import torch
+
+    import spikeinit
+    from spikeinit.theory import spike_weight_variance
+
+    assert math.isfinite(spike_weight_variance(100, 10.0))
+    for threshold in (20.0, 40.0, 1e6):
+        with pytest.raises(ValueError, match=r"threshold: theta/sigma = .* exceeds float32"):
+            spike_weight_variance(100, threshold)
+        with pytest.raises(ValueError, match="threshold"):
+            spikeinit.spike_normal_(torch.empty(10, 100), threshold=threshold)
+    assert math.isfinite(spike_weight_variance(100, 40.0, sigma=20.0))  # a larger sigma works

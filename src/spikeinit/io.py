@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -40,9 +41,28 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
     return Path(path)
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by ``None`` (JSON's ``null``): strict
+    JSON has no NaN, and parsers other than Python's reject a bare ``NaN``.
+
+    Example:
+        >>> finite_json({"rate": [0.5, float("nan")], "gain": float("inf")})
+        {'rate': [0.5, None], 'gain': None}
+    """
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(value) for value in data]
+    return data
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+    """Write ``data`` as indented, strict JSON to ``path`` atomically (non-finite floats become
+    ``null``, :func:`finite_json`)."""
+    text = json.dumps(finite_json(data), indent=2, allow_nan=False) + "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

@@ -467,8 +467,8 @@ def initialize(
         warnings.warn(
             f"the input neurons of {', '.join(faint)} sit more than {FAR_THRESHOLD:g} sigma "
             f"below threshold (sigma={1.0 if sigma is None else sigma:g}): they would hardly "
-            "spike, and the weights are scaled up to match; leave sigma out for a stable "
-            "operating point (init 'stable', the default)", stacklevel=2)
+            "spike, and the weights are scaled up to match; leave sigma out with init "
+            "'stable', or use the default 'trainable', for a stable operating point", stacklevel=2)
     rescued = point.rescued_summary()
     if rescued:
         warnings.warn(

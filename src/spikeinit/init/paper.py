@@ -18,15 +18,21 @@ from typing import Any
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.theory.gaussian import tail_probability, truncated_mean_above
-from spikeinit.theory.static import OPERATING_SLOPE, operating_sigma
+from spikeinit.theory.static import OPERATING_SLOPE, operating_sigma, spike_weight_variance
 
 
 def paper_variance(ctx: LayerContext) -> float:
     r"""The paper's variance :math:`\sigma^2 / (n\,E[x^2])`.
 
-    Spikes of neurons with membrane :math:`N(0,\sigma^2)` have :math:`E[x^2] = Q(\theta/\sigma)`.
+    Spikes of neurons with membrane :math:`N(0,\sigma^2)` have :math:`E[x^2] = Q(\theta/\sigma)`,
+    taken in log space (:func:`~spikeinit.theory.spike_weight_variance`), so a large threshold
+    gives a finite variance or an error naming it, never a division by an underflowed zero.
     """
-    return ctx.sigma**2 / (ctx.fan_in * ctx.second_moment)
+    if ctx.input_second_moment is not None:
+        return ctx.sigma**2 / (ctx.fan_in * ctx.input_second_moment)
+    source = ctx.source_sigma
+    return spike_weight_variance(ctx.fan_in, ctx.source_threshold, source) * (
+        ctx.sigma / source) ** 2
 
 
 def soft_reset_variance(ctx: LayerContext) -> float:

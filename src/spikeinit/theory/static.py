@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from spikeinit._validation import (
     check_finite_nonnegative,
@@ -33,6 +33,8 @@ from spikeinit._validation import (
     check_positive_int,
 )
 from spikeinit.theory.gaussian import inverse_mills_ratio, tail_probability
+
+_LOG_FLOAT32_MAX = math.log(float(np.finfo(np.float32).max))
 
 
 def spike_weight_variance(fan_in: int, threshold: float, sigma: float = 1.0) -> float:
@@ -44,7 +46,16 @@ def spike_weight_variance(fan_in: int, threshold: float, sigma: float = 1.0) -> 
     fan_in = check_positive_int("fan_in", fan_in)
     threshold = check_finite_nonnegative("threshold", threshold)
     sigma = check_positive("sigma", sigma)
-    return sigma**2 / (fan_in * tail_probability(threshold / sigma))
+    # in log space: Q(theta/sigma) underflows to 0 near theta/sigma = 38
+    log_q = float(special.log_ndtr(-threshold / sigma))
+    log_variance = 2.0 * math.log(sigma) - math.log(fan_in) - log_q
+    if log_variance > _LOG_FLOAT32_MAX:
+        raise ValueError(
+            f"threshold: theta/sigma = {threshold / sigma:.4g} puts the spike probability at "
+            f"Q = e^{log_q:.4g}, so the weight variance sigma^2/(n Q) = e^{log_variance:.4g} "
+            "exceeds float32; pass a larger sigma (init 'stable' chooses one by itself) or a "
+            "smaller threshold")
+    return math.exp(log_variance)
 
 
 def spike_std(fan_in: int, threshold: float, sigma: float = 1.0) -> float:

@@ -65,22 +65,10 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     if ctx.input_is_data:
         return input_std**2 / (ctx.fan_in * ctx.second_moment)
     params = ctx.neuron
-    inputs = first_layer_input(ctx, options, input_std)
-    settle = DEFAULT_SETTLE_LAYERS if ctx.depth is None or ctx.depth < 2 else ctx.depth - 1
-    width = ctx.fan_in if options["finite_width"] else None
-    solution = solve_temporal_gain(params, ctx.steps, inputs, options["rate"], settle,
-                                   width=width, synaptic_decay=ctx.synaptic_decay,
-                                   on_jump="nearest")
-    if solution.moved and solution.jump is not None:
-        below, above = solution.jump
-        asked = "the first layer's rate" if options["rate"] is None else "the requested rate"
-        warnings.warn(
-            f"temporal: {asked} {solution.requested_rate:.4g} is not a stable fixed point for "
-            f"theta/g={ctx.threshold:g}, beta={ctx.beta:g}, reset={ctx.reset!r}, T={ctx.steps}"
-            f" (the settled rate jumps from {below:.4g} to {above:.4g}); using the nearest "
-            f"feasible stable rate {solution.target_rate:.4g} instead (choose another with "
-            "temporal-rate=<r>)", UserWarning, stacklevel=2)
-    gain = solution.gain
+    inputs = first_layer_input(ctx, input_std, options["input"])
+    asked = "the first layer's rate" if options["rate"] is None else "the requested rate"
+    gain = layer_gain(ctx, inputs, options["rate"], options["finite_width"],
+                      f"temporal: {asked}", "temporal-rate=<r>")
     if balance > 0:
         ratio = backward_gain_ratio(gain, params, ctx.steps, inputs)
         if ratio <= 0:
@@ -90,11 +78,33 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     return gain / ctx.fan_in
 
 
-def first_layer_input(ctx: LayerContext, options: Mapping[str, Any],
-                      input_std: float) -> InputStatistics:
-    """The theory's first-layer input: ``input`` when given, else the data's measured
+def layer_gain(ctx: LayerContext, inputs: InputStatistics, rate: float | None,
+               finite_width: bool, asked: str, choose: str) -> float:
+    """The gain :math:`g^*` of a layer fed by spikes: the stable fixed point of the temporal map
+    at ``rate`` (the first layer's under ``inputs`` when ``None``), read at the network's last
+    layer (``depth - 1`` applications, else :data:`DEFAULT_SETTLE_LAYERS`), refined for
+    ``fan_in`` neurons when ``finite_width``. Where the settled rate jumps over the target, the
+    nearest feasible stable rate, with a warning that starts with ``asked`` and names
+    ``choose`` (how to pick another)."""
+    settle = DEFAULT_SETTLE_LAYERS if ctx.depth is None or ctx.depth < 2 else ctx.depth - 1
+    width = ctx.fan_in if finite_width else None
+    solution = solve_temporal_gain(ctx.neuron, ctx.steps, inputs, rate, settle, width=width,
+                                   synaptic_decay=ctx.synaptic_decay, on_jump="nearest")
+    if solution.moved and solution.jump is not None:
+        below, above = solution.jump
+        warnings.warn(
+            f"{asked} {solution.requested_rate:.4g} is not a stable fixed point for "
+            f"theta/g={ctx.threshold:g}, beta={ctx.beta:g}, reset={ctx.reset!r}, T={ctx.steps}"
+            f" (the settled rate jumps from {below:.4g} to {above:.4g}); using the nearest "
+            f"feasible stable rate {solution.target_rate:.4g} instead (choose another with "
+            f"{choose})", UserWarning, stacklevel=3)
+    return solution.gain
+
+
+def first_layer_input(ctx: LayerContext, input_std: float,
+                      kind: str | None = None) -> InputStatistics:
+    """The theory's first-layer input: ``kind`` when given, else the data's measured
     autocorrelation over the ``steps`` (``ctx.input_autocorrelation``), else ``"constant"``."""
-    kind = options["input"]
     measured = ctx.input_autocorrelation
     if kind is None and measured is not None and len(measured) == ctx.steps:
         return InputStatistics(kind="measured", std=input_std, autocorrelation=measured)

@@ -40,24 +40,12 @@ from scipy.stats import norm as gaussian
 from spikeinit._validation import check_open_unit_interval
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
-from spikeinit.init.temporal import DEFAULT_SETTLE_LAYERS
+from spikeinit.init.temporal import first_layer_input, layer_gain
 from spikeinit.theory.static import stability_slope
-from spikeinit.theory.temporal import InputStatistics
-from spikeinit.theory.temporal_gain import (
-    input_std_for_rate,
-    normalized_input_std,
-    solve_temporal_gain,
-)
+from spikeinit.theory.temporal_gain import input_std_for_rate, normalized_input_std
 
 #: The default target rate (spikes per neuron per step), from docs/operating-point.md.
 TRAINABLE_RATE = 0.1
-
-
-def _input_statistics(ctx: LayerContext, std: float = 1.0) -> InputStatistics:
-    measured = ctx.input_autocorrelation
-    if measured is not None and len(measured) == ctx.steps:
-        return InputStatistics(kind="measured", std=std, autocorrelation=measured)
-    return InputStatistics(kind="constant", std=std)
 
 
 def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
@@ -66,16 +54,16 @@ def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     (:func:`~spikeinit.theory.temporal_gain.normalized_input_std`)."""
     rate = check_open_unit_interval("rate", float(options["rate"]))
     if ctx.input_is_data:
-        return input_std_for_rate(ctx.neuron, ctx.steps, rate, _input_statistics(ctx),
+        return input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
                                   synaptic_decay=ctx.synaptic_decay)
-    return normalized_input_std(ctx.neuron, ctx.steps, rate, _input_statistics(ctx),
+    return normalized_input_std(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
                                 synaptic_decay=ctx.synaptic_decay)
 
 
 def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     """The weight variance of the module docstring for the layer ``ctx``."""
     rate = check_open_unit_interval("rate", float(options["rate"]))
-    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, _input_statistics(ctx),
+    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
                                    synaptic_decay=ctx.synaptic_decay)
     if ctx.input_is_data:
         return first_std**2 / (ctx.fan_in * ctx.second_moment)
@@ -87,20 +75,10 @@ def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
                 f"one-step map (slope {slope:.3g} >= 1; stable only above a rate of 0.117): "
                 "deep layers drift from it. Pass a sample with its time steps (T, B, ...) or "
                 "steps=T, or use method='stable'", UserWarning, stacklevel=2)
-    settle = DEFAULT_SETTLE_LAYERS if ctx.depth is None or ctx.depth < 2 else ctx.depth - 1
-    width = ctx.fan_in if options["finite_width"] else None
-    solution = solve_temporal_gain(ctx.neuron, ctx.steps, _input_statistics(ctx, first_std),
-                                   rate, settle, width=width,
-                                   synaptic_decay=ctx.synaptic_decay, on_jump="nearest")
-    if solution.moved and solution.jump is not None:
-        below, above = solution.jump
-        warnings.warn(
-            f"trainable: the rate {rate:.4g} is not a stable fixed point for "
-            f"theta/g={ctx.threshold:g}, beta={ctx.beta:g}, reset={ctx.reset!r}, T={ctx.steps} "
-            f"(the settled rate jumps from {below:.4g} to {above:.4g}); using the nearest "
-            f"stable rate {solution.target_rate:.4g}", UserWarning, stacklevel=2)
+    gain = layer_gain(ctx, first_layer_input(ctx, first_std), rate, options["finite_width"],
+                      "trainable: the rate", "trainable=<r>")
     # the gain is for spikes at the rate; pooling or dropout on the way change E[x^2]
-    return solution.gain / ctx.fan_in * rate / ctx.second_moment
+    return gain / ctx.fan_in * rate / ctx.second_moment
 
 
 register(

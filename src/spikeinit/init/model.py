@@ -5,9 +5,10 @@ snnTorch, SpikingJelly and Norse models alike (see :mod:`spikeinit.adapters`). E
 neuron is read as a LIF with threshold :math:`\theta`, decay :math:`\beta` and input gain
 :math:`g`; the initializers see the equivalent unit-gain neuron, with the effective threshold
 :math:`\tilde\theta = \theta/g`, and ``sigma`` is the membrane standard deviation in those units
-(the input current's, at the first step). Without ``sigma``, the default method ``stable``
-chooses it per population from the stability of the layer map (the *operating point*, see
-:func:`spikeinit.theory.operating_sigma`); the records and :func:`spikeinit.report` show it.
+(the input current's, at the first step). The default method ``trainable`` sets a rate instead
+(:mod:`spikeinit.init.trainable`); ``stable`` chooses :math:`\sigma` per population from the
+stability of the layer map (the *operating point*, see :func:`spikeinit.theory.operating_sigma`),
+and the records and :func:`spikeinit.report` show it.
 """
 
 from __future__ import annotations
@@ -302,7 +303,7 @@ def initialize(
     at the rate 0.1 that trained best in docs/operating-point.md, held by the stable fixed point
     of the temporal mean field over ``steps`` time steps, which ``initialize`` reads from the
     run on ``sample`` when not given (a single-step neuron's calls, a multi-step one's leading
-    axis). Without a ``sample``, or when ``sigma`` is given, ``method=None`` is ``stable``.
+    axis; 1 without a sample). When ``sigma`` is given, ``method=None`` is ``stable``.
 
     For ``stable`` and ``paper``:
 
@@ -418,11 +419,6 @@ def initialize(
             if layer.problem is not None:
                 continue
             target_sigma, source_sigma = point.layer_sigmas(layer)
-            if chosen.rate_target and layer.source_description is not None:
-                # the source neurons fire at the target rate: the sigma that gives it in one
-                # step, so that pooling and dropout on the way act on that rate
-                source_sigma = layer.source_description.effective_threshold / float(
-                    gaussian.isf(chosen.resolve_options(options)["rate"]))
             ctx, notes = _layer_context_and_notes(layer, threshold, beta, data_moment,
                                                   target_sigma, steps, depth, source_sigma,
                                                   point.first_sigma)
@@ -449,8 +445,6 @@ def initialize(
                 mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
                                                     **options)
                 used, auto, reason = point.record(layer, ctx)
-                if chosen.rate_target:
-                    used, auto, reason = None, False, "a rate target, no sigma"
             record = InitRecord(
                 layer.name, method, ctx.fan_in, mean,
                 variance**0.5, neuron=layer.target_name, threshold=ctx.threshold, beta=ctx.beta,
@@ -487,12 +481,16 @@ class OperatingPoint:
     ``method.operating_layers``); every other population (driven by data directly, or when the
     method has no operating point) has :math:`\sigma = 1`. The method's own option for its
     :math:`\sigma` (``method.sigma_option``, e.g. ``temporal``'s ``input_std``), when passed,
-    counts as given.
+    counts as given. A method with a rate target (``trainable``) has no :math:`\sigma`; its
+    source neurons fire at the rate, read as the one-step :math:`\sigma` that gives it, so that
+    pooling and dropout on the way act on that rate.
     """
 
     def __init__(self, method: InitMethod, network: NetworkMap, sigma: float | None,
                  threshold: float | None, options: dict[str, Any] | None = None) -> None:
         self.method, self.given, self.threshold = method, sigma, threshold
+        self.rate = (float(method.resolve_options(options or {})[method.value_option])
+                     if method.rate_target else None)
         option = (options or {}).get(method.sigma_option) if method.sigma_option else None
         self.option = None if option is None else float(option)
         self.auto = sigma is None and self.option is None and method.operating_point is not None
@@ -537,11 +535,15 @@ class OperatingPoint:
             return target_sigma, None
         description = layer.source_description
         theta = description.effective_threshold if description is not None else 1.0
+        if self.rate is not None and description is not None:
+            return target_sigma, theta / float(gaussian.isf(self.rate))
         driven = layer.source_name in self.drawn and not layer.source_driven_by_data
         return target_sigma, self.sigma(layer.source_name if driven else None, theta)
 
-    def record(self, layer: SynapticLayer, ctx: LayerContext) -> tuple[float, bool, str]:
+    def record(self, layer: SynapticLayer, ctx: LayerContext) -> tuple[float | None, bool, str]:
         """``(sigma, chosen automatically, why)`` for the layer's :class:`InitRecord`."""
+        if self.rate is not None:
+            return None, False, "a rate target, no sigma"
         first = self.method.operating_layers == "first"
         used = self.first_sigma if first else ctx.sigma
         name = self.first_name if first else (layer.target_name or layer.name)

@@ -99,11 +99,13 @@ class ActivityProbe:
         return NeuronActivity(spikes=Moments(squares=False, check_finite=False),
                               amplitude=amplitude)
 
-    def spike_sums(self) -> Tensor:
+    def spike_sums(self, device: torch.device | str | None = None) -> Tensor:
         """``(2, populations)``: spikes and elements per population, in the order given (to add
         up over processes; the rate is their ratio divided by the spike amplitude)."""
-        sums = [activity.spikes.sums() for activity in self.neurons.values()]
-        return torch.stack(sums, dim=1) if sums else torch.zeros(2, 0, dtype=torch.float64)
+        sums = [activity.spikes.sums(device) for activity in self.neurons.values()]
+        if not sums:
+            return torch.zeros(2, 0, dtype=torch.float64, device=device)
+        return torch.stack(sums, dim=1)
 
     def _neuron_hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:

@@ -47,7 +47,7 @@ class Moments:
             bad = ~torch.isfinite(x)
             flagged = bad.any()
             self._nonfinite = flagged if self._nonfinite is None else self._nonfinite | flagged
-            x = torch.where(bad, torch.zeros((), dtype=x.dtype, device=x.device), x)
+            x = x.masked_fill(bad, 0)
         total = x.sum(dtype=torch.float64)
         self._total = total if self._total is None else self._total + total
         if self.keep_squares:
@@ -74,11 +74,10 @@ class Moments:
 
     def sums(self, device: torch.device | str | None = None) -> Tensor:
         """``[sum, count]`` as a float64 tensor (to add up over processes)."""
-        total = self._total if self._total is not None else torch.zeros((), dtype=torch.float64,
-                                                                        device=device)
-        return torch.stack([total.to(device) if device is not None else total,
-                            torch.tensor(float(self.count), dtype=torch.float64,
-                                         device=device if device is not None else total.device)])
+        total = self._total if self._total is not None else torch.zeros((), dtype=torch.float64)
+        if device is not None:
+            total = total.to(device)
+        return torch.stack([total, total.new_tensor(float(self.count))])
 
     @property
     def mean(self) -> float:

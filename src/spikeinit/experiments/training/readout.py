@@ -62,8 +62,7 @@ class TrainingProbe:
 
     def rates(self) -> Tensor:
         """``[spikes, elements]`` per layer, shape ``(2, layers)`` (sum them over processes)."""
-        sums = [activity.spikes.sums(self.device) for activity in self.recorder.neurons.values()]
-        return torch.stack(sums, dim=1)
+        return self.recorder.spike_sums(self.device)
 
     def reset(self) -> None:
         self.recorder.clear()

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import pytest
 
+from spikeinit.io import write_atomic
 from spikeinit.kernels import ABI_VERSION, KernelBuildError, verified
 from spikeinit.kernels import loader as kernel_build
 
@@ -38,9 +39,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, good_library: Path) -
 
     def fake_compile(compiler: str, flags: list[str], target: Path) -> None:
         data = good_library.read_bytes()
-        kernel_build._write_durably(data, target)
-        kernel_build._write_durably(hashlib.sha256(data).hexdigest().encode(),
-                                    kernel_build._record_path(target))
+        write_atomic(target, lambda tmp: tmp.write_bytes(data))
+        write_atomic(kernel_build._record_path(target),
+                     lambda tmp: tmp.write_text(hashlib.sha256(data).hexdigest()))
         compiled.append(target)
 
     monkeypatch.setattr(kernel_build, "_compile", fake_compile)

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from spikeinit.io import write_atomic
 from spikeinit.kernels.abi import ABI_VERSION, defines
 
 SOURCES = (Path(__file__).with_name("lif_kernel.cpp"), Path(__file__).with_name("event_kernel.cpp"))
@@ -143,34 +144,6 @@ def _record_path(library: Path) -> Path:
     return library.with_name(library.name + ".sha256")
 
 
-def _write_durably(data: bytes, target: Path) -> None:
-    """Write ``data`` to ``target`` atomically: temporary file, fsync, rename, fsync folder."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-        _fsync_folder(target.parent)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def verified(library: Path) -> bool:
     """Whether ``library`` may be loaded: private (:func:`is_private`) and equal to the hash
     recorded beside it."""
@@ -193,8 +166,9 @@ def _compile(compiler: str, flags: list[str], target: Path) -> None:
         if result.returncode != 0:
             raise KernelBuildError(f"{' '.join(command)} failed:\n{result.stderr.strip()}")
         data = Path(temporary).read_bytes()
-        _write_durably(data, target)
-        _write_durably(hashlib.sha256(data).hexdigest().encode(), _record_path(target))
+        write_atomic(target, lambda tmp: tmp.write_bytes(data))
+        write_atomic(_record_path(target),
+                     lambda tmp: tmp.write_text(hashlib.sha256(data).hexdigest()))
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

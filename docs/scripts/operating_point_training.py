@@ -124,15 +124,6 @@ def make_neuron(framework: str) -> nn.Module:
     raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
 
 
-def reset_neurons(model: nn.Module) -> None:
-    """Put every neuron of ``model`` back to rest (those that keep state between calls)."""
-    for module in model.modules():
-        if hasattr(module, "reset_state"):
-            module.reset_state()
-        elif hasattr(module, "reset") and module.__class__.__module__.startswith("spikingjelly"):
-            module.reset()
-
-
 class Stage(nn.Module):
     """A synaptic layer (and norm) over ``(T*B, ...)``, then the neurons over the steps."""
 
@@ -169,7 +160,7 @@ class Net(nn.Module):
         self.flatten_at = flatten_at
 
     def forward(self, images: Tensor) -> Tensor:
-        reset_neurons(self)
+        spikeinit.reset(self)
         x = images.flatten(1) if self.flatten_at == 0 else images
         for index, stage in enumerate(self.stages):
             if index == self.flatten_at and index > 0:

@@ -277,7 +277,20 @@ def run_one(args: argparse.Namespace, dataset: str, arch: str, norm: str, framew
             "final_loss": statistics.mean(losses[-20:]), "finite": math.isfinite(losses[-1]),
             "rates_at_init": rates_at_init, "rates_after": population_rates(model, sample),
             "seconds": seconds, "n_train": len(train_y), "n_test": len(test_y),
-            "epochs": args.epochs, "steps": args.steps, **info}
+            "epochs": args.epochs, "steps": args.steps, "cpu": cpu_model(), **info}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s "Model name"), or the platform's processor string."""
+    import platform
+    import subprocess
+
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    line = next((ln for ln in text.splitlines() if ln.startswith("Model name")), "")
+    return line.split(":", 1)[1].strip() if line else (platform.processor() or "unknown CPU")
 
 
 def result_path(out: Path, dataset: str, arch: str, norm: str, framework: str, init: str,
@@ -348,18 +361,20 @@ def print_tables(records: list[dict]) -> None:
                 (dataset, arch, norm, framework, init), [])]) for init in inits]
             label = f"{arch}{' + BN' if norm == 'batch' else ''}"
             print(f"| {label} | {framework} | " + " | ".join(cells) + " |")
-    print("\nmean accuracy over frameworks and datasets per model and init (each a mean of "
-          "the per-framework means):\n")
+    print("\nmean accuracy over frameworks and datasets per model and init, mean ± std over "
+          "the seeds of the per-seed average:\n")
     print("| model | " + " | ".join(inits) + " |")
     print("|---|" + "---|" * len(inits))
     for arch in ARCHS:
         for norm in NORMS:
             cells = []
             for init in inits:
-                means = [statistics.mean(r["test_accuracy"] for r in rs)
-                         for key, rs in groups.items() if key[1:3] == (arch, norm)
-                         and key[4] == init]
-                cells.append(f"{100 * statistics.mean(means):.1f}" if means else "")
+                by_seed: dict[int, list[float]] = {}
+                for key, rs in groups.items():
+                    if key[1:3] == (arch, norm) and key[4] == init:
+                        for r in rs:
+                            by_seed.setdefault(r["seed"], []).append(r["test_accuracy"])
+                cells.append(_cell([statistics.mean(v) for v in by_seed.values()]))
             label = f"{arch}{' + BN' if norm == 'batch' else ''}"
             print(f"| {label} | " + " | ".join(cells) + " |")
 
@@ -404,14 +419,17 @@ def draw_figure(records: list[dict], path: Path) -> None:
         axis.set_xlabel("calibrated rate (spikes / neuron / step)")
         axis.set_ylabel("test accuracy (%)")
     axes.flat[0].legend(fontsize=8)
+    cpus = ", ".join(sorted({r.get("cpu", "CPU not recorded") for r in records}))
     figure.suptitle("Test accuracy against the rate the init sets (circles: calibrated to the "
-                    "rate; stars: init 'trainable' at its rate; dashed: init 'stable')")
+                    "rate; stars: init 'trainable' at its rate; dashed: init 'stable'); mean ± "
+                    f"std over seeds 0-2; {cpus}")
     figure.tight_layout()
     save_figure_atomic(figure, path, dpi=110)
 
 
 CSV_FIELDS = ("dataset", "arch", "norm", "framework", "init", "seed", "test_accuracy",
-              "final_loss", "rates_at_init", "seconds", "n_train", "n_test", "epochs", "steps")
+              "final_loss", "rates_at_init", "seconds", "n_train", "n_test", "epochs", "steps",
+              "cpu")
 
 
 def write_csv(records: list[dict], path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -80,19 +81,29 @@ def test_pooling_between_layers_changes_the_input_second_moment() -> None:
     assert records[1].input_second_moment == pytest.approx(1 - (1 - p) ** 4)
 
 
-def test_residual_addition_is_reported_not_hidden() -> None:
-    class Residual(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc1, self.lif1 = nn.Linear(16, 16), LIF(threshold=0.01)  # it fires
-            self.fc2, self.lif2 = nn.Linear(16, 16), LIF()
+class _Residual(nn.Module):
+    def __init__(self, scale: float | None = None) -> None:
+        super().__init__()
+        self.scale = scale
+        self.fc1, self.lif1 = nn.Linear(16, 16), LIF(threshold=0.01)  # it fires
+        self.fc2, self.lif2 = nn.Linear(16, 16), LIF()
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            s = self.lif1(self.fc1(x))
-            return self.lif2(self.fc2(s) + s)  # the addition happens outside any module
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.lif1(self.fc1(x))
+        current = self.fc2(s) if self.scale is None else self.scale * self.fc2(s)
+        return self.lif2(current + s)  # the addition happens outside any module
 
+
+def test_residual_addition_is_modelled() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not modelled" warning
+        records = spikeinit.initialize(_Residual(), "paper", sample=torch.rand(3, 4, 16))
+    assert any("add adds spikes at rate" in note for note in records[1].notes)
+
+
+def test_other_tensor_operations_are_reported_not_hidden() -> None:
     with pytest.warns(UserWarning, match=r"fc2: .*tensor-op.* not modelled"):
-        spikeinit.initialize(Residual(), "paper", sample=torch.rand(3, 4, 16))
+        spikeinit.initialize(_Residual(scale=0.5), "paper", sample=torch.rand(3, 4, 16))
 
 
 def test_unknown_module_between_layers_is_reported() -> None:

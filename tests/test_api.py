@@ -59,3 +59,15 @@ def test_options_are_keyword_only(net_and_sample) -> None:
         spikeinit.calibrate(net, x, 0.2)  # target must be named
     with pytest.raises(TypeError):
         spikeinit.report(net, x, None)  # forward must be named
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_samples_are_refused_by_initialize_calibrate_and_report(bad: float) -> None:
+    net = deep_network(16, 3)
+    sample = torch.rand(3, 4, 16)
+    sample[1, 2, 3] = bad
+    for call in (lambda: spikeinit.initialize(net, sample=sample),
+                 lambda: spikeinit.calibrate(net, sample),
+                 lambda: spikeinit.report(net, sample)):
+        with pytest.raises(ValueError, match=r"sample: 1 of its 192 values are NaN or infinite"):
+            call()

@@ -35,3 +35,16 @@ def test_json_is_strict_non_finite_values_become_null(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"rate": [0.1, None], "gain": None, "nested": [{"x": None}]}
+
+
+def test_atomic_files_get_the_umask_permissions_not_mkstemps(tmp_path) -> None:
+    import os
+
+    from spikeinit.io import write_text_atomic
+
+    previous = os.umask(0o027)
+    try:
+        path = write_text_atomic(tmp_path / "result.txt", "x")
+    finally:
+        os.umask(previous)
+    assert (path.stat().st_mode & 0o777) == 0o640

@@ -201,7 +201,7 @@ def test_presets_are_valid_configs_and_the_cli_applies_them(fake_data: Path, tmp
         (dict(warmup=-1.0), "warmup"),
         (dict(warmup=20.0, epochs=10), r"warmup must be in \[0, epochs=10\]"),
         (dict(norm="layer"), "norm must be one of"),
-        (dict(norm="batch"), "applies to the cnn only"),
+        (dict(norm="batch"), "applies to the cnn and the resnet"),
         (dict(dataset="nmnist", encoding="rate"), "event-based"),
         (dict(dataset="nmnist", augment=True), "event-based"),
     ],

@@ -60,6 +60,26 @@ def check_positive_int(name: str, value: Any) -> int:
     return number
 
 
+#: The largest seed: torch's generators take a 64-bit signed integer.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """Return ``value`` as ``int`` if it is an integer in ``[0, 2**63 - 1]`` (what
+    ``torch.manual_seed`` accepts); else a :class:`ValueError` naming ``name``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}") from None
+    if not 0 <= number <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}")
+    return number
+
+
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``."""
     choices = tuple(choices)

@@ -1,7 +1,9 @@
-"""Atomic writes: a file a user asked for is either complete or absent, never partial."""
+"""Atomic writes: a file a user asked for is either complete or absent, never partial; and the
+lock that keeps two processes from writing one output folder at once."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -18,8 +20,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary file lives in the same directory so that ``os.replace`` is a rename on one
     file system; it is flushed to disk before the rename, and the folder after it, so that a
-    crash leaves the old file or the new one, never a truncated one. On error the temporary
-    file is removed and ``path`` is left untouched.
+    crash leaves the old file or the new one, never a truncated one. The file gets the
+    permissions of any new file, ``0666`` less the user's umask. On error the temporary file is
+    removed and ``path`` is left untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -28,6 +31,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -35,6 +39,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -91,3 +102,37 @@ def save_figure_atomic(figure: Any, path: str | os.PathLike[str], **savefig_kwar
     """Save a matplotlib ``figure`` to ``path`` atomically (format taken from the suffix)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
     return write_atomic(path, lambda tmp: figure.savefig(tmp, format=fmt, **savefig_kwargs))
+
+
+def remove_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Delete the temporary files that a killed writer left in ``folder``
+    (``.<name>.<random>.tmp``, from :func:`atomic_path`); call it while holding the folder's
+    lock, so that no live writer's file goes. Returns how many went."""
+    count = 0
+    for path in Path(folder).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        count += 1
+    return count
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike[str], name: str, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder/name`` for the block (the kernel releases it
+    even when the process is killed); another holder gives a ``ValueError`` with ``busy``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder, folder_lock(folder, ".lock", "busy"):
+        ...     pass
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / name, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise ValueError(busy) from error
+        yield
+    finally:
+        handle.close()

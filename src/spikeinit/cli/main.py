@@ -17,6 +17,7 @@ from tqdm import tqdm
 from spikeinit.cli import inspect as inspect_cli
 from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
+from spikeinit.cli.preflight import describe_os_error, preflight
 from spikeinit.cli.progress import add_progress_option, progress_disabled
 from spikeinit.experiments import figures
 from spikeinit.experiments.conditions import (
@@ -166,14 +167,23 @@ COMMANDS = {"propagate": run_propagate, "conditions": run_conditions_command,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``spikeinit`` console script."""
+    """Entry point of the ``spikeinit`` console script: bad input, unusable outputs or
+    devices, files the system cannot read or write, and sizes that do not fit in memory end in
+    one line ``spikeinit: error: ...`` and exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        preflight(args)
         return COMMANDS[args.command](args)
     except ValueError as error:
         print(f"spikeinit: error: {error}", file=sys.stderr)
-        return 2
+    except OSError as error:
+        print(f"spikeinit: error: {describe_os_error(error)}", file=sys.stderr)
+    except (MemoryError, torch.OutOfMemoryError) as error:
+        detail = " ".join(str(error).split())[:160]
+        print(f"spikeinit: error: out of memory ({type(error).__name__}{': ' if detail else ''}"
+              f"{detail}); use a smaller --batch, --width, --depth or sample", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

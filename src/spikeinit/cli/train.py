@@ -29,6 +29,11 @@ from spikeinit.experiments.training import (
     TrainConfig,
     train,
 )
+from spikeinit.experiments.training.config import (
+    DEFAULT_RESNET_BLOCKS,
+    DEFAULT_RESNET_CHANNELS,
+    VARIANTS,
+)
 from spikeinit.init.registry import available_methods
 from spikeinit.neurons.surrogate import SURROGATES
 
@@ -55,12 +60,22 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--limit-test", type=int, help="test on this many samples (default: all)")
     add("--model", choices=MODELS, help=f"default {_default('model')}")
     add("--width", type=int, help="mlp: hidden width (default 100); cnn: hidden classifier "
-                                  "width (default 0: none)")
+                                  "width (default 0: none); resnet: 0 only")
     add("--depth", type=int, help=f"mlp: hidden Linear->LIF layers (default {_default('depth')})")
     add("--channels", type=int, nargs="+",
-        help=f"cnn: output channels of each conv->LIF->pool block (default {_default('channels')})")
-    add("--norm", choices=NORMS, help="cnn: a BatchNorm after each conv (it rescales the "
-                                      "currents, so the init then matters only at the first step)")
+        help=f"cnn: output channels of each conv->LIF->pool block (default {_default('channels')});"
+             " resnet: channels of each stage (default "
+             f"{' '.join(map(str, DEFAULT_RESNET_CHANNELS))}, or 16 doubling per stage of "
+             "--blocks)")
+    add("--variant", choices=VARIANTS,
+        help="resnet: sew (SEW-ResNet, spikes added, the default), ms (MS-ResNet, membrane "
+             "shortcut) or plain (no shortcut)")
+    add("--blocks", type=int, nargs="+",
+        help="resnet: basic blocks of each stage, one per --channels entry (default "
+             f"{DEFAULT_RESNET_BLOCKS} per stage: ResNet-20 with the default channels)")
+    add("--norm", choices=NORMS, help="cnn, resnet: a BatchNorm after each conv (it rescales "
+                                      "the currents, so the init then matters only at the first "
+                                      "step)")
     add("--encoding", choices=ENCODINGS,
         help="static images: pixels into the first layer (direct, the default), Bernoulli "
              "spikes (rate), or the authors' input LIF layer (lif); event data keeps its frames")
@@ -108,6 +123,9 @@ def add_parsers(subparsers: Any) -> None:
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--out", type=Path, default=Path("runs/train"),
                               help="output directory")
+    train_parser.add_argument("--overwrite", action="store_true",
+                              help="replace a run already in --out (else refused, unless "
+                                   "--resume)")
 
     compare = subparsers.add_parser(
         "compare", help="train one model with several inits and seeds; accuracy per init"
@@ -118,12 +136,14 @@ def add_parsers(subparsers: Any) -> None:
     compare.add_argument("--seeds", type=int, nargs="+", default=[0])
     compare.add_argument("--out", type=Path, default=Path("runs/compare"),
                          help="output directory")
+    compare.add_argument("--overwrite", action="store_true",
+                         help="replace runs already in --out (else refused, unless --resume)")
 
 
 _CONFIG_OPTIONS = ("dataset", "data_dir", "limit_train", "limit_test", "model", "width", "depth",
-                   "channels", "norm", "encoding", "epochs", "steps", "batch", "lr", "optimizer",
-                   "weight_decay", "schedule", "warmup", "threshold", "beta", "loss", "augment",
-                   "normalize", "surrogate", "surrogate_slope")
+                   "channels", "variant", "blocks", "norm", "encoding", "epochs", "steps",
+                   "batch", "lr", "optimizer", "weight_decay", "schedule", "warmup", "threshold",
+                   "beta", "loss", "augment", "normalize", "surrogate", "surrogate_slope")
 
 
 def _config(args: argparse.Namespace, init: str, seed: int) -> TrainConfig:
@@ -133,8 +153,9 @@ def _config(args: argparse.Namespace, init: str, seed: int) -> TrainConfig:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
-    if "channels" in options:
-        options["channels"] = tuple(options["channels"])
+    for name in ("channels", "blocks"):
+        if name in options:
+            options[name] = tuple(options[name])
     if options.get("data_dir") is not None:
         options["data_dir"] = str(options["data_dir"])
     return TrainConfig(**options, init=init, seed=seed)
@@ -145,7 +166,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = _config(args, args.init, args.seed)
     try:
         result = train(config, args.out, device=args.device, resume=args.resume,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, overwrite=args.overwrite)
     except DatasetError as error:
         raise ValueError(str(error)) from error
     if result.out is not None and result.history:
@@ -160,7 +181,8 @@ def run_compare_command(args: argparse.Namespace) -> int:
     base = _config(args, args.init[0], args.seeds[0])
     try:
         summary = run_compare(base, args.init, args.seeds, args.out, device=args.device,
-                              progress=not args.no_progress, resume=args.resume)
+                              progress=not args.no_progress, resume=args.resume,
+                              overwrite=args.overwrite)
     except DatasetError as error:
         raise ValueError(str(error)) from error
     print(markdown_table(summary_table(summary)), end="")

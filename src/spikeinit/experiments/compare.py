@@ -301,12 +301,14 @@ def run_compare(
     device: str | None = None,
     progress: bool = True,
     resume: bool = False,
+    overwrite: bool = False,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Train ``base`` once per init and seed; returns (and writes) the summary.
 
     Each run goes to ``out/<init>/seed-<seed>/`` (its own metrics and checkpoint, so
-    ``resume=True`` skips finished runs and continues an interrupted one). ``out`` receives
+    ``resume=True`` skips finished runs and continues an interrupted one; ``overwrite=True``
+    replaces earlier runs, which are refused otherwise). ``out`` receives
     ``compare.json`` (the :func:`summarize` dict plus ``chance``, ``config``, ``seeds`` and
     ``title``), ``compare.csv`` (the per-init table), ``compare.md`` (the per-init table and the
     comparisons with the reference init, paired by seed) and ``compare.png``.
@@ -326,7 +328,8 @@ def run_compare(
     configs = {(i, s): replace(base, init=i, seed=s) for i in inits for s in seeds}
     context = setup_distributed(device)
     try:
-        return _run(base, configs, inits, seeds, out, context, progress, resume, log)
+        return _run(base, configs, inits, seeds, out, context, progress, resume, log,
+                    overwrite)
     finally:
         cleanup_distributed(context)
 
@@ -341,6 +344,7 @@ def _run(
     progress: bool,
     resume: bool,
     log: Callable[[str], None] | None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     out_path = Path(out) if out is not None else None
     curves: dict[str, dict[int, list[float]]] = {i: {} for i in inits}
@@ -350,7 +354,7 @@ def _run(
         say(f"== {init}, seed {seed}")
         run_out = out_path / init / f"seed-{seed}" if out_path is not None else None
         result = train(config, run_out, resume=resume, progress=progress, context=context,
-                       log=log)
+                       log=log, overwrite=overwrite)
         curves[init][seed] = [r["test_accuracy"] for r in result.history]
         n_train = result.n_train
         speed[init].append(float(np.mean([r["samples_per_second"] for r in result.history])))

@@ -18,6 +18,7 @@ from spikeinit._validation import (
     check_choice,
     check_finite_nonnegative,
     check_positive_int,
+    check_seed,
     check_unit_interval,
 )
 from spikeinit.init.context import LayerContext
@@ -67,6 +68,7 @@ class PropagationConfig:
             get_method(name)
         check_positive_int("depth", self.depth)
         check_positive_int("width", self.width)
+        check_seed(self.seed)
         check_positive_int("steps", self.steps)
         check_positive_int("batch", self.batch)
         check_finite_nonnegative("threshold", self.threshold)

@@ -13,6 +13,7 @@ and the records and :func:`spikeinit.report` show it.
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,7 @@ from spikeinit.adapters.description import NeuronDescription
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.registry import InitMethod, get_method
+from spikeinit.init.residual import ResidualPlan, center_filters, static_rate
 from spikeinit.network.graph import (
     SYNAPTIC_TYPES,
     Forward,
@@ -160,6 +162,7 @@ def _layer_context_and_notes(
     depth: int | None,
     input_sigma: float | None = None,
     first_sigma: float | None = None,
+    summed: tuple[float, Note] | None = None,
 ) -> tuple[LayerContext, list[str]]:
     fan_in, fan_out = compute_fans(layer.module.weight)
     source_sigma = sigma if input_sigma is None else input_sigma
@@ -168,7 +171,10 @@ def _layer_context_and_notes(
         description.effective_threshold if description is not None else 1.0)
     factor, notes = current_factor(layer)
     source_threshold = None
-    if layer.source is not None:
+    if summed is not None:  # fed by an addition: its predicted E[x^2] (spikeinit.init.residual)
+        second = summed[0] * factor
+        notes.insert(0, summed[1])
+    elif layer.source is not None:
         source_threshold = threshold if threshold is not None else (
             layer.source_description.effective_threshold
             if layer.source_description is not None else 1.0)
@@ -206,7 +212,7 @@ def _layer_context_and_notes(
         input_threshold=source_threshold,
         input_second_moment=second,
         input_sigma=input_sigma,
-        input_is_data=layer.source is None,
+        input_is_data=layer.source is None and summed is None,
         first_sigma=first_sigma,
         synaptic_decay=description.synaptic_decay if description is not None else 0.0,
     )
@@ -350,6 +356,13 @@ def initialize(
     optimizer's relative step, and weights inflated by :math:`\sigma^2/E[x^2]` trained
     measurably worse (docs/operating-point.md).
 
+    **Residual additions.** A ``+`` (or ``+=``, ``torch.add``) between layers, as in SEW-,
+    MS- and spiking ResNets, is traced (:class:`~spikeinit.network.Addition`) and modelled by
+    :class:`~spikeinit.init.residual.ResidualPlan`: a layer fed by a sum is drawn for the
+    sum's predicted variance, with centred filters; a layer whose current meets a shortcut
+    before its neurons takes its share of their input (:mod:`spikeinit.theory.residual`), so
+    that every population stays at its rate through depth (docs/architectures.md).
+
     ``threshold`` and ``beta`` override the values read from the neurons (``threshold`` is the
     effective :math:`\tilde\theta`). Pooling, dropout and normalization between the layers are
     modelled as in :func:`input_statistics` and :func:`current_factor`; what cannot be modelled
@@ -413,6 +426,7 @@ def initialize(
             sample.shape[0] == steps and float(sample.detach().abs().sum()) > 0):
         autocorrelation = data_autocorrelation(sample)
     records, unmodelled, faint = [], [], []
+    plan = ResidualPlan(network)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for layer in network.layers:
@@ -421,7 +435,8 @@ def initialize(
             target_sigma, source_sigma = point.layer_sigmas(layer)
             ctx, notes = _layer_context_and_notes(layer, threshold, beta, data_moment,
                                                   target_sigma, steps, depth, source_sigma,
-                                                  point.first_sigma)
+                                                  point.first_sigma,
+                                                  plan.input_second_moment(layer))
             if autocorrelation is not None:
                 ctx = replace(ctx, input_autocorrelation=autocorrelation)
             unmodelled += [f"{layer.name}: {note}" for note in of_kind(notes, "unmodelled")]
@@ -442,9 +457,14 @@ def initialize(
                                   f"{norm.label()} follows: weights at PyTorch's default scale "
                                   f"(Var = 1/(3n)), its gamma set to {used:.4g}, its beta to 0"))
             else:
+                norm = None
                 mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
                                                     **options)
                 used, auto, reason = point.record(layer, ctx)
+            variance, share = _residual_share(plan, layer, ctx, norm, variance, used, point,
+                                              notes)
+            if norm is not None and used is not None:
+                used *= share  # the gamma it set
             record = InitRecord(
                 layer.name, method, ctx.fan_in, mean,
                 variance**0.5, neuron=layer.target_name, threshold=ctx.threshold, beta=ctx.beta,
@@ -470,6 +490,36 @@ def initialize(
             f"({chosen.operating_rule}); see InitRecord.sigma and spikeinit.report. Pass "
             "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=2)
     return InitResult(records)
+
+
+def _residual_share(plan: ResidualPlan, layer: SynapticLayer, ctx: LayerContext,
+                    norm: Operation | None, variance: float, gamma: float | None,
+                    point: OperatingPoint, notes: list[Note]) -> tuple[float, float]:
+    """Scale a layer for its place in a residual addition (:class:`ResidualPlan`), record its
+    current and its neurons' rate for the layers after it: ``(weight variance, factor on the
+    current std)``."""
+    rate = point.rate if point.rate is not None else static_rate(ctx.threshold, ctx.sigma)
+    std = (float(gamma) if norm is not None and gamma is not None
+           else math.sqrt(ctx.fan_in * variance * ctx.second_moment))
+    if layer.input == "sum" and norm is None:
+        center_filters(layer.module.weight)
+    factor = 1.0
+    if plan.active and std > 0:
+        share = plan.share(layer, std, ctx.threshold, rate)
+        if share is not None:
+            factor = share.factor
+            with torch.no_grad():
+                handle = norm.module if norm is not None else layer.module
+                handle.weight.mul_(share.factor)
+                if norm is None and isinstance(getattr(handle, "bias", None), Tensor):
+                    handle.bias.mul_(share.factor)
+            std *= share.factor
+            if norm is None:
+                variance *= share.factor**2
+            notes.append(share.note)
+    plan.spiked(layer.target_name, rate)
+    plan.drawn(layer.name, std)
+    return variance, factor
 
 
 class OperatingPoint:

@@ -8,8 +8,15 @@ for models that declare their layers in the order they run.
 
 What sits between a neuron and a synaptic layer, or between a synaptic layer and its neurons, is
 recorded as :class:`Operation` s: pooling, normalization, dropout, reshapes, unknown modules and
-tensor operations that no module performed (a residual addition, a scaling): the initializers
-use or report them, they are never skipped silently.
+tensor operations that no module performed (a scaling, a concatenation): the initializers use or
+report them, they are never skipped silently.
+
+Additions written as a plain ``+`` (or ``torch.add``, ``+=``) in a ``forward``, outside any
+synaptic, neuron or other leaf module, are seen during the traced run (a
+:class:`~torch.overrides.TorchFunctionMode`) and become :class:`Addition` nodes of the map:
+the residual connections of SEW-ResNets (spikes + spikes), MS-ResNets (currents + currents) and
+spiking ResNets (normalized current + spikes). A layer fed by an addition has input ``"sum"``;
+an addition between a layer and its neurons is a ``residual-add`` operation in its ``after``.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from spikeinit.adapters.description import NeuronDescription, UnsupportedNeuronError
 from spikeinit.adapters.registry import (
@@ -34,9 +42,10 @@ from spikeinit.adapters.registry import (
 )
 from spikeinit.network.notes import Note
 from spikeinit.network.probe import ActivityProbe
+from spikeinit.theory.residual import sum_moments
 
 SYNAPTIC_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-INPUT_KINDS = ("data", "spikes", "synaptic")
+INPUT_KINDS = ("data", "spikes", "synaptic", "sum")
 
 _AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
               nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
@@ -69,6 +78,17 @@ def sample_argument(sample: Any, batch: Any, function: str) -> Any:
     return sample
 
 
+def check_finite_sample(sample: Any) -> None:
+    """Raise a ``ValueError`` naming ``sample`` when one of its tensors holds NaN or inf: one
+    such value would skew every measured moment (and so every scale) without an error."""
+    for tensor in all_tensors(sample):
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise ValueError(f"sample: {bad} of its {tensor.numel()} values are NaN or "
+                                 "infinite; pass finite inputs")
+
+
 #: Dropouts of the frameworks that are not subclasses of torch's (SpikingJelly's share one mask
 #: over the time steps), by the module and name of their class.
 FRAMEWORK_DROPOUTS = ("spikingjelly.activation_based.layer.dropout.Dropout",
@@ -87,15 +107,19 @@ class Operation:
     """A module, or a tensor operation done outside any module, on the path between two layers.
 
     ``kind`` is one of ``avg-pool``, ``max-pool``, ``normalization`` (BatchNorm, LayerNorm, ...),
-    ``dropout``, ``reshape`` (Flatten, Identity), ``unknown`` (a module spikeinit does not model)
-    or ``tensor-op`` (the input was computed outside any module, e.g. a residual addition).
-    ``window`` is the number of elements one pooling output reads (0 when unknown).
+    ``dropout``, ``reshape`` (Flatten, Identity), ``residual-add`` (an :class:`Addition` of the
+    map, named by ``name``, that adds other operands to the current; ``addend`` is their sum's
+    mean and second moment measured on the sample), ``unknown`` (a module
+    spikeinit does not model) or ``tensor-op`` (the input was computed outside any module by an
+    operation other than an addition). ``window`` is the number of elements one pooling output
+    reads (0 when unknown).
     """
 
     name: str
     kind: str
     module: nn.Module | None = None
     window: int = 0
+    addend: tuple[float, float] | None = None  # residual-add: (E[x], E[x^2]) of the others
 
     @property
     def dropout_probability(self) -> float:
@@ -108,6 +132,40 @@ class Operation:
         """Short text such as ``pool (avg-pool, 4 elements)``."""
         detail = f", {self.window} elements" if self.window and "pool" in self.kind else ""
         return f"{self.name} ({self.kind}{detail})"
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One term of an :class:`Addition`: what produced it and the operations on the way.
+
+    ``kind`` is ``spikes`` (of the neuron ``source``), ``synaptic`` (the current of the layer
+    ``source``), ``sum`` (another addition) or ``data``; ``ops`` are the operations between
+    ``source`` and the addition. ``shared`` says that ``source``'s output also goes elsewhere
+    (the shortcut of a residual block, which the block's branch reads as well). ``mean`` and
+    ``second_moment`` were measured on the sample (at the first call).
+    """
+
+    source: str | None
+    kind: str
+    ops: tuple[Operation, ...] = ()
+    shared: bool = False
+    mean: float = 0.0
+    second_moment: float = 0.0
+
+
+@dataclass(frozen=True)
+class Addition:
+    """A sum of tensors computed outside any module, e.g. ``out + identity`` in a residual
+    block's ``forward``: its operands, and its measured output moments on the sample."""
+
+    name: str
+    operands: tuple[Operand, ...]
+    mean: float = 0.0
+    second_moment: float = 0.0
+
+    def others(self, source: str | None) -> tuple[Operand, ...]:
+        """The operands not produced by ``source``."""
+        return tuple(operand for operand in self.operands if operand.source != source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +184,8 @@ class SynapticLayer:
     """A Linear/Conv layer, the neurons that feed it (``source``) and that it drives (``target``).
 
     ``input`` says what feeds it: ``"spikes"`` of ``source``, ``"data"`` (no neuron and no
-    synaptic layer upstream), or ``"synaptic"`` (another weight layer directly). ``before`` and
+    synaptic layer upstream), ``"synaptic"`` (another weight layer directly) or ``"sum"`` (an
+    :class:`Addition`, named by ``source_name``; ``source`` is then ``None``). ``before`` and
     ``after`` are the operations between ``source`` and the layer, and between the layer and
     ``target``. ``measured_second_moment`` is :math:`E[x^2]` of the layer's input on the sample
     (when one was run). ``problem`` says why the layer must be left unchanged.
@@ -158,6 +217,7 @@ class NetworkMap:
     traced: bool
     internal: list[str] = field(default_factory=list)
     activity: ActivityProbe | None = None
+    additions: dict[str, Addition] = field(default_factory=dict)
 
     def neuron(self, name: str) -> NeuronSite | None:
         """The neuron site called ``name``."""
@@ -224,6 +284,7 @@ def discover(model: nn.Module, sample: Any = None, forward: Forward | None = Non
         >>> [(layer.name, layer.target_name) for layer in discover(net).layers]
         [('0', '1'), ('2', '3')]
     """
+    check_finite_sample(sample)
     units, internal = _units(model)
     sites = {name: _site(name, module) for name, (module, role) in units.items()
              if role == "neuron"}
@@ -385,8 +446,14 @@ def _storage_key(tensor: Tensor) -> int | None:
     return pointer or None
 
 
+#: The tensor functions that :class:`_Tracer` records as additions.
+_ADDITIONS = frozenset({torch.add, Tensor.add, Tensor.add_, Tensor.__add__, Tensor.__radd__,
+                        Tensor.__iadd__})
+
+
 class _Tracer:
-    """Forward hooks that record, for the first call of every unit, who produced its input."""
+    """Forward hooks that record, for the first call of every unit, who produced its input, and
+    the additions done outside any unit (see :class:`_AdditionMode`)."""
 
     def __init__(self, units: dict[str, tuple[nn.Module, str]], sample: Any) -> None:
         self.units = units
@@ -394,6 +461,10 @@ class _Tracer:
         self.outputs: dict[str, Tensor | None] = {}
         self.producer: dict[str, tuple[str | None, str]] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
+        self.additions: dict[str, list[tuple[str | None, str, float, float]]] = {}
+        self.sums: dict[str, tuple[float, float]] = {}
+        self.depth = 0  # units being run: an addition inside one is part of it
+        self.scopes: list[list[Any]] = [["", 0]]  # [container name, additions so far]
         self._by_id: dict[int, str] = {}
         self._by_storage: dict[int, str] = {}
         self._data = {key for t in all_tensors(sample) if (key := _storage_key(t)) is not None}
@@ -401,7 +472,7 @@ class _Tracer:
 
     def hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
         def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if name in self.producer:
+            if name in self.producer:  # later calls: only the first is linked (and kept)
                 return
             x = first_tensor(args)
             self.producer[name] = self._find(x)
@@ -410,14 +481,58 @@ class _Tracer:
                 self.shapes[name] = (x.numel(), out.numel())
             self.order.append(name)
             self.outputs[name] = out
-            for tensor in all_tensors(output):
-                self._by_id[id(tensor)] = name
-                key = _storage_key(tensor)
-                if key is not None:
-                    self._by_storage[key] = name
+            self._remember(name, output)
             self._keep.append((x, output))
 
         return record
+
+    def _remember(self, name: str, output: Any) -> None:
+        for tensor in all_tensors(output):
+            self._by_id[id(tensor)] = name
+            key = _storage_key(tensor)
+            if key is not None:
+                self._by_storage[key] = name
+
+    def enter_unit(self, *_: Any) -> None:
+        self.depth += 1
+
+    def leave_unit(self, *_: Any) -> None:
+        self.depth -= 1
+
+    def enter_scope(self, name: str) -> Callable[..., None]:
+        def enter(*_: Any) -> None:
+            self.scopes.append([name, 0])
+        return enter
+
+    def leave_scope(self, *_: Any) -> None:
+        if len(self.scopes) > 1:
+            self.scopes.pop()
+
+    def next_addition(self) -> tuple[str, bool]:
+        """The name of the addition about to run, named after the module whose ``forward``
+        does it (``blocks.3.add``; its second one ``blocks.3.add1``), and whether it is new."""
+        scope = self.scopes[-1]
+        name = (f"{scope[0]}." if scope[0] else "") + ("add" if scope[1] == 0
+                                                        else f"add{scope[1]}")
+        scope[1] += 1
+        return name, name not in self.additions
+
+    def operand(self, x: Tensor) -> tuple[str | None, str, float, float]:
+        """Who produced ``x``, and its mean and second moment (before an in-place addition)."""
+        return (*self._find(x), *_moments(x))
+
+    def addition(self, name: str, operands: list[tuple[str | None, str, float, float]] | None,
+                 out: Tensor) -> None:
+        """Record ``out`` as the addition ``name`` of ``operands`` (``None``: seen before, at an
+        earlier step)."""
+        if operands is None:  # seen before: only the first is linked (and kept)
+            return
+        self.additions[name] = operands
+        self.sums[name] = _moments(out)
+        self.order.append(name)
+        self.outputs[name] = out
+        self._keep.append(out)  # alive, so that its storage is not reused by a later tensor
+        self._remember(name, out)
 
     def _find(self, x: Tensor | None) -> tuple[str | None, str]:
         if x is None:
@@ -436,6 +551,33 @@ class _Tracer:
                     or _stacked_over_time(out, x)):
                 return name, "copy"
         return self.order[-1], "unknown"
+
+
+def _moments(x: Tensor) -> tuple[float, float]:
+    values = x.detach().double()
+    return float(values.mean()), float(values.square().mean())
+
+
+class _AdditionMode(TorchFunctionMode):
+    """Sees every tensor function of the traced run and hands the additions of two tensors done
+    outside any unit to the tracer (the mode is off while it handles one)."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        tensors = [a for a in args[:2] if isinstance(a, Tensor)]
+        if (func not in _ADDITIONS or self.tracer.depth != 0 or len(tensors) != 2
+                or not all(t.is_floating_point() for t in tensors)):
+            return func(*args, **(kwargs or {}))
+        name, new = self.tracer.next_addition()
+        operands = [self.tracer.operand(t) for t in tensors] if new else None
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, Tensor):
+            self.tracer.addition(name, operands, out)
+        return out
 
 
 def _same_values(out: Tensor, x: Tensor) -> bool:
@@ -461,6 +603,36 @@ def _stacked_over_time(out: Tensor, x: Tensor) -> bool:
             and torch.equal(x[:out.shape[0]], out))
 
 
+def _containers(model: nn.Module, units: dict[str, tuple[nn.Module, str]]
+                ) -> list[tuple[str, nn.Module]]:
+    """The modules that are neither units nor inside one: where residual additions are done."""
+    return [(name, module) for name, module in model.named_modules()
+            if name not in units and not any(_inside(name, unit) for unit in units)]
+
+
+def _hooks(model: nn.Module, units: dict[str, tuple[nn.Module, str]], tracer: _Tracer
+           ) -> list[Any]:
+    """The tracer's hooks: recording every unit's first call, and keeping count of the units
+    and containers being run (registered before the probe's; :func:`_leave_hooks` after)."""
+    handles = []
+    for name, (module, _) in units.items():
+        handles.append(module.register_forward_pre_hook(tracer.enter_unit))
+        handles.append(module.register_forward_hook(tracer.hook(name)))
+    for name, module in _containers(model, units):
+        handles.append(module.register_forward_pre_hook(tracer.enter_scope(name)))
+    return handles
+
+
+def _leave_hooks(model: nn.Module, units: dict[str, tuple[nn.Module, str]], tracer: _Tracer
+                 ) -> list[Any]:
+    """Hooks that close a unit or container, registered last so that they run after the
+    probe's (whose sums must not count as the model's additions)."""
+    handles = [module.register_forward_hook(tracer.leave_unit) for module, _ in units.values()]
+    handles += [module.register_forward_hook(tracer.leave_scope)
+                for _, module in _containers(model, units)]
+    return handles
+
+
 def _traced_map(
     model: nn.Module,
     sample: Any,
@@ -473,12 +645,13 @@ def _traced_map(
     neurons = {name: (site.module, site.description.spike_amplitude if site.description else 1.0)
                for name, site in sites.items()}
     synapses = {name: module for name, (module, role) in units.items() if role == "synaptic"}
-    handles = [module.register_forward_hook(tracer.hook(name))
-               for name, (module, _) in units.items()]
+    handles = _hooks(model, units, tracer)
     try:
         with kept_statistics(model), ActivityProbe(neurons, synapses) as probe:
+            handles += _leave_hooks(model, units, tracer)
             try:
-                run_model(model, sample, forward)
+                with _AdditionMode(tracer):
+                    run_model(model, sample, forward)
             except Exception as error:  # the model rejected the sample: say which argument
                 raise SampleError(
                     f"sample: running the model on it failed ({type(error).__name__}: {error})"
@@ -487,33 +660,46 @@ def _traced_map(
         for handle in handles:
             handle.remove()
 
+    def role(name: str) -> str:
+        return "add" if name in tracer.additions else units[name][1]
+
+    def inputs_of(name: str) -> list[tuple[str | None, str]]:
+        if name in tracer.additions:
+            return [(source, how) for source, how, _, _ in tracer.additions[name]]
+        return [tracer.producer.get(name, (None, "data"))]
+
     consumers: dict[str, list[tuple[str, str]]] = {}
     for name in tracer.order:
-        producer, how = tracer.producer[name]
-        if producer is not None:
-            consumers.setdefault(producer, []).append((name, how))
+        for producer, how in inputs_of(name):
+            if producer is not None:
+                consumers.setdefault(producer, []).append((name, how))
 
-    def upstream(name: str) -> tuple[str | None, str, list[Operation]]:
-        """Walk back from ``name`` to a neuron, a synaptic layer or the data."""
+    def walk_up(current: str, producer: str | None, how: str
+                ) -> tuple[str | None, str, list[Operation]]:
+        """From the input ``(producer, how)`` of ``current`` back to a neuron, a synaptic
+        layer, an addition or the data."""
         ops: list[Operation] = []
-        current, seen = name, {name}
+        seen = {current}
         while True:
-            producer, how = tracer.producer.get(current, (None, "data"))
             if how == "unknown":
                 ops.insert(0, Operation(f"<operation before {_display(current)}>", "tensor-op"))
             if producer is None or producer in seen:
                 return None, "data", ops
-            role = units[producer][1]
-            if role == "neuron":
-                return producer, "spikes", ops
-            if role == "synaptic":
-                return producer, "synaptic", ops
+            kind = {"neuron": "spikes", "synaptic": "synaptic", "add": "sum"}.get(role(producer))
+            if kind is not None:
+                return producer, kind, ops
             ops.insert(0, _operation(producer, units[producer][0], tracer.shapes.get(producer)))
             current = producer
             seen.add(current)
+            producer, how = tracer.producer.get(current, (None, "data"))
+
+    def upstream(name: str) -> tuple[str | None, str, list[Operation]]:
+        """Walk back from ``name`` to a neuron, a synaptic layer, an addition or the data."""
+        return walk_up(name, *tracer.producer.get(name, (None, "data")))
 
     def downstream(name: str) -> tuple[str | None, list[Operation], list[Note]]:
-        """Walk forward from ``name`` to the neuron it drives (or stop at a synaptic layer)."""
+        """Walk forward from ``name`` to the neuron it drives (or stop at a synaptic layer);
+        an addition on the way is a ``residual-add`` operation."""
         ops: list[Operation] = []
         notes: list[Note] = []
         current, seen = name, {name}
@@ -521,23 +707,28 @@ def _traced_map(
             following = consumers.get(current, [])
             if not following:
                 return None, ops, notes
-            if len(following) > 1:
+            plain = [n for n, _ in following if role(n) != "add"]  # additions: modelled
+            if len(plain) > 1:
                 notes.append(Note("branch", name, f"the output of {_display(current)} goes to "
-                                  f"{', '.join(_display(n) for n, _ in following)}; "
+                                  f"{', '.join(_display(n) for n in plain)}; "
                                   "followed the first"))
             nxt, how = following[0]
             if how == "unknown":
                 ops.append(Operation(f"<operation before {_display(nxt)}>", "tensor-op"))
             if nxt in seen:
                 return None, ops, notes
-            role = units[nxt][1]
-            if role == "neuron":
+            if role(nxt) == "neuron":
                 return nxt, ops, notes
-            if role == "synaptic":
+            if role(nxt) == "synaptic":
                 notes.append(Note("branch", name,
                                   f"feeds the synaptic layer {_display(nxt)} directly"))
                 return None, ops, notes
-            ops.append(_operation(nxt, units[nxt][0], tracer.shapes.get(nxt)))
+            if role(nxt) == "add":
+                others = [(mean, second) for source, _, mean, second in tracer.additions[nxt]
+                          if source != current]
+                ops.append(Operation(nxt, "residual-add", addend=sum_moments(others)))
+            else:
+                ops.append(_operation(nxt, units[nxt][0], tracer.shapes.get(nxt)))
             current = nxt
             seen.add(current)
 
@@ -548,18 +739,27 @@ def _traced_map(
             producer, kind, _ = upstream(current)
             if kind == "data":
                 return True
-            if kind == "synaptic":
+            if kind in ("synaptic", "sum"):
                 return False
             current = producer
         return False
 
-    called = list(tracer.order)
+    additions = {}
+    for name, operands in tracer.additions.items():
+        terms = []
+        for source, how, mean, second in operands:
+            origin, kind, ops = walk_up(name, source, how)
+            shared = source is not None and len(consumers.get(source, [])) > 1
+            terms.append(Operand(origin, kind, tuple(ops), shared, mean, second))
+        additions[name] = Addition(name, tuple(terms), *tracer.sums[name])
+
+    called = [name for name in tracer.order if name not in tracer.additions]
     sites = {name: _with_data_flag(site, name in tracer.producer and driven_by_data(name))
              for name, site in sites.items()}
     layers = []
     for name in called + [n for n in units if n not in tracer.producer]:
-        module, role = units[name]
-        if role != "synaptic":
+        module, unit_role = units[name]
+        if unit_role != "synaptic":
             continue
         if name not in tracer.producer:
             layers.append(SynapticLayer(name, module, problem="was not used when running the "
@@ -568,8 +768,12 @@ def _traced_map(
         source, input_kind, before = upstream(name)
         target, after, notes = downstream(name)
         measured = probe.inputs[name].second_moment if probe.inputs[name].count else None
-        layers.append(_layer(name, module, sites, source if input_kind == "spikes" else None,
-                             target, before, after, input_kind, notes, measured))
+        layer = _layer(name, module, sites, source if input_kind == "spikes" else None,
+                       target, before, after, input_kind, notes, measured)
+        if input_kind == "sum":
+            layer = replace(layer, source_name=source)
+        layers.append(layer)
     ordered = [sites[name] for name in called if name in sites]
     ordered += [site for name, site in sites.items() if name not in tracer.producer]
-    return NetworkMap(layers, ordered, traced=True, internal=internal, activity=probe)
+    return NetworkMap(layers, ordered, traced=True, internal=internal, activity=probe,
+                      additions=additions)

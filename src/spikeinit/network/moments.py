@@ -11,6 +11,9 @@ elements); :func:`through` gives them after it, for independent elements:
   :math:`s \to \overline{\gamma^2+\beta^2}`; in eval mode
   (running statistics :math:`\mu_r, v_r`) per channel
   :math:`y = \gamma (x-\mu_r)/\sqrt{v_r+\epsilon} + \beta`, averaged over channels;
+- a residual addition of independent terms of mean :math:`m_o` and second moment :math:`s_o`:
+  :math:`m \to m + m_o`, :math:`s \to s + s_o + 2 m m_o`
+  (:func:`spikeinit.theory.residual.sum_moments`; the terms measured on the sample);
 - reshapes change nothing; unknown modules and tensor operations are not modelled (a note says so).
 
 :func:`input_statistics` applies them to the spikes that enter a layer (what the initializers
@@ -28,6 +31,7 @@ from torch import Tensor, nn
 from spikeinit.network.graph import Operation, SynapticLayer
 from spikeinit.network.notes import Note
 from spikeinit.theory.gaussian import tail_probability
+from spikeinit.theory.residual import sum_moments
 
 
 def normalized_moments(module: nn.Module | None, mean: float, second: float) -> tuple[float, float]:
@@ -94,6 +98,11 @@ def through(op: Operation, mean: float, second: float, *, spikes: bool, amplitud
                                                        "E[x^2] from its gamma and beta")
     if op.kind == "reshape":
         return mean, second, None
+    if op.kind == "residual-add" and op.addend is not None:
+        added_mean, added_second = sum_moments([(mean, second), op.addend])
+        return added_mean, added_second, Note(
+            "modelled", op.name, f"{label} {where}: plus the other terms (E[x] = "
+                                 f"{op.addend[0]:.3g}, E[x^2] = {op.addend[1]:.3g}, measured)")
     return mean, second, Note("unmodelled", op.name, f"{label} {where}: not modelled")
 
 
@@ -132,6 +141,8 @@ def current_factor(layer: SynapticLayer) -> tuple[float, list[Note]]:
     """
     factor, notes = 1.0, []
     for op in layer.after:
+        if op.kind == "residual-add":  # the share of the sum: spikeinit.init.residual
+            continue
         if op.kind == "normalization":
             notes.append(Note("modelled", op.name,
                               f"{op.label()} normalizes the current: in training mode the neurons "

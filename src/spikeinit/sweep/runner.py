@@ -31,7 +31,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from spikeinit.io import write_json_atomic
+from spikeinit.io import remove_temporaries, write_json_atomic
 from spikeinit.sweep import store
 from spikeinit.sweep.spec import Run, check_task
 
@@ -320,7 +320,7 @@ def run_sweep(
     start = time.time()
     summary = SweepSummary(total=len(runs))
     with store.sweep_lock(results):
-        store.remove_temporaries(results)
+        remove_temporaries(results)
         write_json_atomic(results / "sweep.json", {
             "keys": [run.key for run in runs], "tasks": sorted({run.task for run in runs}),
         })

@@ -234,7 +234,11 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
             except ImportError as error:
                 raise ValueError("reading a YAML sweep file needs PyYAML (pip install pyyaml); "
                                  "or write the grid as TOML") from error
-            data = yaml.safe_load(path.read_text()) or {}
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as error:
+                raise ValueError(f"cannot parse sweep file {str(path)!r}: "
+                                 f"{' '.join(str(error).split())}") from error
         elif suffix == ".json":
             data = json.loads(path.read_text())
         else:

@@ -12,7 +12,6 @@ result file is complete or absent even when the writing process is SIGKILLed.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from spikeinit.io import write_json_atomic
+from spikeinit.io import folder_lock, write_json_atomic
 
 FAILED_SUFFIX = ".failed.json"
 EVENTS = "events.jsonl"
@@ -96,15 +95,6 @@ def write_failed(results: Path, record: dict[str, Any]) -> Path:
     return write_json_atomic(failed_path(results, record["key"]), record)
 
 
-def remove_temporaries(results: Path) -> int:
-    """Delete temporary files left by a killed writer (``.<name>.<random>.tmp``)."""
-    count = 0
-    for path in Path(results).glob(".*.tmp"):
-        path.unlink(missing_ok=True)
-        count += 1
-    return count
-
-
 @contextmanager
 def sweep_lock(results: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``results`` for one runner (released even on SIGKILL).
@@ -112,18 +102,9 @@ def sweep_lock(results: Path) -> Iterator[None]:
     Raises:
         ValueError: another sweep runner holds the lock.
     """
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
-    handle = open(results / LOCK, "a+")  # noqa: SIM115 - held for the whole block
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise ValueError(f"results directory {str(results)!r} is in use by another sweep "
-                             "runner; wait for it or use another --results") from error
+    with folder_lock(results, LOCK, f"results directory {str(results)!r} is in use by another "
+                                    "sweep runner; wait for it or use another --results"):
         yield
-    finally:
-        handle.close()
 
 
 def result_files(results: Path) -> list[Path]:

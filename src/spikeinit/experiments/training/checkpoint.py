@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from dataclasses import fields
 from pathlib import Path
@@ -55,8 +56,13 @@ def seed_everything(seed: int) -> None:
 
 def load_checkpoint(path: Path, config: TrainConfig, device: str) -> dict[str, Any]:
     """Read a checkpoint (``weights_only``) and check that ``config`` made it."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    saved = TrainConfig.from_dict(checkpoint["config"])
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        saved = TrainConfig.from_dict(checkpoint["config"])
+    except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"resume: the checkpoint {path} is corrupt or not spikeinit's "
+                         f"({type(error).__name__}); "
+                         "delete it to start over, or use another --out") from error
     if saved != config:
         differ = [f.name for f in fields(TrainConfig)
                   if getattr(saved, f.name) != getattr(config, f.name)]

@@ -10,6 +10,7 @@ from spikeinit._validation import (
     check_finite_nonnegative,
     check_positive,
     check_positive_int,
+    check_seed,
     check_unit_interval,
 )
 from spikeinit.data import canonical_name, dataset_info
@@ -18,12 +19,20 @@ from spikeinit.experiments.training.readout import LOSSES
 from spikeinit.init.registry import get_method
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet")
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 NORMS = ("none", "batch")
-DEFAULT_WIDTH = {"mlp": 100, "cnn": 0}
+#: Block variants of the ``resnet`` model (:class:`~spikeinit.models.SpikingResNet`).
+VARIANTS = ("sew", "ms", "plain")
+DEFAULT_WIDTH = {"mlp": 100, "cnn": 0, "resnet": 0}
+#: Channels of the cnn's conv blocks when ``channels`` is not given.
+DEFAULT_CHANNELS = (16, 32)
+#: Stage widths of the resnet when neither ``channels`` nor ``blocks`` is given (ResNet-20).
+DEFAULT_RESNET_CHANNELS = (16, 32, 64)
+#: Basic blocks per resnet stage when ``blocks`` is not given (ResNet-20: 3 per stage).
+DEFAULT_RESNET_BLOCKS = 3
 #: The surrogate slope that training uses when none is given (measured, docs/results.md).
 TRAINING_SLOPES = {"atan": 1.0}
 #: Named sets of options (``spikeinit train --preset NAME``); explicit options override them.
@@ -59,11 +68,20 @@ class TrainConfig:
     Args:
         dataset: ``mnist``, ``fashion-mnist``, ``cifar10`` or ``nmnist``.
         data_dir: data root (``None``: ``$SPIKEINIT_DATA_DIR``).
-        model: ``mlp`` (the paper's MLP) or ``cnn`` (:class:`SpikingCNN`).
-        width: MLP hidden width (default 100); CNN hidden classifier width (default 0: none).
+        model: ``mlp`` (the paper's MLP), ``cnn`` (:class:`SpikingCNN`) or ``resnet``
+            (:class:`SpikingResNet`: a 3x3 stem, stages of basic residual blocks, global
+            average pooling and a ``Linear -> LIF`` output).
+        width: MLP hidden width (default 100); CNN hidden classifier width (default 0: none);
+            the resnet has no hidden classifier layer (0 only).
         depth: number of hidden ``Linear -> LIF`` layers of the MLP (default 10).
-        channels: output channels of the CNN's conv blocks.
-        norm: ``none`` or ``batch`` (a BatchNorm after each conv of the CNN).
+        channels: output channels of the CNN's conv blocks (``None``: ``(16, 32)``), or the
+            widths of the resnet's stages (``None``: ``(16, 32, 64)``, ResNet-20; when only
+            ``blocks`` is given, 16 doubling at every stage, one per entry of ``blocks``).
+        variant: the resnet's blocks: ``sew`` (SEW-ResNet, spikes added), ``ms`` (MS-ResNet,
+            membrane shortcut) or ``plain`` (no shortcut); ``sew`` for the other models.
+        blocks: basic blocks of each resnet stage, one entry per entry of ``channels``
+            (``None``: 3 per stage); resnet only (``None`` for the other models).
+        norm: ``none`` or ``batch`` (a BatchNorm after each conv of the CNN or the resnet).
         encoding: how a static image enters the network (:mod:`.encoding`): ``direct``
             (pixels into the first Linear/Conv), ``rate`` (Bernoulli spikes) or ``lif`` (the
             authors' input LIF layer). Event data (N-MNIST) always keeps its frames.
@@ -97,7 +115,9 @@ class TrainConfig:
     model: str = "mlp"
     width: int | None = None
     depth: int = 10
-    channels: tuple[int, ...] = (16, 32)
+    channels: tuple[int, ...] | None = None
+    variant: str = "sew"
+    blocks: tuple[int, ...] | None = None
     norm: str = "none"
     encoding: str = "direct"
     init: str = "paper"
@@ -147,8 +167,7 @@ class TrainConfig:
                              f"got {self.warmup!r}")
         check_finite_nonnegative("threshold", self.threshold)
         check_unit_interval("beta", self.beta)
-        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        object.__setattr__(self, "seed", check_seed(self.seed))
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)
             if value is not None:
@@ -164,17 +183,43 @@ class TrainConfig:
         if self.model == "mlp":
             check_positive_int("width", self.width)
             if self.norm != "none":
-                raise ValueError(f"norm={self.norm!r} applies to the cnn only; the mlp has "
-                                 "no normalisation (use norm='none')")
+                raise ValueError(f"norm={self.norm!r} applies to the cnn and the resnet; the "
+                                 "mlp has no normalisation (use norm='none')")
+        elif self.model == "resnet":
+            if isinstance(self.width, bool) or self.width != 0:
+                raise ValueError(f"width must be 0 for the resnet (its classifier is one "
+                                 f"Linear -> LIF, no hidden layer), got {self.width!r}")
         elif isinstance(self.width, bool) or int(self.width) != self.width or self.width < 0:
             raise ValueError(f"width must be an integer >= 0 for the cnn, got {self.width!r}")
         check_positive_int("depth", self.depth)
-        channels = tuple(self.channels)
-        if not channels:
-            raise ValueError("channels must list at least one conv block, e.g. 16 32")
-        for index, value in enumerate(channels):
-            check_positive_int(f"channels[{index}]", value)
-        object.__setattr__(self, "channels", tuple(int(c) for c in channels))
+        check_choice("variant", self.variant, VARIANTS)
+        blocks = None if self.blocks is None else _int_tuple("blocks", self.blocks, "stage")
+        if self.model != "resnet":
+            if blocks is not None:
+                raise ValueError(f"blocks applies to the resnet only (model={self.model!r}); "
+                                 "leave it unset")
+            if self.variant != "sew":
+                raise ValueError(f"variant={self.variant!r} applies to the resnet only "
+                                 f"(model={self.model!r}); leave it unset")
+        if self.channels is not None:
+            channels = _int_tuple("channels", self.channels,
+                                  "stage" if self.model == "resnet" else "conv block")
+        elif self.model != "resnet":
+            channels = DEFAULT_CHANNELS
+        elif blocks is None:
+            channels = DEFAULT_RESNET_CHANNELS
+        else:
+            channels = tuple(DEFAULT_RESNET_CHANNELS[0] * 2**i for i in range(len(blocks)))
+        if self.model == "resnet":
+            if blocks is None:
+                blocks = (DEFAULT_RESNET_BLOCKS,) * len(channels)
+            if len(blocks) != len(channels):
+                raise ValueError(
+                    f"blocks and channels must have the same length for the resnet (one entry "
+                    f"per stage), got blocks={' '.join(map(str, blocks))} and "
+                    f"channels={' '.join(map(str, channels))}")
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "blocks", blocks)
 
     def _resolve_preprocessing(self) -> None:
         event_based = dataset_info(self.dataset).event_based
@@ -200,9 +245,18 @@ class TrainConfig:
         return bool(self.augment) and self.dataset in FLIPPED_DATASETS
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (``channels`` as a list)."""
+        """JSON-friendly dict (``channels`` and ``blocks`` as lists).
+
+        ``variant`` and ``blocks`` are left out for the mlp and the cnn, where they must keep
+        their defaults (``"sew"``, ``None``): the dicts of those models, and the sweep keys
+        hashed from them, are as they were before the resnet existed.
+        """
         data = asdict(self)
-        data["channels"] = list(self.channels)
+        data["channels"] = list(self.channels or ())
+        if self.model == "resnet":
+            data["blocks"] = list(self.blocks or ())
+        else:
+            del data["variant"], data["blocks"]
         return data
 
     @classmethod
@@ -210,6 +264,19 @@ class TrainConfig:
         """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        if "channels" in values:
-            values["channels"] = tuple(values["channels"])
+        for name in ("channels", "blocks"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return cls(**values)
+
+
+def _int_tuple(name: str, values: Any, unit: str) -> tuple[int, ...]:
+    """``values`` as a non-empty tuple of ints >= 1 (one per ``unit``), or a ValueError."""
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of integers >= 1 (one per {unit}), "
+                         f"got {values!r}")
+    items = tuple(values)
+    if not items:
+        raise ValueError(f"{name} must list at least one {unit}, got {values!r}")
+    return tuple(check_positive_int(f"{name}[{index}]", value)
+                 for index, value in enumerate(items))

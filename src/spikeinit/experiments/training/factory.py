@@ -12,21 +12,28 @@ from spikeinit.experiments.training.config import TrainConfig
 from spikeinit.init.model import InitRecord, initialize
 from spikeinit.models.cnn import SpikingCNN
 from spikeinit.models.mlp import SpikingMLP
+from spikeinit.models.resnet import SpikingResNet
 
 
 def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -> nn.Module:
-    """The network of ``config``: the paper's MLP or a :class:`SpikingCNN`.
+    """The network of ``config``: the paper's MLP, a :class:`SpikingCNN` or a
+    :class:`SpikingResNet`.
 
     ``input_shape`` is ``(C, H, W)`` of one frame; the MLP sees it flattened. The encoded
     input (:func:`~spikeinit.experiments.training.encoding.encode`) goes straight into the
     first Linear/Conv layer: the ``lif`` encoding's input LIF layer is part of the encoding.
-    MLP sizes are ``[C*H*W] + [width] * depth + [classes]``.
+    MLP sizes are ``[C*H*W] + [width] * depth + [classes]``. The resnet has
+    ``config.blocks[i]`` basic blocks of ``config.channels[i]`` channels in stage ``i``, of
+    ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``.
     """
     lif = {"beta": config.beta, "threshold": config.threshold, "surrogate": config.surrogate,
            "surrogate_slope": config.surrogate_slope}
     if config.model == "mlp":
         sizes = [math.prod(input_shape), *[config.width] * config.depth, classes]
         return SpikingMLP(sizes, input_layer=False, **lif)
+    if config.model == "resnet":
+        return SpikingResNet(tuple(input_shape), classes, config.variant, config.blocks,
+                             config.channels, norm=config.norm, **lif)
     hidden = (config.width,) if config.width else ()
     return SpikingCNN(tuple(input_shape), classes, config.channels, hidden, norm=config.norm,
                       **lif)

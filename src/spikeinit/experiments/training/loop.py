@@ -9,6 +9,7 @@ gradient of the same global batch. Only rank 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from spikeinit.experiments.training.metrics import TrainResult, write_outputs
 from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
+from spikeinit.io import folder_lock, remove_temporaries
 
 EVAL_BATCH = 256
 
@@ -62,6 +64,8 @@ def train(
     stop_after: int | None = None,
     context: DistributedContext | None = None,
     log: Callable[[str], None] | None = print,
+    *,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train the model of ``config``; returns the per-epoch metrics.
 
@@ -76,6 +80,9 @@ def train(
         out: output folder, or ``None`` to write nothing.
         device: ``"cpu"`` or ``"cuda"`` (default: cuda when available).
         resume: continue from ``out/checkpoint.pt`` if it exists.
+        overwrite: replace a run already in ``out``; without it (or ``resume``) a folder that
+            holds one is refused. ``out`` is locked for the run: a second training into it is
+            refused while the first runs.
         progress: show a tqdm progress bar (rank 0 only).
         stop_after: stop after this epoch (1-based; to simulate an interruption).
         context: an existing :class:`DistributedContext` (default: set one up from the
@@ -93,11 +100,37 @@ def train(
     own_context = context is None
     context = setup_distributed(device) if context is None else context
     try:
-        return _train(config, Path(out) if out is not None else None, context, resume,
-                      progress, stop_after, log)
+        with _claimed(out, context.is_main, resume, overwrite):
+            return _train(config, Path(out) if out is not None else None, context, resume,
+                          progress, stop_after, log)
     finally:
         if own_context:
             cleanup_distributed(context)
+
+
+#: The lock file that keeps two trainings out of one output folder.
+TRAIN_LOCK = ".train.lock"
+
+
+@contextlib.contextmanager
+def _claimed(out: str | Path | None, main: bool, resume: bool, overwrite: bool
+             ) -> Iterator[None]:
+    """Lock ``out`` for this run (the main process), after checking that it holds no earlier
+    run unless ``resume`` (continue it) or ``overwrite`` (replace it) says what to do."""
+    if out is None or not main:
+        yield
+        return
+    folder = Path(out)
+    with folder_lock(folder, TRAIN_LOCK, f"out: {folder} is in use by another training; wait "
+                                         "for it or use another output folder"):
+        earlier = [name for name in ("metrics.json", "checkpoint.pt")
+                   if (folder / name).exists()]
+        if earlier and not resume and not overwrite:
+            raise ValueError(f"out: {folder} already holds a training run ({', '.join(earlier)}); "
+                             "resume it (--resume), replace it (--overwrite) or use another "
+                             "output folder")
+        remove_temporaries(folder)  # left by a killed run; ours is the only writer now
+        yield
 
 
 def _train(

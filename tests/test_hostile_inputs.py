@@ -1,0 +1,167 @@
+"""Hostile and unlucky inputs end in one line and exit 2 (issue: reliability hardening).
+
+Each case drives the CLI in-process through ``main`` (the entry point of the console script)
+and asserts the exit code, a single ``spikeinit: error:`` line naming the cause, and no
+traceback; one representative case runs in a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikeinit.cli.main import main
+from spikeinit.experiments.training import TrainConfig, train
+from spikeinit.experiments.training.loop import TRAIN_LOCK
+from spikeinit.io import folder_lock
+
+
+def _fails_cleanly(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("spikeinit: error:")]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+def test_out_that_is_a_file_is_refused_before_computing(a_file: Path, capsys) -> None:
+    _fails_cleanly(["propagate", "--depth", "2", "--width", "10", "--out", str(a_file),
+                    "--device", "cpu"], capsys, "--out", "not a folder")
+
+
+def test_out_that_cannot_be_created(a_file: Path, capsys) -> None:
+    _fails_cleanly(["conditions", "--widths", "5", "--depth", "2", "--device", "cpu",
+                    "--out", str(a_file / "below")], capsys, "--out", "cannot create it")
+
+
+def test_sweep_results_that_is_a_file(a_file: Path, capsys) -> None:
+    _fails_cleanly(["sweep", "--set", "depth=2", "--dry-run", "--results", str(a_file)],
+                   capsys, "--results", "not a folder")
+
+
+def test_inspect_json_that_is_a_folder(tmp_path: Path, capsys) -> None:
+    _fails_cleanly(["inspect", "--json", str(tmp_path)], capsys, "--json", "is a folder")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", [["propagate", "--depth", "2", "--width", "10"],
+                                     ["conditions", "--widths", "5", "--depth", "2"]])
+def test_cuda_on_a_cpu_machine_is_refused_up_front(command: list[str], tmp_path: Path,
+                                                   capsys) -> None:
+    _fails_cleanly([*command, "--device", "cuda", "--out", str(tmp_path)], capsys,
+                   "--device cuda", "no CUDA device")
+
+
+def test_malformed_yaml_sweep_file(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("yaml")
+    spec = tmp_path / "grid.yaml"
+    spec.write_text("grid:\n  depth: [1, 2\n")
+    _fails_cleanly(["sweep", str(spec), "--dry-run", "--results", str(tmp_path / "r")], capsys,
+                   "cannot parse sweep file")
+
+
+def test_disk_errors_become_one_line(monkeypatch, tmp_path: Path, capsys) -> None:
+    import errno
+
+    from spikeinit.cli import main as cli_main
+
+    def full_disk(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.json"))
+
+    monkeypatch.setattr(cli_main, "write_json_atomic", full_disk)
+    _fails_cleanly(["propagate", "--depth", "2", "--width", "10", "--device", "cpu",
+                    "--out", str(tmp_path)], capsys, "no space left", "x.json")
+
+
+def test_out_of_memory_becomes_one_line(monkeypatch, tmp_path: Path, capsys) -> None:
+    from spikeinit.cli import main as cli_main
+
+    def too_big(*_, **__):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+
+    monkeypatch.setattr(cli_main, "run_propagation", too_big)
+    _fails_cleanly(["propagate", "--depth", "2", "--width", "10", "--device", "cpu",
+                    "--out", str(tmp_path)], capsys, "out of memory", "--batch")
+
+
+# ---- training runs: corrupt checkpoints, protected output folders ------------------------------
+
+def _tiny(data_dir: Path) -> list[str]:
+    return ["train", "--dataset", "mnist", "--data-dir", str(data_dir), "--limit-train", "8",
+            "--limit-test", "8", "--epochs", "1", "--batch", "8", "--width", "8", "--depth",
+            "1", "--no-progress", "--device", "cpu"]
+
+
+def test_corrupt_checkpoint_on_resume(data_dir: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x00garbage")
+    _fails_cleanly([*_tiny(data_dir), "--resume", "--out", str(tmp_path)], capsys,
+                   "checkpoint", "corrupt")
+
+
+def test_train_refuses_to_replace_a_run_without_overwrite(data_dir: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    assert main([*_tiny(data_dir), "--out", str(tmp_path)]) == 0
+    first = (tmp_path / "metrics.json").read_text()
+    capsys.readouterr()
+    _fails_cleanly([*_tiny(data_dir), "--seed", "1", "--out", str(tmp_path)], capsys,
+                   "already holds a training run", "--overwrite")
+    assert (tmp_path / "metrics.json").read_text() == first
+    assert main([*_tiny(data_dir), "--seed", "1", "--overwrite", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "metrics.json").read_text() != first
+
+
+def test_a_second_training_into_a_busy_folder_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    config = TrainConfig(dataset="mnist", data_dir=str(data_dir), limit_train=8, limit_test=8,
+                         epochs=1, batch=8, width=8, depth=1)
+    # held as a running training holds it
+    with folder_lock(tmp_path, TRAIN_LOCK, "held"), pytest.raises(
+            ValueError, match="in use by another training"):
+        train(config, tmp_path, device="cpu", progress=False, log=None)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_hostile_case_through_the_console_script(a_file: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeinit.cli.main", "propagate", "--depth", "2", "--width",
+         "10", "--device", "cpu", "--out", str(a_file)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"spikeinit: error: --out {a_file}: exists and is not a folder; give a folder"]
+
+
+@pytest.mark.parametrize("command", [["propagate", "--depth", "2", "--width", "10"],
+                                     ["train", "--epochs", "1"]])
+def test_a_huge_seed_names_seed(command: list[str], tmp_path: Path, capsys) -> None:
+    _fails_cleanly([*command, "--seed", str(2**64), "--device", "cpu", "--out", str(tmp_path)],
+                   capsys, "seed must be an integer in [0, 9223372036854775807]")
+
+
+def test_a_killed_runs_temporary_files_are_cleared(data_dir: Path, tmp_path: Path) -> None:
+    stale = tmp_path / ".curves.png.k1ll3d.tmp"
+    stale.write_bytes(b"half a png")
+    assert main([*_tiny(data_dir), "--out", str(tmp_path)]) == 0
+    assert not stale.exists() and (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.parametrize("threshold", ["20", "40"])
+def test_a_huge_threshold_names_theta(threshold: str, data_dir: Path, tmp_path: Path,
+                                      capsys) -> None:
+    _fails_cleanly([*_tiny(data_dir), "--init", "paper", "--threshold", threshold,
+                    "--out", str(tmp_path)], capsys, "theta")
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -75,6 +75,7 @@ from engine_report import (
     write_json,
 )
 from spikeinit.experiments.training import make_optimizer
+from spikeinit.machine import cpu_model
 from spikeinit.models import EventLinear
 from spikeinit.models.event_linear import input_rate
 from spikeinit.models.gemm import linear_nt, use_backend
@@ -144,17 +145,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; choose from A, B, conv")
     return args
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (falls back to platform)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ----------------------------------------------------------------------------- measurement

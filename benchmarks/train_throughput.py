@@ -52,7 +52,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -78,6 +77,7 @@ from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.readout import lif_layers
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import write_json_atomic
+from spikeinit.machine import cpu_model
 from spikeinit.neurons.surrogate import atan_derivative
 
 FRAME = (1, 28, 28)
@@ -148,25 +148,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not args.threads or min(args.threads) < 1:
         parser.error("--threads needs at least one count >= 1")
     return args
-
-
-def cpu_model() -> str:
-    """The CPU model name from ``lscpu`` (else /proc/cpuinfo, else platform)."""
-    try:
-        listing = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
-                                 check=False).stdout
-        for line in listing.splitlines():
-            if line.strip().startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_pool(count: int, batch: int, seed: int) -> list[Batch]:

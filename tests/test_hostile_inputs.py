@@ -165,3 +165,11 @@ def test_a_huge_threshold_names_theta(threshold: str, data_dir: Path, tmp_path: 
     _fails_cleanly([*_tiny(data_dir), "--init", "paper", "--threshold", threshold,
                     "--out", str(tmp_path)], capsys, "theta")
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_sweep_that_asks_for_cuda_on_a_cpu_machine_is_refused_up_front(tmp_path: Path,
+                                                                          capsys) -> None:
+    _fails_cleanly(["sweep", "--task", "train", "--set", "device=cuda", "--grid", "seed=0,1",
+                    "--results", str(tmp_path)], capsys, "2 of the 2 runs ask for cuda")
+    assert not list(tmp_path.glob("*.json"))

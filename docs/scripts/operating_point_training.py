@@ -60,6 +60,7 @@ from torch import Tensor, nn
 import spikeinit
 from spikeinit.data import load_dataset
 from spikeinit.io import save_figure_atomic, write_json_atomic, write_text_atomic
+from spikeinit.machine import cpu_model
 
 FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")
 RATES = (0.02, 0.05, 0.1, 0.16, 0.25)
@@ -278,19 +279,6 @@ def run_one(args: argparse.Namespace, dataset: str, arch: str, norm: str, framew
             "rates_at_init": rates_at_init, "rates_after": population_rates(model, sample),
             "seconds": seconds, "n_train": len(train_y), "n_test": len(test_y),
             "epochs": args.epochs, "steps": args.steps, "cpu": cpu_model(), **info}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``lscpu``'s "Model name"), or the platform's processor string."""
-    import platform
-    import subprocess
-
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        text = ""
-    line = next((ln for ln in text.splitlines() if ln.startswith("Model name")), "")
-    return line.split(":", 1)[1].strip() if line else (platform.processor() or "unknown CPU")
 
 
 def result_path(out: Path, dataset: str, arch: str, norm: str, framework: str, init: str,

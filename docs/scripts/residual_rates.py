@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import statistics
-import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import spikeinit
 from spikeinit.data import load_dataset
 from spikeinit.experiments.residual import block_rates, framework_resnet
+from spikeinit.machine import cpu_model
 
 TARGET = 0.1  # spikeinit's default, trainable
 FORMS = ("sew", "ms")
@@ -150,13 +150,6 @@ def write_figure(rows: list[dict], path: Path, cpu: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/residual-rates"))
@@ -192,7 +185,7 @@ def main() -> None:
     rows = load(args.out)
     write_table(rows, args.csv)
     if args.figure is not None:
-        write_figure(rows, args.figure, cpu_name())
+        write_figure(rows, args.figure, cpu_model())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from spikeinit.machine import cpu_model
+
 VARIANTS = ("sew", "ms")
 INITS = ("pytorch", "paper", "trainable")
 SEEDS = (0, 1, 2)
@@ -122,16 +124,6 @@ def write_figure(found: dict[tuple[str, str], list[list[float]]], path: Path, cp
     fig.savefig(path, dpi=120)
 
 
-def cpu_name() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/residual"))
@@ -150,7 +142,7 @@ def main() -> None:
     found = curves(args.out)
     write_table(found, args.csv)
     if args.figure is not None:
-        write_figure(found, args.figure, cpu_name())
+        write_figure(found, args.figure, cpu_model())
 
 
 if __name__ == "__main__":

@@ -44,17 +44,23 @@ def check_open_unit_interval(name: str, value: float) -> float:
     return value
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as ``int`` if it is an integer >= 1 (an integral float counts; a bool,
-    a string or anything else raises :class:`ValueError` naming ``name``)."""
+def _integer(name: str, value: Any, rule: str) -> int:
+    """``value`` as ``int`` (an integral float counts), or a ``ValueError`` "``name`` must be
+    ``rule``" for a bool, a string or anything else."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     try:
         if isinstance(value, bool):
             raise TypeError
-        number = operator.index(value)
+        return operator.index(value)
     except TypeError:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}") from None
+        raise ValueError(f"{name} must be {rule}, got {value!r}") from None
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` as ``int`` if it is an integer >= 1 (an integral float counts; a bool,
+    a string or anything else raises :class:`ValueError` naming ``name``)."""
+    number = _integer(name, value, "an integer >= 1")
     if number < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return number
@@ -67,16 +73,10 @@ MAX_SEED = 2**63 - 1
 def check_seed(value: Any, name: str = "seed") -> int:
     """Return ``value`` as ``int`` if it is an integer in ``[0, 2**63 - 1]`` (what
     ``torch.manual_seed`` accepts); else a :class:`ValueError` naming ``name``."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}") from None
+    rule = f"an integer in [0, {MAX_SEED}]"
+    number = _integer(name, value, rule)
     if not 0 <= number <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {value!r}")
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
     return number
 
 

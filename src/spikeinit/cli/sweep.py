@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from spikeinit.cli.progress import add_progress_option
 from spikeinit.sweep.aggregate import aggregate
 from spikeinit.sweep.runner import BACKENDS, run_sweep
@@ -59,6 +61,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     """Run ``spikeinit sweep``."""
     spec = build_spec(args.task, args.spec, args.grid, args.set)
     runs = spec.runs()
+    wants_cuda = sum(run.config.get("device") == "cuda" for run in runs)
+    if wants_cuda and args.backend == "local" and not torch.cuda.is_available():
+        raise ValueError(f"device: {wants_cuda} of the {len(runs)} runs ask for cuda, and this "
+                         "machine has no CUDA device; set device=cpu (or run them on a Ray "
+                         "cluster with GPUs: --backend ray --address ...)")
     if args.dry_run:
         from spikeinit.sweep import store
 

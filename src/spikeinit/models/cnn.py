@@ -16,7 +16,12 @@ from torch import Tensor, nn
 from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.mlp import SpikingMLP
-from spikeinit.models.time_distributed import fold_time, once_over_time, repeated_over_time
+from spikeinit.models.time_distributed import (
+    check_frames,
+    fold_time,
+    once_over_time,
+    repeated_over_time,
+)
 from spikeinit.neurons.lif import LIF, reset_states
 
 POOLS = ("max", "avg", "none")
@@ -166,11 +171,7 @@ class SpikingCNN(nn.Module):
 
     def iter_layers(self, currents: Tensor) -> Iterator[Tensor]:
         """Yield the output of every block in turn (pooled spikes for conv blocks)."""
-        if currents.ndim != 5 or tuple(currents.shape[2:]) != self.input_shape:
-            raise ValueError(
-                f"currents must have shape (T, B, {', '.join(map(str, self.input_shape))}), "
-                f"got {tuple(currents.shape)}"
-            )
+        check_frames(currents, self.input_shape)
         reset_states(self)
         x = currents
         for block in self.features:

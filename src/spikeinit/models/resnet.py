@@ -47,7 +47,12 @@ from torch import Tensor, nn
 from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.models.cnn import NORMS
 from spikeinit.models.event_linear import EventLinear
-from spikeinit.models.time_distributed import TimeDistributed, once_over_time, repeated_over_time
+from spikeinit.models.time_distributed import (
+    TimeDistributed,
+    check_frames,
+    once_over_time,
+    repeated_over_time,
+)
 from spikeinit.neurons.lif import LIF, reset_states
 
 VARIANTS = ("sew", "ms", "plain")
@@ -316,11 +321,7 @@ class SpikingResNet(nn.Module):
 
     def iter_layers(self, currents: Tensor) -> Iterator[Tensor]:
         """Yield the stem's output, every block's output, then the output spikes."""
-        if currents.ndim != 5 or tuple(currents.shape[2:]) != self.input_shape:
-            raise ValueError(
-                f"currents must have shape (T, B, {', '.join(map(str, self.input_shape))}), "
-                f"got {tuple(currents.shape)}"
-            )
+        check_frames(currents, self.input_shape)
         reset_states(self)
         x = self.stem(currents)
         if self.stem_lif is not None:

@@ -35,6 +35,13 @@ def _run_once(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return frame.unsqueeze(0).expand(x.shape[0], *frame.shape).contiguous()
 
 
+def check_frames(currents: Tensor, frame_shape: tuple[int, ...]) -> None:
+    """Raise a ``ValueError`` unless ``currents`` is ``(T, B, *frame_shape)``."""
+    if currents.ndim != 2 + len(frame_shape) or tuple(currents.shape[2:]) != frame_shape:
+        raise ValueError(f"currents must have shape (T, B, {', '.join(map(str, frame_shape))}), "
+                         f"got {tuple(currents.shape)}")
+
+
 def is_stochastic(module: nn.Module) -> bool:
     """True when ``module`` draws random numbers per frame: a dropout layer in training mode."""
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.training

@@ -103,6 +103,27 @@ def test_rerun_skips_finished_runs_and_aggregates(tmp_path: Path) -> None:
     assert {row["init"] for row in collect_rows(results)} == {"paper", "kaiming"}
 
 
+def test_aggregate_reports_missing_failed_and_foreign_files(tmp_path: Path, capsys) -> None:
+    runs = expand("propagate", {"threshold": [0.5, 1.0, 1.5]}, {**TINY, "init": "paper"})
+    results = tmp_path / "results"
+    run_sweep(runs, results, progress=False)
+    store.done_path(results, runs[0].key).unlink()  # as if it never finished
+    record = store.read_record(store.done_path(results, runs[1].key))
+    store.done_path(results, runs[1].key).unlink()
+    store.write_failed(results, {**record, "status": "failed", "error": "boom"})
+    (results / "notes.json").write_text('{"status": "done", "hello": 1}')  # foreign JSON
+    written = aggregate(results, tmp_path / "agg")
+    assert written["done"] == 1 and written["missing"] == [runs[0].key]
+    assert written["failed"] == [runs[1].key] and written["unreadable"] == ["notes.json"]
+    assert main(["aggregate", str(results), "--out", str(tmp_path / "agg2")]) == 0
+    assert "1 of 3 configurations have results" in capsys.readouterr().err
+    assert main(["aggregate", str(results), "--strict", "--out", str(tmp_path / "agg3")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--strict: 1 of 3 configurations" in err[0]
+    assert f"missing: {runs[0].key}" in err[0] and "unreadable: notes.json" in err[0]
+    assert not (tmp_path / "agg3" / "results.csv").exists()
+
+
 def test_failures_are_recorded_and_skipped(tmp_path: Path) -> None:
     results = tmp_path / "results"
     runs = expand("propagate", {"threshold": [0.5, 1.0]}, {**TINY, "init": "paper"})
@@ -189,6 +210,35 @@ def test_killed_sweep_resumes_without_losing_or_repeating_runs(tmp_path: Path) -
         assert record["status"] == "done" and record["key"] == key
         assert len(record["result"]["paper"]["rate"]) == 30
     assert not list(results.glob(".*.tmp"))
+
+
+def test_a_killed_worker_costs_no_result_and_blames_no_innocent_run(tmp_path: Path) -> None:
+    """Acceptance: SIGKILL one worker process (as the OOM killer would); the runner survives,
+    the killed run and its neighbour in flight run again, and nothing is marked failed."""
+    results = tmp_path / "results"
+    grid = ["--grid", "threshold=0.5,1.0", "--grid", "beta=0.5,0.9", *KILL_GRID[4:]]
+    command = [sys.executable, "-m", "spikeinit.cli.main", "sweep", *grid,
+               "--results", str(results), "--workers", "2", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 60
+    starts: list[dict] = []
+    while len(starts) < 2:  # both workers busy
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline, "the sweep started no runs"
+        starts = [e for e in store.read_events(results) if e["event"] == "start"]
+        time.sleep(0.01)
+    os.kill(starts[0]["pid"], signal.SIGKILL)
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    records = _results(results)
+    assert len(records) == 4 and all(r["status"] == "done" for r in records.values())
+    assert not list(results.glob("*.failed.json"))
+    died = [e["key"] for e in store.read_events(results) if e["event"] == "worker-died"]
+    assert starts[0]["key"] in died
+    dones = Counter(e["key"] for e in store.read_events(results) if e["event"] == "done")
+    assert set(dones) == set(records) and all(count == 1 for count in dones.values())
 
 
 def test_ray_backend_matches_local(tmp_path: Path) -> None:

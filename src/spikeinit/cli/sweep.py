@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from spikeinit.cli.progress import add_progress_option
-from spikeinit.sweep.aggregate import aggregate
+from spikeinit.sweep.aggregate import aggregate, completeness_line
 from spikeinit.sweep.runner import BACKENDS, run_sweep
 from spikeinit.sweep.spec import TASKS, build_spec
 
@@ -53,6 +54,9 @@ def add_parsers(subparsers: Any) -> None:
                      help="output directory (default: <results>-aggregate)")
     agg.add_argument("--rows", default=None, help="heatmap rows (default: threshold)")
     agg.add_argument("--columns", default=None, help="heatmap columns (default: beta)")
+    agg.add_argument("--strict", action="store_true",
+                     help="fail (exit 2) when a configuration of the sweep has no result or a "
+                          "file is not a record")
     agg.add_argument("--value", default=None,
                      help="heatmap value (default: relative_rate; train: test_accuracy)")
 
@@ -90,8 +94,13 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 def run_aggregate_command(args: argparse.Namespace) -> int:
     """Run ``spikeinit aggregate``."""
-    written = aggregate(args.results, args.out, args.rows, args.columns, args.value)
+    written = aggregate(args.results, args.out, args.rows, args.columns, args.value,
+                        strict=args.strict)
     print(f"{written['rows']} rows -> {written['csv']}")
+    if written["missing"] or written["failed"] or written["unreadable"]:
+        print(f"warning: {completeness_line(written['done'], written)} (--strict makes this "
+              "an error)",
+              file=sys.stderr)
     for figure in written["figures"]:
         print(f"wrote {figure}")
     return 0

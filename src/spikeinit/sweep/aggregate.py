@@ -61,11 +61,13 @@ def _rows_of(record: dict[str, Any]) -> list[dict[str, Any]]:
              **{k: v for k, v in final.items() if isinstance(v, int | float)}}]
 
 
-def collect_rows(results: str | Path) -> list[dict[str, Any]]:
+def collect_rows(results: str | Path, unreadable: list[str] | None = None
+                 ) -> list[dict[str, Any]]:
     """One row per (run, init) of every finished result in ``results`` (sorted by key).
 
     Columns starting with ``_`` (e.g. ``_rate``, the per-layer rates) are kept for plotting
-    and left out of the CSV.
+    and left out of the CSV. JSON files that are not a sweep's records (foreign or damaged)
+    are skipped, and their names appended to ``unreadable`` when given.
 
     Raises:
         ValueError: ``results`` is not a directory.
@@ -76,10 +78,28 @@ def collect_rows(results: str | Path) -> list[dict[str, Any]]:
     rows = []
     for path in store.result_files(results):
         record = store.read_record(path)
-        if record is None or record.get("status") != "done":
+        if record is not None and record.get("status") == "failed":
             continue
-        rows.extend(_rows_of(record))
+        try:
+            if record is None or record.get("status") != "done":
+                raise KeyError("status")
+            rows.extend(_rows_of(record))
+        except (KeyError, TypeError, IndexError, AttributeError):
+            if unreadable is not None:
+                unreadable.append(path.name)
     return rows
+
+
+def coverage(results: str | Path, rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The configurations the sweep planned (its ``sweep.json``) that ``rows`` lack:
+    ``{"planned": [...], "missing": [...], "failed": [...]}`` (failed: with a failure record;
+    missing: neither done nor failed)."""
+    plan = store.read_record(Path(results) / "sweep.json") or {}
+    planned = [str(key) for key in plan.get("keys", []) if isinstance(key, str)]
+    done = {row["key"] for row in rows}
+    failed = [key for key in planned if key not in done and store.is_failed(Path(results), key)]
+    missing = [key for key in planned if key not in done and key not in failed]
+    return {"planned": planned, "missing": missing, "failed": failed}
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
@@ -232,8 +252,13 @@ def aggregate(
     rows_param: str | None = None,
     columns_param: str | None = None,
     value: str | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Write ``results.csv``, heatmaps and (propagate) layer -> rate plots into ``out``.
+
+    The configurations of the sweep (its ``sweep.json``) with no finished result are
+    reported (``missing``, ``failed``), and so are JSON files that are not records
+    (``unreadable``); with ``strict`` any of them is an error, and nothing is written.
 
     Heatmaps show ``value`` (default ``relative_rate``: last-layer rate / layer-1 rate; for
     training grids ``test_accuracy``) over ``rows_param`` x ``columns_param`` (default:
@@ -242,16 +267,24 @@ def aggregate(
     average over seeds).
 
     Returns:
-        ``{"rows": n, "csv": path, "figures": [paths]}``.
+        ``{"rows": n, "csv": path, "figures": [paths], "done": configurations with a
+        result, "planned": [keys], "missing": [keys], "failed": [keys], "unreadable": [file
+        names]}``.
 
     Raises:
-        ValueError: no finished results, or an unknown parameter / value column.
+        ValueError: no finished results, an unknown parameter / value column, or (``strict``)
+            a configuration without a result or an unreadable file.
     """
     results = Path(results)
     out = Path(out) if out is not None else results.parent / f"{results.name}-aggregate"
-    rows = collect_rows(results)
+    unreadable: list[str] = []
+    rows = collect_rows(results, unreadable)
     if not rows:
         raise ValueError(f"no finished results in {str(results)!r}")
+    gaps = {**coverage(results, rows), "unreadable": unreadable}
+    done = len({row["key"] for row in rows})
+    if strict and (gaps["missing"] or gaps["failed"] or unreadable):
+        raise ValueError(f"--strict: {completeness_line(done, gaps)}")
     csv_path = write_text_atomic(out / "results.csv", rows_to_csv(rows))
     params = varying(rows, ignore=("init",))
     columns = {c for row in rows for c in row}
@@ -287,4 +320,17 @@ def aggregate(
             figures.append(str(depth_figure(group, rows_param, columns_param,
                                             f"rate by layer ({label})" if label
                                             else "rate by layer", path)))
-    return {"rows": len(rows), "csv": str(csv_path), "figures": figures}
+    return {"rows": len(rows), "csv": str(csv_path), "figures": figures, "done": done, **gaps}
+
+
+def completeness_line(done: int, gaps: dict[str, list[str]]) -> str:
+    """``"13 of 15 configurations have results; missing: ...; failed: ..."`` (keys shortened
+    to the first three)."""
+    planned = len(gaps.get("planned", [])) or done
+    parts = [f"{done} of {planned} configurations have results"]
+    for name in ("missing", "failed", "unreadable"):
+        keys = gaps.get(name, [])
+        if keys:
+            shown = ", ".join(keys[:3]) + (f", ... ({len(keys)})" if len(keys) > 3 else "")
+            parts.append(f"{name}: {shown}")
+    return "; ".join(parts)

@@ -24,6 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -177,31 +178,76 @@ class _Progress:
         self.bar.close()
 
 
+#: Times a run may kill its worker process when it runs alone before it is recorded as failed.
+SOLO_DEATHS = 2
+
+
 def _local(results: Path, todo: list[Run], workers: int, threads: int | None,
            progress: _Progress, summary: SweepSummary) -> None:
+    """Run ``todo`` on a pool of ``workers`` processes. When a worker process dies (killed, as
+    the out-of-memory killer does), the pool breaks and every run in flight is a suspect: each
+    runs again *alone* in a fresh process, so that only a run that kills its worker by itself
+    (:data:`SOLO_DEATHS` times) is recorded as failed, and its innocent neighbours are not."""
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     pending = list(reversed(todo))
+    suspects: list[Run] = []
+    deaths: dict[str, int] = {}
+    while pending or suspects:
+        alone = bool(suspects)
+        queue = [suspects.pop()] if alone else pending
+        for run in _pool_pass(results, queue, 1 if alone else workers, threads, progress,
+                              summary):
+            if store.is_done(results, run.key):  # it finished just before the break
+                _count(summary, progress, run, "done")
+                continue
+            store.log_event(results, "worker-died", run.key, alone=alone)
+            if not alone:
+                suspects.insert(0, run)
+                continue
+            deaths[run.key] = deaths.get(run.key, 0) + 1
+            if deaths[run.key] < SOLO_DEATHS:
+                suspects.append(run)
+                continue
+            record = _record(run, time.time())
+            record.update(status="failed", error=(
+                f"its worker process died {SOLO_DEATHS} times while it ran alone (killed, e.g. "
+                "by the out-of-memory killer); rerun with --retry-failed once it can fit"))
+            store.write_failed(results, record)
+            _count(summary, progress, run, "failed")
+
+
+def _pool_pass(results: Path, queue: list[Run], workers: int, threads: int,
+               progress: _Progress, summary: SweepSummary) -> list[Run]:
+    """Run the runs of ``queue`` (popped from its end) on a fresh pool until it is empty or a
+    worker dies; the runs that were in flight when it died (none if it did not)."""
     in_flight: dict[Future[str], Run] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_die_with_parent, initargs=(threads,)) as pool:
-        while pending or in_flight:
-            while pending and len(in_flight) < workers:
-                run = pending.pop()
-                in_flight[pool.submit(run_and_write, str(results), run)] = run
+        while queue or in_flight:
+            try:
+                while queue and len(in_flight) < workers:
+                    run = queue.pop()
+                    in_flight[pool.submit(run_and_write, str(results), run)] = run
+            except BrokenProcessPool:
+                queue.append(run)
+                return list(in_flight.values())
             progress.set_running(len(in_flight))
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
-                run = in_flight.pop(future)
                 try:
                     status = future.result()
-                except Exception as error:  # the worker itself died (e.g. out of memory)
+                except BrokenProcessPool:
+                    return list(in_flight.values())
+                except Exception as error:  # the run's result could not come back
+                    run = in_flight[future]
                     record = _record(run, time.time())
                     record.update(status="failed", error=f"{type(error).__name__}: {error}",
                                   traceback="".join(traceback.format_exception(error)))
                     store.write_failed(results, record)
                     status = "failed"
-                _count(summary, progress, run, status)
+                _count(summary, progress, in_flight.pop(future), status)
             progress.set_running(len(in_flight))
+    return []
 
 
 def _count(summary: SweepSummary, progress: _Progress, run: Run, status: str) -> None:

@@ -173,3 +173,15 @@ def test_a_sweep_that_asks_for_cuda_on_a_cpu_machine_is_refused_up_front(tmp_pat
     _fails_cleanly(["sweep", "--task", "train", "--set", "device=cuda", "--grid", "seed=0,1",
                     "--results", str(tmp_path)], capsys, "2 of the 2 runs ask for cuda")
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_diverging_training_stops_with_one_line_and_keeps_no_nan(
+        data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from spikeinit.experiments.training import loop
+
+    real = loop.F.cross_entropy
+    monkeypatch.setattr(loop.F, "cross_entropy",
+                        lambda *a, **k: real(*a, **k) * float("nan"))  # a loss gone NaN
+    _fails_cleanly([*_tiny(data_dir), "--out", str(tmp_path)], capsys, "the loss became nan",
+                   "--lr")
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -246,6 +246,12 @@ def _train(
             sums = all_reduce_sum(sums, context)
             spike_stats = all_reduce_sum(probe.rates(), context).cpu()
             sums = sums.cpu()
+            if not torch.isfinite(sums[0]):  # checked once an epoch: no sync per step
+                raise ValueError(
+                    f"train: the loss became {float(sums[0])} during epoch {epoch + 1}, so the "
+                    "weights are no longer finite; nothing of this epoch was saved (out keeps "
+                    f"epoch {epoch}'s checkpoint, if any). Lower --lr, or check the data and "
+                    "the neurons' --threshold and --beta")
             n_steps = max(batches_per_epoch, 1)
             test_loss, test_accuracy = evaluate(model, test_data, config, context, probe)
             record = {

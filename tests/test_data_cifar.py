@@ -217,6 +217,34 @@ def test_corrupt_image_and_tarball(tmp_path: Path) -> None:
 
 
 @needs_pillow
+@pytest.mark.parametrize("where", [0.3, 0.7, 0.9])
+def test_flipped_bytes_anywhere_are_a_corrupt_archive(tmp_path: Path, where: float) -> None:
+    """Damage in a part of the tarball that the split's images do not use went unnoticed (the
+    gzip CRC is checked only at the stream's end); it is reported, whatever the split."""
+    make_image_tree(tmp_path / "src")
+    tar = make_tarball(tmp_path)
+    raw = bytearray(tar.read_bytes())
+    at = int(len(raw) * where)
+    raw[at] ^= 0xFF
+    tar.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match="corrupt"):
+        load_dataset("cifar10", tmp_path, "test")
+
+
+def test_a_small_pickle_that_expands_is_refused_quickly() -> None:
+    """Nested lists that share references: a few KB that np.asarray would blow up."""
+    row = [0] * 3072
+    rows = [row] * 1000
+    data = pickle.dumps({"data": [rows] * 1000, "labels": [0] * 1000})
+    assert len(data) < 40_000
+    with pytest.raises(DatasetError, match="'data' must be a uint8 array"):
+        read_cifar_batch(data, "b")
+    data = pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [[rows] * 1000] * 2})
+    with pytest.raises(DatasetError, match="'labels' must be 2 integers"):
+        read_cifar_batch(data, "b")
+
+
+@needs_pillow
 def test_wrong_size_and_class_count(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -92,12 +92,25 @@ def read_cifar_batch(data: bytes, source: str = "<batch>") -> tuple[np.ndarray, 
     batch = _unpickle(data, source)
     if "data" not in batch or "labels" not in batch:
         raise DatasetError(f"{source}: batch lacks 'data'/'labels' (keys: {sorted(batch)})")
-    images = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"])
+    images, raw_labels = batch["data"], batch["labels"]
+    # checked before any conversion: a few KB of nested lists that share references would
+    # expand into billions of elements in np.asarray
+    if not isinstance(images, np.ndarray):
+        raise DatasetError(f"{source}: 'data' must be a uint8 array (N, 3072), got "
+                           f"{type(images).__name__}")
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * 32 * 32:
         raise DatasetError(
             f"{source}: 'data' must be uint8 (N, 3072), got {images.dtype} {images.shape}"
         )
+    if isinstance(raw_labels, (list, tuple)):
+        if len(raw_labels) != images.shape[0] or not all(
+                isinstance(value, int) for value in raw_labels):
+            raise DatasetError(f"{source}: 'labels' must be {images.shape[0]} integers (one per "
+                               "image)")
+    elif not isinstance(raw_labels, np.ndarray):
+        raise DatasetError(f"{source}: 'labels' must be a list of integers, got "
+                           f"{type(raw_labels).__name__}")
+    labels = np.asarray(raw_labels)
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DatasetError(f"{source}: {images.shape[0]} images but labels of shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):

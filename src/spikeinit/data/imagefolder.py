@@ -8,6 +8,7 @@ are read with :mod:`tarfile` without extracting anything to disk.
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import zlib
@@ -105,6 +106,20 @@ def scan_image_folder(
     return [f for _, f in found], labels, sorted(index, key=index.__getitem__)
 
 
+def _check_read_to_end(tf: tarfile.TarFile, source: str) -> None:
+    """Read the archive to its end, so that damage anywhere is found (a gzip stream checks
+    its CRC only at its end, which the member listing never reaches), and raise
+    :class:`DatasetError` when the listing stopped before the end: after a real end-of-archive
+    marker nothing but zero padding follows."""
+    fileobj = tf.fileobj
+    if fileobj is None:
+        return
+    while chunk := fileobj.read(1 << 20):
+        if chunk.strip(b"\0"):
+            raise DatasetError(f"{source}: corrupt archive (an unreadable header before "
+                               f"the end, near byte {tf.offset} of the archive)")
+
+
 def scan_image_tar(
     tf: tarfile.TarFile, split: str, n_classes: int | None = None, source: str = "<tar>"
 ) -> tuple[list[tarfile.TarInfo], np.ndarray, list[str]]:
@@ -120,6 +135,7 @@ def scan_image_tar(
             and not any(p.startswith(".") for p in parts)
         ):
             found.append((parts[-2], member.name, member))
+    _check_read_to_end(tf, source)
     found.sort(key=lambda item: (item[0], item[1]))
     index = _class_index([c for c, _, _ in found], f"{source} ({split}/)", n_classes)
     labels = np.array([index[c] for c, _, _ in found], dtype=np.int64)
@@ -202,7 +218,7 @@ def load_image_tar(
                         raise DatasetError(f"{tar_path}:{members[i].name}: not a regular file")
                     name = f"{tar_path}:{members[i].name}"
                     decoded[int(i)] = decode_image(src.read(), name, size)
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise DatasetError(f"{tar_path}: corrupt or truncated tarball ({exc})") from exc
         except OSError as exc:
             raise DatasetError(f"{tar_path}: cannot read tarball ({exc})") from exc

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import spikeinit
 from spikeinit.cli.main import main
 from spikeinit.experiments.training import TrainConfig, train
 from spikeinit.experiments.training.loop import TRAIN_LOCK
@@ -185,3 +188,31 @@ def test_a_diverging_training_stops_with_one_line_and_keeps_no_nan(
     _fails_cleanly([*_tiny(data_dir), "--out", str(tmp_path)], capsys, "the loss became nan",
                    "--lr")
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+# ---- generated hostile values through the API ---------------------------------------------------
+
+_ANY_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                        st.integers(min_value=-2**70, max_value=2**70))
+
+
+@settings(max_examples=60, deadline=None)
+@given(threshold=_ANY_NUMBER)
+def test_spike_normal_gives_finite_weights_or_names_threshold(threshold: float) -> None:
+    weight = torch.empty(8, 50)
+    try:
+        spikeinit.spike_normal_(weight, threshold=threshold)
+    except ValueError as error:
+        assert "threshold" in str(error) or "theta" in str(error)
+    else:
+        assert torch.isfinite(weight).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["seed", "epochs", "batch", "lr", "beta", "threshold", "steps",
+                             "weight_decay", "warmup"]), value=_ANY_NUMBER)
+def test_train_config_takes_a_value_or_names_the_option(name: str, value: float) -> None:
+    try:
+        TrainConfig(**{name: value})
+    except ValueError as error:
+        assert name in str(error)

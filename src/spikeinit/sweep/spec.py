@@ -232,8 +232,8 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
             try:
                 import yaml
             except ImportError as error:
-                raise ValueError("reading a YAML sweep file needs PyYAML (pip install 'spikeinit[yaml]'); "
-                                 "or write the grid as TOML") from error
+                raise ValueError("reading a YAML sweep file needs PyYAML (pip install "
+                                 "'spikeinit[yaml]'); or write the grid as TOML") from error
             try:
                 data = yaml.safe_load(path.read_text()) or {}
             except yaml.YAMLError as error:

@@ -273,3 +273,45 @@ def test_residual_aware_init_beats_paper_on_a_sew_stack() -> None:
     paper_spread = max(paper.values()) / min(paper.values())
     assert spread < paper_spread
 
+
+
+# ---- the acceptance at full size, on real CIFAR-10 (opt-in: pytest -m slow) ---------------------
+
+def _cifar_sample(data_dir, images: int = 16, steps: int = 4) -> torch.Tensor:
+    from spikeinit.data import load_dataset
+
+    data = load_dataset("cifar10", data_dir, split="test", limit=images)
+    batch = torch.stack([data[i][0] for i in range(images)])
+    batch = (batch - batch.mean((0, 2, 3), keepdim=True)) / batch.std((0, 2, 3), keepdim=True)
+    return batch.unsqueeze(0).expand(steps, *batch.shape)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["snntorch", "spikingjelly"])
+@pytest.mark.parametrize("form", ["sew", "ms"])
+def test_twenty_normalized_blocks_on_cifar_are_within_25_percent(data_dir, framework: str,
+                                                                 form: str) -> None:
+    pytest.importorskip(framework)
+    sample = _cifar_sample(data_dir)
+    torch.manual_seed(0)
+    net = framework_resnet(framework, form, blocks=20, channels=16, norm=True)
+    rates = _initialized_rates(net, sample)
+    assert all(abs(rate - 0.1) <= 0.25 * 0.1 for rate in rates.values()), rates
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["sew", "ms"])
+def test_twenty_unnormalized_blocks_on_cifar_are_levelled_by_calibrate(data_dir,
+                                                                       form: str) -> None:
+    pytest.importorskip("snntorch")
+    sample = _cifar_sample(data_dir)
+    torch.manual_seed(0)
+    net = framework_resnet("snntorch", form, blocks=20, channels=16, norm=False)
+    assert spikeinit.report(net, sample).dead  # the default init: dead blocks, flagged
+    rates = _initialized_rates(net, sample)
+    assert min(rates.values()) > 0.04, rates  # alive everywhere (the 25% band: see the docs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spikeinit.calibrate(net, sample)
+    rates = block_rates(net, sample)
+    assert all(abs(rate - 0.1) <= 0.1 * 0.1 for rate in rates.values()), rates

@@ -5,8 +5,8 @@ For every seed, framework (spikeinit, snnTorch, SpikingJelly), form (SEW, MS) an
 rate of each block on CIFAR-10 test images (standardized, direct encoding: the image repeated
 over T = 4 steps) at the framework's default init, after ``initialize(net, "paper")``, after
 ``initialize(net)`` (the residual-aware default) and, for the ``--calibrate-seeds``, after
-``calibrate`` on top of it. Every result is one line of ``results.jsonl`` in ``--out``; a rerun
-skips what is there.
+``calibrate`` on top of it (run last: minutes per network). Every result is one line of
+``results.jsonl`` in ``--out``; a rerun skips what is there.
 
     python docs/scripts/residual_rates.py --data-dir ../shared/data --out runs/residual-rates
     python docs/scripts/residual_rates.py --out runs/residual-rates --table \\
@@ -58,18 +58,20 @@ def measure(framework: str, form: str, norm: bool, seed: int, blocks: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = build()
-        record("default", net, 0.0)
-        start = time.perf_counter()
-        spikeinit.initialize(net, "paper", sample=sample)
-        record("paper", net, time.perf_counter() - start)
-        net = build()
+        if not calibrate:
+            record("default", net, 0.0)
+            start = time.perf_counter()
+            spikeinit.initialize(net, "paper", sample=sample)
+            record("paper", net, time.perf_counter() - start)
+            net = build()
         start = time.perf_counter()
         spikeinit.initialize(net, sample=sample)
-        record("residual-aware", net, time.perf_counter() - start)
-        if calibrate:
-            start = time.perf_counter()
-            spikeinit.calibrate(net, sample)
-            record("calibrate", net, time.perf_counter() - start)
+        if not calibrate:
+            record("residual-aware", net, time.perf_counter() - start)
+            return rows
+        start = time.perf_counter()
+        spikeinit.calibrate(net, sample)
+        record("calibrate", net, time.perf_counter() - start)
     return rows
 
 
@@ -167,15 +169,19 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.table:
         sample = cifar_sample(args.data_dir, args.images, 4)
-        done = {(r["framework"], r["form"], r["norm"], r["seed"]) for r in load(args.out)}
-        for seed in args.seeds:
+        done = {(r["framework"], r["form"], r["norm"], r["seed"], r["init"] == "calibrate")
+                for r in load(args.out)}
+        # the inits first, at every seed; calibrate (minutes per network) last
+        passes = [(seed, False) for seed in args.seeds]
+        passes += [(seed, True) for seed in args.calibrate_seeds]
+        for seed, calibrate in passes:
             for framework in args.frameworks:
                 for form in FORMS:
                     for norm in (False, True):
-                        if (framework, form, norm, seed) in done:
+                        if (framework, form, norm, seed, calibrate) in done:
                             continue
                         rows = measure(framework, form, norm, seed, args.blocks, sample,
-                                       seed in args.calibrate_seeds)
+                                       calibrate)
                         with (args.out / "results.jsonl").open("a") as handle:
                             handle.write("".join(json.dumps(r) + "\n" for r in rows))
                             handle.flush()

@@ -324,8 +324,11 @@ def initialize(
     data's :math:`E[x^2]`: measured at the layer's input when ``sample`` is given (the model
     runs once on it, with forward hooks, to link layers and neurons in forward order; pass
     ``forward(model, sample)`` when calling the model needs more than ``model(sample)``), else
-    ``input_second_moment`` (default 1). Without ``sample``, layers and neurons are linked in
-    module order.
+    ``input_second_moment`` (default 1). With a ``sample``, the methods that set a current std
+    (``paper``, ``stable``, ``trainable``) then rescale such a layer so that its current's
+    :math:`E[I^2]` on the sample is exactly the one drawn for: on correlated inputs (image
+    patches) one draw misses it by a factor 2 with a few output channels. Without ``sample``,
+    layers and neurons are linked in module order.
 
     **The operating point** :math:`\sigma`. A given ``sigma`` is used for every population, as
     is. Without it, ``paper`` (and the methods that have no operating point) use the published
@@ -461,6 +464,10 @@ def initialize(
                 mean, variance = chosen.initialize_(layer.module.weight, bias, ctx, generator,
                                                     **options)
                 used, auto, reason = point.record(layer, ctx)
+            if norm is None and chosen.norm_sigma is not None and (
+                    layer.name in network.data_inputs):
+                variance = _exact_on_data(layer, network.data_inputs[layer.name], ctx,
+                                          variance, notes)
             variance, share = _residual_share(plan, layer, ctx, norm, variance, used, point,
                                               notes)
             if norm is not None and used is not None:
@@ -490,6 +497,33 @@ def initialize(
             f"({chosen.operating_rule}); see InitRecord.sigma and spikeinit.report. Pass "
             "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=2)
     return InitResult(records)
+
+
+def _exact_on_data(layer: SynapticLayer, data: Tensor, ctx: LayerContext, variance: float,
+                   notes: list[Note]) -> float:
+    r"""Rescale a layer fed by data so that its current's second moment on the sample is the
+    one drawn for, :math:`n\,\mathrm{Var}[w]\,E[x^2]`; the new weight variance.
+
+    The formula holds on average over weight draws; for one draw on correlated inputs (the
+    pixels of a natural image patch) the realized :math:`E[I^2] = w^\top C w` varies by a
+    factor 2 and more with a few channels (its projection on the patch mean is a
+    :math:`\chi^2` with one degree of freedom per channel). The data does not depend on any
+    weight, so one measurement makes the first layer exact."""
+    intended = ctx.fan_in * variance * ctx.second_moment
+    with torch.no_grad():
+        measured = float(layer.module(data).double().square().mean())
+    if not (measured > 0 and intended > 0 and math.isfinite(measured)):
+        return variance
+    factor = math.sqrt(intended / measured)
+    with torch.no_grad():
+        layer.module.weight.mul_(factor)
+        bias = getattr(layer.module, "bias", None)
+        if isinstance(bias, Tensor):
+            bias.mul_(factor)
+    notes.append(Note("measured", layer.name,
+                      f"its current on the sample had E[I^2] = {measured:.4g} for the "
+                      f"{intended:.4g} drawn for: weights x {factor:.4g}"))
+    return variance * factor**2
 
 
 def _residual_share(plan: ResidualPlan, layer: SynapticLayer, ctx: LayerContext,

@@ -218,6 +218,7 @@ class NetworkMap:
     internal: list[str] = field(default_factory=list)
     activity: ActivityProbe | None = None
     additions: dict[str, Addition] = field(default_factory=dict)
+    data_inputs: dict[str, Tensor] = field(default_factory=dict)  # layer -> its data input
 
     def neuron(self, name: str) -> NeuronSite | None:
         """The neuron site called ``name``."""
@@ -463,6 +464,7 @@ class _Tracer:
         self.shapes: dict[str, tuple[int, int]] = {}
         self.additions: dict[str, list[tuple[str | None, str, float, float]]] = {}
         self.sums: dict[str, tuple[float, float]] = {}
+        self.inputs: dict[str, list[Tensor]] = {}  # every input of the layers fed by data
         self.depth = 0  # units being run: an addition inside one is part of it
         self.scopes: list[list[Any]] = [["", 0]]  # [container name, additions so far]
         self._by_id: dict[int, str] = {}
@@ -473,6 +475,8 @@ class _Tracer:
     def hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
         def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if name in self.producer:  # later calls: only the first is linked (and kept)
+                if name in self.inputs:  # ... except the data a first layer reads at each step
+                    self.inputs[name].append(first_tensor(args))
                 return
             x = first_tensor(args)
             self.producer[name] = self._find(x)
@@ -483,6 +487,9 @@ class _Tracer:
             self.outputs[name] = out
             self._remember(name, output)
             self._keep.append((x, output))
+            if self.units[name][1] == "synaptic" and x is not None and (
+                    self.producer[name][0] is None):
+                self.inputs[name] = [x]
 
         return record
 
@@ -551,6 +558,14 @@ class _Tracer:
                     or _stacked_over_time(out, x)):
                 return name, "copy"
         return self.order[-1], "unknown"
+
+
+def _joined(inputs: list[Tensor]) -> Tensor:
+    """The inputs of every call (the steps of a per-step model) as one batch, when they have
+    the same shape; else the first call's."""
+    if len(inputs) > 1 and all(t is not None and t.shape == inputs[0].shape for t in inputs):
+        return torch.cat(inputs, dim=0)
+    return inputs[0]
 
 
 def _moments(x: Tensor) -> tuple[float, float]:
@@ -754,6 +769,7 @@ def _traced_map(
         additions[name] = Addition(name, tuple(terms), *tracer.sums[name])
 
     called = [name for name in tracer.order if name not in tracer.additions]
+    data_inputs: dict[str, Tensor] = {}
     sites = {name: _with_data_flag(site, name in tracer.producer and driven_by_data(name))
              for name, site in sites.items()}
     layers = []
@@ -772,8 +788,10 @@ def _traced_map(
                        target, before, after, input_kind, notes, measured)
         if input_kind == "sum":
             layer = replace(layer, source_name=source)
+        if input_kind == "data" and name in tracer.inputs:
+            data_inputs[name] = _joined(tracer.inputs[name])
         layers.append(layer)
     ordered = [sites[name] for name in called if name in sites]
     ordered += [site for name, site in sites.items() if name not in tracer.producer]
     return NetworkMap(layers, ordered, traced=True, internal=internal, activity=probe,
-                      additions=additions)
+                      additions=additions, data_inputs=data_inputs)

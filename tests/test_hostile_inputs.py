@@ -216,3 +216,14 @@ def test_train_config_takes_a_value_or_names_the_option(name: str, value: float)
         TrainConfig(**{name: value})
     except ValueError as error:
         assert name in str(error)
+
+
+@pytest.mark.parametrize("command", [["propagate", "--width", "2000000", "--depth", "100"],
+                                     ["conditions", "--widths", "10", "2000000", "--depth",
+                                      "100"]])
+def test_sizes_that_cannot_fit_are_refused_up_front_with_the_estimate(command: list[str],
+                                                                     tmp_path: Path,
+                                                                     capsys) -> None:
+    line = _fails_cleanly([*command, "--device", "cpu", "--out", str(tmp_path)], capsys,
+                          "this size needs about", "GiB of memory")
+    assert "1.49e+06 GiB" in line  # 100 layers x (2e6)^2 float32 weights: 1.6e15 bytes

@@ -51,10 +51,10 @@ def train(out: Path, data_dir: str, variant: str, init: str, seed: int) -> str:
     return f"{target.name}: {done.stdout.strip().splitlines()[-1]}"
 
 
-def curves(out: Path) -> dict[tuple[str, str], list[list[float]]]:
+def curves(out: Path, variants: list[str]) -> dict[tuple[str, str], list[list[float]]]:
     """``(variant, init) -> [per-seed test accuracy per epoch]``."""
     found: dict[tuple[str, str], list[list[float]]] = {}
-    for variant in VARIANTS:
+    for variant in variants:
         for init in INITS:
             for seed in SEEDS:
                 path = run_dir(out, variant, init, seed) / "metrics.json"
@@ -95,15 +95,17 @@ def write_table(found: dict[tuple[str, str], list[list[float]]], csv_path: Path 
             writer.writerows(rows)
 
 
-def write_figure(found: dict[tuple[str, str], list[list[float]]], path: Path, cpu: str) -> None:
+def write_figure(found: dict[tuple[str, str], list[list[float]]], path: Path, cpu: str,
+                 variants: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(5 * len(VARIANTS), 3.6), sharey=True)
-    for axis, variant in zip(np.atleast_1d(axes), VARIANTS):
+    fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 3.6), sharey=True,
+                             squeeze=False)
+    for axis, variant in zip(axes[0], variants):
         for init in INITS:
             runs = found.get((variant, init))
             if not runs:
@@ -116,8 +118,8 @@ def write_figure(found: dict[tuple[str, str], list[list[float]]], path: Path, cp
         axis.set_title(f"{variant.upper()} ResNet-20, no BatchNorm")
         axis.set_xlabel("epoch (800 CIFAR-10 images each)")
         axis.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("test accuracy (%), mean ± std, 3 seeds")
-    np.atleast_1d(axes)[0].legend()
+    axes[0][0].set_ylabel("test accuracy (%), mean ± std, 3 seeds")
+    axes[0][0].legend()
     fig.suptitle(f"T = 4, AdamW 3e-3, batch 32; {cpu}", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,10 +141,10 @@ def main() -> None:
         with ThreadPoolExecutor(args.workers) as pool:
             for line in pool.map(lambda job: train(args.out, args.data_dir, *job), jobs):
                 print(line, flush=True)
-    found = curves(args.out)
+    found = curves(args.out, args.variants)
     write_table(found, args.csv)
     if args.figure is not None:
-        write_figure(found, args.figure, cpu_model())
+        write_figure(found, args.figure, cpu_model(), args.variants)
 
 
 if __name__ == "__main__":

@@ -30,3 +30,38 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes free for a new computation: a CUDA device's free memory, else the system's
+    ``MemAvailable`` (Linux); ``None`` when unknown."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info()[0])
+        return None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_fits(needed: int, what: str, device: str = "cpu") -> None:
+    """Raise a ``ValueError`` when ``needed`` bytes exceed the free memory of ``device``,
+    with the estimate and what to change (``what`` names the options that set the size).
+
+    Example:
+        >>> check_fits(1024, "--width")   # a kilobyte fits anywhere
+    """
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise ValueError(f"{what}: this size needs about {_gib(needed)} of memory and "
+                         f"{device} has {_gib(free)} free; choose a smaller size")
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.3g} GiB"

@@ -30,11 +30,13 @@ from spikeinit.experiments.propagation import (
     DEFAULT_INITS,
     PropagationConfig,
     gradient_rows,
+    memory_estimate,
     run_propagation,
     summary_rows,
 )
 from spikeinit.init.registry import available_methods, get_method
 from spikeinit.io import write_json_atomic
+from spikeinit.machine import check_fits
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
 from spikeinit.neurons.surrogate import SURROGATES
 from spikeinit.tables import format_table
@@ -106,6 +108,8 @@ def run_propagate(args: argparse.Namespace) -> int:
         threshold=args.threshold, beta=args.beta, reset=args.reset, reset_order=args.reset_order,
         input=args.input, batch=args.batch, seed=args.seed, device=args.device,
     )
+    check_fits(memory_estimate(config, args.gradients), "--width/--depth/--batch/--steps",
+               config.device)
     with tqdm(total=len(config.inits) * config.depth, desc="propagate", unit="layer",
               disable=progress_disabled(args)) as bar:
         result = run_propagation(config, on_layer=lambda: bar.update(1),
@@ -132,6 +136,8 @@ def run_conditions_command(args: argparse.Namespace) -> int:
         depth=args.depth, steps=args.steps, beta=args.beta, reset=args.reset, batch=args.batch,
         seed=args.seed, device=args.device,
     )
+    widest = config.propagation(max(config.widths), config.thresholds[0])
+    check_fits(memory_estimate(widest), "--widths/--depth/--batch/--steps", config.device)
     total = len(config.widths) * len(config.thresholds)
     with tqdm(total=total, desc="conditions", unit="run",
               disable=progress_disabled(args)) as bar:

@@ -102,6 +102,17 @@ def input_currents(config: PropagationConfig, generator: torch.Generator) -> tor
     return torch.randn((config.steps, *shape), generator=generator)
 
 
+def memory_estimate(config: PropagationConfig, gradients: bool = False) -> int:
+    r"""Bytes one simulation needs, about: the weights, :math:`4 \cdot D W^2`, and a few
+    activations of :math:`T \cdot B \cdot W` floats per layer in flight (all of them, and
+    twice the weights, when ``gradients`` keeps the graph for the backward pass)."""
+    weights = 4 * config.depth * config.width**2
+    activations = 4 * 4 * config.steps * config.batch * config.width
+    if gradients:
+        return 2 * weights + activations * config.depth
+    return weights + activations
+
+
 def build_network(config: PropagationConfig, init: str, **lif_options: Any) -> SpikingMLP:
     """The ``depth x width`` network of ``config``, initialized with ``init`` (seeded)."""
     net = deep_network(

@@ -28,6 +28,7 @@ import torch
 import spikeinit
 from spikeinit.data import load_dataset
 from spikeinit.experiments.residual import block_rates, framework_resnet
+from spikeinit.io import save_figure_atomic
 from spikeinit.machine import cpu_model
 
 TARGET = 0.1  # spikeinit's default, trainable
@@ -103,13 +104,18 @@ def write_table(rows: list[dict], csv_path: Path | None) -> None:
                       "blocks_within_25pct": round(statistics.mean(inside), 3),
                       "min_rate": round(min(min(r["rates"]) for r in runs), 4),
                       "max_rate": round(max(max(r["rates"]) for r in runs), 4)})
-    print("| framework | form | norm | init | seeds | max rel. deviation | blocks within 25% "
-          "| rates |")
-    print("|---|---|---|---|---|---|---|---|")
-    for t in table:
-        print(f"| {t['framework']} | {t['form']} | {t['norm']} | {t['init']} | {t['seeds']} | "
-              f"{t['max_deviation_mean']:.2f} ± {t['max_deviation_std']:.2f} | "
-              f"{100 * t['blocks_within_25pct']:.0f}% | {t['min_rate']:.3f}-{t['max_rate']:.3f} |")
+    cells = {(t["form"], t["norm"], t["framework"], t["init"]): t for t in table}
+    print("| form | norm | framework | " + " | ".join(INITS) + " |")
+    print("|---|---|---|" + "---|" * len(INITS))
+    for form, norm, framework in sorted({key[:3] for key in cells},
+                                        key=lambda k: (FORMS.index(k[0]), k[1], k[2])):
+        row = []
+        for init in INITS:
+            t = cells.get((form, norm, framework, init))
+            row.append("-" if t is None else
+                       f"{t['max_deviation_mean']:.2f} ± {t['max_deviation_std']:.2f} "
+                       f"({100 * t['blocks_within_25pct']:.0f}%, n={t['seeds']})")
+        print(f"| {form.upper()} | {norm} | {framework} | " + " | ".join(row) + " |")
     if csv_path is not None:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with csv_path.open("w", newline="") as handle:
@@ -148,8 +154,7 @@ def write_figure(rows: list[dict], path: Path, cpu: str) -> None:
     fig.suptitle(f"20 blocks x 16 channels, CIFAR-10, T = 4; shaded: target 0.1 +- 25%; {cpu}",
                  fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from spikeinit.io import save_figure_atomic
 from spikeinit.machine import cpu_model
 
 VARIANTS = ("sew", "ms")
@@ -122,8 +123,7 @@ def write_figure(found: dict[tuple[str, str], list[list[float]]], path: Path, cp
     axes[0][0].legend()
     fig.suptitle(f"T = 4, AdamW 3e-3, batch 32; {cpu}", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.time_distributed import (
+    check_frame_shape,
     check_frames,
     fold_time,
     once_over_time,
@@ -123,11 +124,7 @@ class SpikingCNN(nn.Module):
         **lif_options: Any,
     ) -> None:
         super().__init__()
-        shape = tuple(input_shape)
-        if len(shape) != 3:
-            raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)!r}")
-        for name, value in zip(("C", "H", "W"), shape):
-            check_positive_int(f"input_shape {name}", value)
+        shape = check_frame_shape(input_shape)
         check_positive_int("classes", classes)
         if len(channels) < 1:
             raise ValueError("channels must list at least one conv block (e.g. (16, 32))")

@@ -49,6 +49,7 @@ from spikeinit.models.cnn import NORMS
 from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.time_distributed import (
     TimeDistributed,
+    check_frame_shape,
     check_frames,
     once_over_time,
     repeated_over_time,
@@ -230,11 +231,7 @@ class SpikingResNet(nn.Module):
         **lif_options: Any,
     ) -> None:
         super().__init__()
-        shape = tuple(input_shape)
-        if len(shape) != 3:
-            raise ValueError(f"input_shape must be (C, H, W), got {shape!r}")
-        for name, value in zip(("C", "H", "W"), shape):
-            check_positive_int(f"input_shape {name}", value)
+        shape = check_frame_shape(input_shape)
         check_positive_int("classes", classes)
         self.variant = check_choice("variant", variant, VARIANTS)
         self.norm_kind = check_choice("norm", norm, NORMS)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
+
+from spikeinit._validation import check_positive_int
 
 
 def repeated_over_time(x: Tensor) -> bool:
@@ -33,6 +35,15 @@ def once_over_time(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 def _run_once(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     frame = function(x[0])
     return frame.unsqueeze(0).expand(x.shape[0], *frame.shape).contiguous()
+
+
+def check_frame_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    """``input_shape`` as a ``(C, H, W)`` tuple of integers >= 1, or a ``ValueError``."""
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {shape!r}")
+    return tuple(check_positive_int(f"input_shape {name}", value)  # type: ignore[return-value]
+                 for name, value in zip(("C", "H", "W"), shape))
 
 
 def check_frames(currents: Tensor, frame_shape: tuple[int, ...]) -> None:

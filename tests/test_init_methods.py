@@ -76,7 +76,7 @@ def test_initialize_uses_data_statistics_for_the_first_layer():
     # drawn for Var[w] = 1 / (n E[x^2]), then rescaled so that the current's E[I^2] on the
     # sample is exactly sigma^2 = 1 (uniform inputs share a mean of 0.5: E[x] sum_i w_i
     # gives each output its own offset, and one draw misses the average by a few percent)
-    current = model[0](sample)
+    current = model[0](sample).detach()
     assert current.pow(2).mean().item() == pytest.approx(1.0, rel=1e-5)
     assert records[0].std == pytest.approx(math.sqrt(1 / (50 * second_moment)), rel=0.2)
     assert any("E[I^2]" in note for note in records[0].notes)

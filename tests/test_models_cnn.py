@@ -96,7 +96,8 @@ def test_cnn_first_layer_uses_data_second_moment() -> None:
     records = initialize_model(cnn, "paper", sample, generator=torch.Generator().manual_seed(0))
     expected = math.sqrt(1.0 / (9 * float(sample.double().pow(2).mean())))
     # drawn for Var[w] = 1 / (n E[x^2]), then made exact on the sample: E[I^2] = sigma^2 = 1
-    current = cnn.features[0].conv(sample.flatten(0, 1))
+    with torch.no_grad():
+        current = cnn.features[0].conv(sample.flatten(0, 1))
     assert float(current.double().pow(2).mean()) == pytest.approx(1.0, rel=1e-5)
     assert records[0].std == pytest.approx(expected, rel=0.2)
     assert float(cnn.features[0].conv.weight.detach().std()) == pytest.approx(records[0].std,

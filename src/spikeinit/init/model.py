@@ -33,7 +33,7 @@ from spikeinit.adapters.description import NeuronDescription
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.registry import InitMethod, get_method
-from spikeinit.init.residual import ResidualPlan, center_filters, static_rate
+from spikeinit.init.residual import ResidualPlan, center_filters
 from spikeinit.network.graph import (
     SYNAPTIC_TYPES,
     Forward,
@@ -43,7 +43,7 @@ from spikeinit.network.graph import (
     SynapticLayer,
     discover,
 )
-from spikeinit.network.moments import current_factor, input_statistics
+from spikeinit.network.moments import current_factor, gaussian_rate, input_statistics
 from spikeinit.network.notes import Note, of_kind
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.tables import TabularResult, fmt
@@ -499,6 +499,14 @@ def initialize(
     return InitResult(records)
 
 
+def _scale(module: nn.Module, factor: float, bias: bool = True) -> None:
+    """Multiply ``module``'s weight (and, with ``bias``, its bias) by ``factor`` in place."""
+    with torch.no_grad():
+        module.weight.mul_(factor)
+        if bias and isinstance(getattr(module, "bias", None), Tensor):
+            module.bias.mul_(factor)
+
+
 def _exact_on_data(layer: SynapticLayer, data: Tensor, ctx: LayerContext, variance: float,
                    notes: list[Note]) -> float:
     r"""Rescale a layer fed by data so that its current's second moment on the sample is the
@@ -515,11 +523,7 @@ def _exact_on_data(layer: SynapticLayer, data: Tensor, ctx: LayerContext, varian
     if not (measured > 0 and intended > 0 and math.isfinite(measured)):
         return variance
     factor = math.sqrt(intended / measured)
-    with torch.no_grad():
-        layer.module.weight.mul_(factor)
-        bias = getattr(layer.module, "bias", None)
-        if isinstance(bias, Tensor):
-            bias.mul_(factor)
+    _scale(layer.module, factor)
     notes.append(Note("measured", layer.name,
                       f"its current on the sample had E[I^2] = {measured:.4g} for the "
                       f"{intended:.4g} drawn for: weights x {factor:.4g}"))
@@ -532,7 +536,8 @@ def _residual_share(plan: ResidualPlan, layer: SynapticLayer, ctx: LayerContext,
     """Scale a layer for its place in a residual addition (:class:`ResidualPlan`), record its
     current and its neurons' rate for the layers after it: ``(weight variance, factor on the
     current std)``."""
-    rate = point.rate if point.rate is not None else static_rate(ctx.threshold, ctx.sigma)
+    rate = point.rate if point.rate is not None else gaussian_rate(ctx.threshold, 0.0,
+                                                                   ctx.sigma**2)
     std = (float(gamma) if norm is not None and gamma is not None
            else math.sqrt(ctx.fan_in * variance * ctx.second_moment))
     if layer.input == "sum" and norm is None:
@@ -542,11 +547,10 @@ def _residual_share(plan: ResidualPlan, layer: SynapticLayer, ctx: LayerContext,
         share = plan.share(layer, std, ctx.threshold, rate)
         if share is not None:
             factor = share.factor
-            with torch.no_grad():
-                handle = norm.module if norm is not None else layer.module
-                handle.weight.mul_(share.factor)
-                if norm is None and isinstance(getattr(handle, "bias", None), Tensor):
-                    handle.bias.mul_(share.factor)
+            if norm is not None:
+                _scale(norm.module, factor, bias=False)  # its gamma; its beta is 0
+            else:
+                _scale(layer.module, factor)
             std *= share.factor
             if norm is None:
                 variance *= share.factor**2

@@ -29,9 +29,8 @@ import torch
 from torch import Tensor
 
 from spikeinit.network.graph import Addition, NetworkMap, Operand, SynapticLayer
-from spikeinit.network.moments import through
+from spikeinit.network.moments import SPIKE_PRESERVING, keeps_spikes, through
 from spikeinit.network.notes import Note
-from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.residual import (
     branch_std_for_rate,
     stream_fraction,
@@ -56,8 +55,8 @@ class Share:
 class ResidualPlan:
     """Predicted moments of every population, layer current and addition of ``network``.
 
-    ``rate_of(layer)`` is called by :func:`~spikeinit.init.model.initialize` with the rate a
-    layer's neurons are drawn for; :meth:`drawn` records the current std it was drawn with.
+    :func:`~spikeinit.init.model.initialize` calls :meth:`spiked` with the rate a layer's
+    neurons are drawn for and :meth:`drawn` with the current std the layer is drawn with.
     """
 
     def __init__(self, network: NetworkMap) -> None:
@@ -108,7 +107,7 @@ class ResidualPlan:
         amplitude = self._amplitude(operand.source) if spikes else 1.0
         for op in operand.ops:
             mean, second, _ = through(op, mean, second, spikes=spikes, amplitude=amplitude)
-            spikes = spikes and op.kind in ("max-pool", "reshape", "dropout")
+            spikes = spikes and op.kind in SPIKE_PRESERVING
         return mean, second
 
     def sum_moments(self, addition: Addition) -> tuple[float, float]:
@@ -151,7 +150,7 @@ class ResidualPlan:
         others = addition.others(layer.name)
         if not others:
             return None
-        if all(term.kind == "spikes" and _binary(term) for term in others):
+        if all(term.kind == "spikes" and keeps_spikes(term.ops) for term in others):
             return self._mixture_share(layer, addition, others, std, theta, rate)
         return self._stream_share(layer, addition, rate)
 
@@ -240,10 +239,6 @@ def center_filters(weight: Tensor) -> None:
             rows.mul_(spread / centred)
 
 
-def _binary(term: Operand) -> bool:
-    return all(op.kind in ("max-pool", "reshape", "dropout") for op in term.ops)
-
-
 def _chains(additions: dict[str, Addition]) -> dict[str, list[str]]:
     """Every addition's chain: the additions linked by ``sum`` terms, in order."""
     previous = {name: next((term.source for term in addition.operands
@@ -264,8 +259,3 @@ def _chains(additions: dict[str, Addition]) -> dict[str, list[str]]:
         for member in chain:
             chains[member] = chain
     return chains
-
-
-def static_rate(theta: float, sigma: float) -> float:
-    r"""The one-step rate :math:`Q(\tilde\theta/\sigma)` of a population drawn for ``sigma``."""
-    return float(tail_probability(theta / sigma)) if sigma > 0 else 0.0

@@ -156,12 +156,10 @@ class Operand:
 @dataclass(frozen=True)
 class Addition:
     """A sum of tensors computed outside any module, e.g. ``out + identity`` in a residual
-    block's ``forward``: its operands, and its measured output moments on the sample."""
+    block's ``forward``, and its operands."""
 
     name: str
     operands: tuple[Operand, ...]
-    mean: float = 0.0
-    second_moment: float = 0.0
 
     def others(self, source: str | None) -> tuple[Operand, ...]:
         """The operands not produced by ``source``."""
@@ -463,7 +461,6 @@ class _Tracer:
         self.producer: dict[str, tuple[str | None, str]] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
         self.additions: dict[str, list[tuple[str | None, str, float, float]]] = {}
-        self.sums: dict[str, tuple[float, float]] = {}
         self.inputs: dict[str, list[Tensor]] = {}  # every input of the layers fed by data
         self.depth = 0  # units being run: an addition inside one is part of it
         self.scopes: list[list[Any]] = [["", 0]]  # [container name, additions so far]
@@ -535,7 +532,6 @@ class _Tracer:
         if operands is None:  # seen before: only the first is linked (and kept)
             return
         self.additions[name] = operands
-        self.sums[name] = _moments(out)
         self.order.append(name)
         self.outputs[name] = out
         self._keep.append(out)  # alive, so that its storage is not reused by a later tensor
@@ -766,7 +762,7 @@ def _traced_map(
             origin, kind, ops = walk_up(name, source, how)
             shared = source is not None and len(consumers.get(source, [])) > 1
             terms.append(Operand(origin, kind, tuple(ops), shared, mean, second))
-        additions[name] = Addition(name, tuple(terms), *tracer.sums[name])
+        additions[name] = Addition(name, tuple(terms))
 
     called = [name for name in tracer.order if name not in tracer.additions]
     data_inputs: dict[str, Tensor] = {}

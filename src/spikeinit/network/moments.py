@@ -33,6 +33,14 @@ from spikeinit.network.notes import Note
 from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.residual import sum_moments
 
+#: Operations after which binary spikes are still binary spikes (of the same amplitude).
+SPIKE_PRESERVING = ("max-pool", "reshape", "dropout")
+
+
+def keeps_spikes(ops: tuple[Operation, ...] | list[Operation]) -> bool:
+    """Whether spikes that go through ``ops`` are still binary spikes."""
+    return all(op.kind in SPIKE_PRESERVING for op in ops)
+
 
 def normalized_moments(module: nn.Module | None, mean: float, second: float) -> tuple[float, float]:
     r"""``(E[y], E[y^2])`` after a normalization layer, averaged over its channels.
@@ -124,7 +132,7 @@ def input_statistics(
     spikes = True
     for op in layer.before:
         mean, second, note = through(op, mean, second, spikes=spikes, amplitude=amplitude)
-        spikes = spikes and op.kind in ("max-pool", "reshape", "dropout")
+        spikes = spikes and op.kind in SPIKE_PRESERVING
         if note is not None:
             notes.append(note)
     return mean, second, notes

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -23,9 +23,17 @@ def test_spike_std_at_zero_threshold_is_kaiming():
     threshold=st.floats(0.0, 3.0),
     sigma=st.floats(0.1, 5.0),
 )
+@example(fan_in=1, threshold=2.0, sigma=0.125)  # beyond float32: found in a fresh environment
 def test_spike_std_formula(fan_in, threshold, sigma):
-    expected = math.sqrt(sigma**2 / (fan_in * stats.norm.sf(threshold / sigma)))
-    assert theory.spike_std(fan_in, threshold, sigma) == pytest.approx(expected, rel=1e-9)
+    """The formula, or, where its variance exceeds float32 (theta/sigma beyond about 15), the
+    one-line error naming the threshold."""
+    variance = sigma**2 / (fan_in * stats.norm.sf(threshold / sigma))
+    if variance > np.finfo(np.float32).max:
+        with pytest.raises(ValueError, match="threshold"):
+            theory.spike_std(fan_in, threshold, sigma)
+        return
+    assert theory.spike_std(fan_in, threshold, sigma) == pytest.approx(math.sqrt(variance),
+                                                                      rel=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -216,19 +216,23 @@ def test_a_killed_worker_costs_no_result_and_blames_no_innocent_run(tmp_path: Pa
     """Acceptance: SIGKILL one worker process (as the OOM killer would); the runner survives,
     the killed run and its neighbour in flight run again, and nothing is marked failed."""
     results = tmp_path / "results"
-    grid = ["--grid", "threshold=0.5,1.0", "--grid", "beta=0.5,0.9", *KILL_GRID[4:]]
+    grid = ["--grid", "threshold=0.5,1.0", "--grid", "beta=0.5,0.9", *KILL_GRID[4:8],
+            "--set", "width=600", "--set", "batch=32", "--set", "steps=10"]
     command = [sys.executable, "-m", "spikeinit.cli.main", "sweep", *grid,
                "--results", str(results), "--workers", "2", "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.time() + 60
-    starts: list[dict] = []
-    while len(starts) < 2:  # both workers busy
+    running: list[dict] = []
+    while len(running) < 2:  # both workers busy: a run is in flight on each
         assert process.poll() is None, process.stderr.read()
         assert time.time() < deadline, "the sweep started no runs"
-        starts = [e for e in store.read_events(results) if e["event"] == "start"]
+        events = store.read_events(results)
+        finished = {e["key"] for e in events if e["event"] in ("done", "failed")}
+        running = [e for e in events if e["event"] == "start" and e["key"] not in finished]
         time.sleep(0.01)
-    os.kill(starts[0]["pid"], signal.SIGKILL)
+    victim = running[-1]  # the newest run in flight: the longest left to go
+    os.kill(victim["pid"], signal.SIGKILL)
     out, err = process.communicate(timeout=180)
     assert process.returncode == 0, err
     assert "Traceback" not in err
@@ -236,7 +240,7 @@ def test_a_killed_worker_costs_no_result_and_blames_no_innocent_run(tmp_path: Pa
     assert len(records) == 4 and all(r["status"] == "done" for r in records.values())
     assert not list(results.glob("*.failed.json"))
     died = [e["key"] for e in store.read_events(results) if e["event"] == "worker-died"]
-    assert starts[0]["key"] in died
+    assert victim["key"] in died
     dones = Counter(e["key"] for e in store.read_events(results) if e["event"] == "done")
     assert set(dones) == set(records) and all(count == 1 for count in dones.values())
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from spikeinit.experiments.depth import class_gap
 from spikeinit.experiments.training import (
     PRESETS,
     TrainConfig,
@@ -81,16 +81,6 @@ def _initialized(data_dir: Path, depth: int, samples: int = 1024):
     return config, model, currents, y
 
 
-def _class_gap(spikes: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean cosine of centered spike patterns, same-class pairs minus different-class pairs."""
-    pattern = torch.cat(list(spikes), 1).double()
-    pattern = F.normalize(pattern - pattern.mean(0), dim=1)
-    cosine = pattern @ pattern.T
-    same = labels[:, None] == labels[None, :]
-    off_diagonal = ~torch.eye(len(labels), dtype=torch.bool)
-    return float(cosine[same & off_diagonal].mean() - cosine[~same].mean())
-
-
 def test_deep_mlp_paper_forgets_the_input_with_depth(data_dir: Path, one_thread: None) -> None:
     """Why depth 20 does not learn (docs/results.md): the paper's init keeps every layer
     spiking, but the class signal in the spike patterns shrinks ~0.6x per layer (correlation
@@ -99,7 +89,7 @@ def test_deep_mlp_paper_forgets_the_input_with_depth(data_dir: Path, one_thread:
     with torch.no_grad():
         layers = [currents, *model.iter_layers(currents)]  # input LIF (the encoding), then 21
     rates = [float(s.mean()) for s in layers]
-    gaps = [_class_gap(s, labels) for s in layers]
+    gaps = [class_gap(s, labels) for s in layers]
     assert min(rates) > 1e-3  # activity is alive in all 22 LIF layers ...
     assert gaps[0] > 0.1  # ... and the input layer's spikes separate the classes ...
     ratios = [gaps[i + 1] / gaps[i] for i in range(4)]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from spikeinit.cli import depth as depth_cli
 from spikeinit.cli import inspect as inspect_cli
 from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.add_parsers(commands)
     inspect_cli.add_parser(commands)
     sweep_cli.add_parsers(commands)
+    depth_cli.add_parser(commands)
     return parser
 
 
@@ -163,13 +165,16 @@ def run_conditions_command(args: argparse.Namespace) -> int:
 
 def run_methods(args: argparse.Namespace) -> int:
     for name in available_methods():
-        print(f"{name:18s} {get_method(name)[0].summary}")
+        method = get_method(name)[0]
+        options = ", ".join(f"{key}={value}" for key, value in method.options.items())
+        print(f"{name:18s} {method.summary}" + (f" [options: {options}]" if options else ""))
     return 0
 
 
 COMMANDS = {"propagate": run_propagate, "conditions": run_conditions_command,
             "methods": run_methods, **train_cli.COMMANDS,
-            "inspect": inspect_cli.run, **sweep_cli.COMMANDS}
+            "inspect": inspect_cli.run, **sweep_cli.COMMANDS,
+            **depth_cli.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from spikeinit.init import (  # noqa: F401 (importing registers the methods)
     baselines,
+    deep,
     fluctuation,
     gradient_aware,
     paper,

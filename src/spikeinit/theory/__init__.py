@@ -4,6 +4,17 @@ Pure functions over numbers and small immutable objects: nothing here is an ``nn
 """
 
 from spikeinit.neurons.surrogate import SURROGATES, surrogate_derivative
+from spikeinit.theory.correlation import (
+    CopyWindow,
+    CorrelationFixedPoint,
+    CorrelationMeanField,
+    WeightStructure,
+    copy_window,
+    correlation_fixed_point,
+    correlation_map,
+    correlation_mean_field,
+    pattern_correlation,
+)
 from spikeinit.theory.gaussian import (
     inverse_mills_ratio,
     normal_density,
@@ -37,6 +48,15 @@ from spikeinit.theory.static import (
 from spikeinit.theory.surrogate import surrogate_second_moment
 
 __all__ = [
+    "CopyWindow",
+    "CorrelationFixedPoint",
+    "CorrelationMeanField",
+    "WeightStructure",
+    "copy_window",
+    "correlation_fixed_point",
+    "correlation_map",
+    "correlation_mean_field",
+    "pattern_correlation",
     "OPERATING_SLOPE",
     "SURROGATES",
     "FixedPoint",

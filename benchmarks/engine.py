@@ -8,13 +8,15 @@ workload are timed round-robin ``--repeats`` times (median and min of ``time.per
 * conv, training: VGG-style SNN on (T=3, B=32, 3, 32, 32), same loss and optimizer as B.
 
 Engines: ``gemm-only`` (the matmuls / convolutions alone with ``torch.mm``: the floor the
-ratios use), ``gemm-only (oneDNN)`` (the same products through spikeinit's GEMM,
-``spikeinit.models.gemm``), a hand-written eager PyTorch reference (A) or plain-autograd LIF
-(B), spikeinit, and snnTorch, SpikingJelly and Norse where installed (each skipped with its
-reason otherwise). B and conv feed every engine the same input, a static image broadcast over
-T (``image.expand(T, ...)``, as ``spikeinit train`` does); spikeinit recognises it and runs the
-first layer once, the others compute it T times. All engines share spikeinit's
-``initialize(model, "paper")`` weights. Spikes are checked layer by layer, teacher-forced.
+ratios use), ``gemm-only (oneDNN)`` (the same products through oneDNN, forced),
+``gemm-only (spikeinit)`` (the products spikeinit runs, through the backend its ``auto``
+setting measured faster on this CPU, ``spikeinit.models.gemm``), a hand-written eager PyTorch
+reference (A) or plain-autograd LIF (B), spikeinit, and snnTorch, SpikingJelly and Norse where
+installed (each skipped with its reason otherwise). B and conv feed every engine the same
+input, a static image broadcast over T (``image.expand(T, ...)``, as ``spikeinit train``
+does); spikeinit recognises it and runs the first layer once, the others compute it T times.
+All engines share spikeinit's ``initialize(model, "paper")`` weights. Spikes are checked layer
+by layer, teacher-forced.
 Peak memory is the profiler's live-tensor high-water mark of one training step; "saved" is what
 autograd keeps for backward (parameters excluded).
 
@@ -25,6 +27,13 @@ autograd keeps for backward (parameters excluded).
 
 On a machine shared with other work, multi-threaded runs stall whenever a thread is not
 scheduled; the run prints the load average and a warning, and ``--threads 1`` is steadier.
+
+The run prints (and writes to ``--json``) the CPU (model, vendor, family and model numbers),
+threads, torch version, load average and date, and at the end spikeinit's run-time choices:
+the GEMM backend per shape class and the event-path rates, measured on this CPU and cached
+(``spikeinit.kernels.tuning``). ``--tuning-budget`` (default 10 s) lets those measurements
+finish during the warm-up, so the timed runs see the steady state that the cache gives every
+later process (the library's own budget is 0.3 s per process).
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ import argparse
 import contextlib
 import copy
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -75,10 +83,11 @@ from engine_report import (
     write_json,
 )
 from spikeinit.experiments.training import make_optimizer
-from spikeinit.machine import cpu_model
+from spikeinit.kernels import tuning
+from spikeinit.machine import describe, describe_line
 from spikeinit.models import EventLinear
 from spikeinit.models.event_linear import input_rate
-from spikeinit.models.gemm import linear_nt, use_backend
+from spikeinit.models.gemm import linear_nt, onednn_available, use_backend
 from spikeinit.models.time_distributed import repeated_over_time
 from spikeinit.neurons import LIF
 from timing import wall_times
@@ -135,6 +144,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="also time plain autograd + torch.compile (workload B)")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tuning-budget", type=float, default=10.0,
+                        help="seconds spikeinit may spend measuring its GEMM backend and event "
+                             "rates in this process (default 10; the library's is 0.3)")
     parser.add_argument("--check-layers", type=int, default=None,
                         help="layers of A in the teacher-forced spike check (default 5)")
     parser.add_argument("--check-batch", type=int, default=None,
@@ -291,7 +303,7 @@ def workload_a(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
     skipped: dict[str, str] = {}
     engines = [eager_reference(weights),
                Engine("spikeinit dense", run_spikeinit(dense), dense, "delayed",
-                      spikeinit_layer(dense), "fused LIF, GEMM synapses (oneDNN)"),
+                      spikeinit_layer(dense), "fused LIF, GEMM synapses (auto backend)"),
                Engine("spikeinit", run_spikeinit(model), model, "delayed",
                       spikeinit_layer(model), "fused LIF, event-driven synapses when sparse")]
     engines += build_peers(weights, (), skipped)
@@ -299,8 +311,10 @@ def workload_a(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
     with torch.inference_mode():
         first_spikes = (x @ weights[0].t() > THRESHOLD).float()
         functions: dict[str, Callable[[], object]] = {
-            "gemm-only": gemm_inference(weights, first_spikes),
-            "gemm-only (oneDNN)": gemm_inference(weights, first_spikes, linear_nt)}
+            "gemm-only": gemm_inference(weights, first_spikes)}
+        if onednn_available():
+            functions["gemm-only (oneDNN)"] = gemm_inference(weights, first_spikes, onednn_nt)
+        functions["gemm-only (spikeinit)"] = gemm_inference(weights, first_spikes, linear_nt)
         for engine in engines:
             def run(engine: Engine = engine) -> None:
                 outputs[engine.name] = engine.forward(x)
@@ -371,6 +385,13 @@ def trainers_for(
                                 list(with_mm.parameters()),
                                 make_optimizer(with_mm.parameters(), LR),
                                 "SPIKEINIT_GEMM=torch: MKL GEMMs as the others", "torch"))
+    if plain and onednn_available():
+        with_onednn = copy.deepcopy(model)
+        trainers.append(Trainer("spikeinit (oneDNN)", run_spikeinit(with_onednn),
+                                list(with_onednn.parameters()),
+                                make_optimizer(with_onednn.parameters(), LR),
+                                "SPIKEINIT_GEMM=onednn (the default before issue 17)",
+                                "onednn"))
     if plain:
         reference = plain_mlp(weights, plain_lif)
         trainers.insert(0, Trainer("plain autograd", reference,
@@ -457,7 +478,7 @@ def step_split(
             neurons(current).backward(grad)
 
     neuron = time_runs(lif_work, repeats).min
-    return {"total": total, "GEMMs (oneDNN, layer 1 once)": gemm_seconds,
+    return {"total": total, "GEMMs (auto backend, layer 1 once)": gemm_seconds,
             "neurons (LIF fwd+bwd, measured)": neuron,
             "optimizer.step": optimizer,
             "other (loss, autograd, copies)": total - gemm_seconds - neuron - optimizer}
@@ -480,10 +501,11 @@ def workload_b(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
     trainers = trainers_for(model, weights, (), skipped, plain=True, compiled=args.compile)
     gemm = gemm_training(weights, steps * batch, args.seed + 3)
     ours = gemm_training(weights, steps * batch, args.seed + 3, linear_nt, first_rows=batch)
-    floors = {"gemm-only": (gemm, "torch.mm, all layers on T*B rows, no optimizer"),
-              "gemm-only (oneDNN)": (gemm_training(weights, steps * batch, args.seed + 3,
-                                                   linear_nt), "the same through linear_nt"),
-              "gemm-only (spikeinit)": (ours, "oneDNN, layer 1 on B rows (one frame)")}
+    floors = {"gemm-only": (gemm, "torch.mm, all layers on T*B rows, no optimizer")}
+    if onednn_available():
+        floors["gemm-only (oneDNN)"] = (gemm_training(weights, steps * batch, args.seed + 3,
+                                                      onednn_nt), "the same through oneDNN")
+    floors["gemm-only (spikeinit)"] = (ours, "auto backend, layer 1 on B rows (one frame)")
     rows = time_training(trainers, floors, x, target, sizes.b_train_steps, args, skipped)
     report.tables["B"] = rows
     report.skipped["B"] = skipped
@@ -579,20 +601,31 @@ def warn_if_loaded(threads: int, own: int = 0) -> float:
     return load
 
 
+def onednn_nt(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b.T`` through oneDNN, whatever ``auto`` chose."""
+    with use_backend("onednn"):
+        return linear_nt(a, b)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    tuning.budget().limit = args.tuning_budget
     sizes = QUICK if args.quick else Sizes()
     checks = {"check_layers": args.check_layers, "check_batch": args.check_batch}
     sizes = replace(sizes, **{k: v for k, v in checks.items() if v is not None})
     toy_peak = check_peak_memory()
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
-            "python": platform.python_version(), "quick": args.quick, "repeats": args.repeats,
-            "sizes": asdict(sizes), "peak_memory_self_test_bytes": toy_peak,
-            "load_average_start": os.getloadavg()[0]}
-    print(f"torch {meta['torch']}, {meta['threads']} threads, CPU: {meta['cpu']}, "
-          f"python {meta['python']}, repeats {args.repeats}{', quick' if args.quick else ''}")
+    meta = {**describe(), "quick": args.quick, "repeats": args.repeats,
+            "workloads": args.workloads, "sizes": asdict(sizes),
+            "peak_memory_self_test_bytes": toy_peak,
+            "load_average_start": os.getloadavg()[0],
+            "gemm_setting": os.environ.get("SPIKEINIT_GEMM", "auto"),
+            "event_rate_setting": os.environ.get("SPIKEINIT_EVENT_RATE", "auto"),
+            "tuning_budget_s": args.tuning_budget}
+    print(describe_line(meta))
+    print(f"repeats {args.repeats}{', quick' if args.quick else ''}; SPIKEINIT_GEMM="
+          f"{meta['gemm_setting']}, SPIKEINIT_EVENT_RATE={meta['event_rate_setting']}")
     print(f"peak-memory self-test: 4 MiB tensor + 4 MiB result -> {toy_peak / 2**20:.2f} MiB")
     warn_if_loaded(args.threads)
     report = Report(meta)
@@ -600,6 +633,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.workloads:
         workloads[name](sizes, args, report)
     print()
+    report.meta["choices"] = tuning.all_choices()
+    report.meta["tuning_seconds_spent"] = tuning.budget().spent
+    print(f"spikeinit's run-time choices ({torch.get_num_threads()} thread(s)); measuring took "
+          f"{tuning.budget().spent:.2f} s in this process:")
+    print("\n".join("  " + line for line in tuning.format_choices(report.meta["choices"])))
     report.meta["load_average_end"] = warn_if_loaded(args.threads, own=args.threads)
     if args.json is not None:
         write_json(report, args.json)

@@ -10,11 +10,9 @@ reference in the same process, one forward pass of the real 100 x 1000 network, 
 from __future__ import annotations
 
 import argparse
-import platform
-
-import torch
 
 from spikeinit.experiments.propagation import PropagationConfig, simulate
+from spikeinit.machine import describe, describe_line
 from spikeinit.neurons import LIFParameters
 from spikeinit.theory import spike_weight_variance
 from spikeinit.theory.temporal import temporal_mean_field
@@ -40,8 +38,8 @@ def main() -> None:
         "solver, infinite width": lambda: solve_temporal_gain.__wrapped__(
             params, args.steps, settle_layers=args.depth - 1),
     }
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, depth {args.depth}, T {args.steps}")
+    print(describe_line(describe()))
+    print(f"depth {args.depth}, T {args.steps}")
     reference = None
     for name, function in rows.items():
         seconds = best_time(function, args.repeats)

@@ -33,6 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from spikeinit.experiments.propagation import PropagationConfig, predict, simulate
+from spikeinit.machine import describe, describe_line
 
 ALIVE = 1e-3
 
@@ -89,6 +90,8 @@ def main() -> None:
     seeds = range(max(args.network_seeds, 1))
     ensemble = [i for i in args.inits if i in args.ensemble_inits and len(seeds) > 1]
     n = len(seeds)
+    meta = describe()
+    print(describe_line(meta) + "\n")
     header = ["theta", "beta", "reset", *[f"{i} L{args.depth}/L1" for i in args.inits],
               *[f"{i} MF err 1 net" for i in args.inits],
               *[f"{i} MF err mean {n}" for i in ensemble],
@@ -122,7 +125,7 @@ def main() -> None:
     print(f"\nwall time {time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"args": vars(args), "records": records}, handle)
+            json.dump({"args": vars(args), "meta": meta, "records": records}, handle)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -77,7 +76,8 @@ from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.readout import lif_layers
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import write_json_atomic
-from spikeinit.machine import cpu_model
+from spikeinit.kernels import tuning
+from spikeinit.machine import describe, describe_line
 from spikeinit.neurons.surrogate import atan_derivative
 
 FRAME = (1, 28, 28)
@@ -536,15 +536,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     except ImportError:
         snntorch_version = None
     meta: dict[str, Any] = {
-        "cpu": cpu_model(), "torch": torch.__version__, "snntorch": snntorch_version,
-        "python": platform.python_version(), "threads": args.threads, "batch": args.batch,
+        **describe(), "snntorch": snntorch_version, "threads": args.threads, "batch": args.batch,
         "steps": config.steps, "repeats": args.repeats, "steps_per_repeat": args.steps_per_repeat,
         "warmup": args.warmup, "pool": args.pool, "seed": args.seed,
         "network": f"784-{'-'.join([str(config.width)] * config.depth)}-{CLASSES}",
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
-    print(f"CPU: {meta['cpu']}; torch {meta['torch']}, snnTorch {snntorch_version}, "
-          f"python {meta['python']}")
+    print(describe_line({**meta, "threads": torch.get_num_threads()}))
+    print(f"snnTorch {snntorch_version}; SPIKEINIT_GEMM={os.environ.get('SPIKEINIT_GEMM', 'auto')}")
     print(f"network {meta['network']}, T={config.steps}, batch {args.batch}, "
           f"{config.encoding} input, {config.loss} readout, {config.optimizer} lr {config.lr} "
           f"{config.schedule}; threads {args.threads}")
@@ -558,14 +557,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     checks = check_engines(engines, *pool[0])
     print_checks(checks)
     tables: dict[str, list[Row]] = {}
+    seen_choices: dict[int, dict[str, Any]] = {}
     for threads in args.threads:
         torch.set_num_threads(threads)
         if threads > 1:
             meta[f"load_average_before_{threads}_threads"] = load_line(threads)
         times = time_engines(engines, pool, args.repeats, args.steps_per_repeat, args.warmup)
         tables[str(threads)] = make_rows(engines, times, args.steps_per_repeat, args.batch)
+        seen_choices[threads] = tuning.all_choices()
         print_table(threads, tables[str(threads)], args.steps_per_repeat, args.repeats)
     print()
+    meta["choices"] = {str(threads): choices for threads, choices in seen_choices.items()}
+    for threads, choices in seen_choices.items():
+        print(f"spikeinit's run-time choices at {threads} thread(s) (spikeinit.kernels.tuning):")
+        print("\n".join("  " + line for line in tuning.format_choices(choices)))
     meta["load_average_end"] = load_line()
     report = {"meta": meta, "checks": checks, "skipped": skipped,
               "tables": {k: [asdict(r) for r in rows] for k, rows in tables.items()}}

@@ -27,3 +27,9 @@ def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):
     for name, check in forced.items():
         assert check["teacher_forced_min"] >= 1 - 1e-4, (name, check)
     assert "split" in report and report["split"]["total"] > 0
+    # Every figure names its machine, and the GEMM backends / event rates spikeinit chose.
+    meta = report["meta"]
+    assert meta["cpu"] and meta["cpu_vendor"] and meta["threads"] == 1 and meta["torch"]
+    assert len(meta["load_average"]) == 3 and "load_average_end" in meta and meta["date"]
+    assert set(meta["choices"]) == {"gemm", "event"}
+    assert "CPU: " in result.stdout and "run-time choices" in result.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import os
 import subprocess
@@ -282,8 +281,16 @@ def kernel_required():
         pytest.skip("the compiled kernel is unavailable (no C++ compiler)")
 
 
+@pytest.fixture
+def fixed_event_rate(monkeypatch):
+    """The event path up to a fixed input rate of 0.15 (SPIKEINIT_EVENT_RATE), so that which
+    path a test takes does not depend on this machine's speed (the measured rate is tested in
+    tests/test_backend_choice.py)."""
+    monkeypatch.setenv("SPIKEINIT_EVENT_RATE", "0.15")
+
+
 @pytest.mark.parametrize("bias", [True, False])
-def test_event_linear_equals_dense_product(bias):
+def test_event_linear_equals_dense_product(bias, fixed_event_rate):
     kernel_required()
     layer = EventLinear(600, 130, bias=bias)  # 130 = two blocks of 64 and a tail of 2
     x = sparse_spikes(50, 600, 0.05)
@@ -295,7 +302,7 @@ def test_event_linear_equals_dense_product(bias):
     torch.testing.assert_close(y, dense, rtol=0, atol=1e-5)
 
 
-def test_event_linear_falls_back_to_dense_when_it_should():
+def test_event_linear_falls_back_to_dense_when_it_should(fixed_event_rate):
     kernel_required()
     layer = EventLinear(700, 100)
     sparse, dense_input = sparse_spikes(40, 700, 0.05), sparse_spikes(40, 700, 0.6)
@@ -320,7 +327,7 @@ def test_event_linear_falls_back_to_dense_when_it_should():
     assert off.last_path == "dense"
 
 
-def test_event_linear_sees_weight_updates():
+def test_event_linear_sees_weight_updates(fixed_event_rate):
     """Including the fused Adam's, which does not bump the weight's version counter."""
     kernel_required()
     layer = EventLinear(1100, 64, bias=False)
@@ -343,11 +350,8 @@ def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread, monk
     """Layer by layer, fed the same input spikes, the event path and the GEMM agree on every
     spike except where rounding decides a threshold crossing (at most 1e-4 of spikes)."""
     kernel_required()
-    event_linear_module = importlib.import_module("spikeinit.models.event_linear")
-
     # Every layer event-driven, whatever its rate, to compare the two paths everywhere.
-    monkeypatch.setattr(event_linear_module, "MAX_EVENT_RATE", 1.0)
-    monkeypatch.setattr(event_linear_module, "MAX_EVENT_RATE_MM", 1.0)
+    monkeypatch.setenv("SPIKEINIT_EVENT_RATE", "1")
     torch.manual_seed(0)
     net = deep_network(400, 12, beta=0.5, threshold=1.0)
     initialize(net, "paper")

@@ -18,6 +18,7 @@ from spikeinit.models.event_linear import (
     EventLinearFunction,
     contiguous_transpose,
     max_event_rate,
+    static_event_rate,
     workspace,
 )
 from spikeinit.models.time_distributed import fold_time, repeated_over_time
@@ -61,10 +62,13 @@ def test_torch_backend_is_bit_identical_to_nn_linear(monkeypatch):
     assert torch.equal(gemm.linear_nt(x, layer.weight, layer.bias), layer(x))
 
 
-def test_auto_backend_uses_onednn_when_it_is_available(monkeypatch):
+def test_auto_backend_uses_the_backend_measured_faster(monkeypatch):
     monkeypatch.delenv("SPIKEINIT_GEMM", raising=False)
     x, w = torch.randn(64, 256), torch.randn(256, 256)
-    assert gemm.uses_onednn(x, w) == gemm.onednn_available()
+    for measured in ("onednn", "torch"):  # the measurement itself: tests/test_backend_choice.py
+        monkeypatch.setattr(gemm, "measured_choice", lambda a, b, measured=measured: measured)
+        assert gemm.uses_onednn(x, w) == (measured == "onednn" and gemm.onednn_available())
+    monkeypatch.setattr(gemm, "measured_choice", lambda a, b: "onednn")
     assert not gemm.uses_onednn(x.double(), w.double())  # float32 only
     assert not gemm.uses_onednn(x[:1].expand(64, 256), w)  # stride-0 operands go to torch.mm
     assert not gemm.uses_onednn(x[:8, :16], w[:4, :16])  # too small to pay for the call
@@ -139,8 +143,9 @@ def test_event_linear_function_gradients_match_float64_autograd(event, with_bias
         torch.testing.assert_close(bias.grad.double(), grad_b, rtol=0, atol=1e-4)
 
 
-def test_event_training_takes_the_event_path_and_matches_the_dense_path():
+def test_event_training_takes_the_event_path_and_matches_the_dense_path(monkeypatch):
     kernel_required()
+    monkeypatch.setenv("SPIKEINIT_EVENT_RATE", "0.08")  # the path, not the machine's speed
     torch.manual_seed(6)
     event_layer = EventLinear(400, 200)
     dense_layer = EventLinear(400, 200, event_driven=False)
@@ -156,15 +161,17 @@ def test_event_training_takes_the_event_path_and_matches_the_dense_path():
                                atol=1e-5)
 
 
-def test_event_threshold_depends_on_the_gemm_it_replaces(monkeypatch):
+def test_the_fallback_event_threshold_depends_on_the_gemm_it_replaces(monkeypatch):
     x, w = torch.zeros(64, 256), torch.zeros(256, 256)
     monkeypatch.setenv("SPIKEINIT_GEMM", "torch")
-    assert max_event_rate(x, w) == MAX_EVENT_RATE_MM == 0.25
-    assert max_event_rate(x, w, training=True) == MAX_EVENT_RATE_MM
-    monkeypatch.setenv("SPIKEINIT_GEMM", "auto")
-    if gemm.onednn_available():  # oneDNN is about twice as fast: events must be sparser
-        assert max_event_rate(x, w) == MAX_EVENT_RATE < MAX_EVENT_RATE_MM
-        assert max_event_rate(x, w, training=True) == MAX_EVENT_RATE_TRAINING < MAX_EVENT_RATE
+    assert static_event_rate(x, w) == MAX_EVENT_RATE_MM == 0.25
+    assert static_event_rate(x, w, training=True) == MAX_EVENT_RATE_MM
+    monkeypatch.setenv("SPIKEINIT_GEMM", "onednn")
+    if gemm.onednn_available():  # oneDNN on the AMD EPYC is twice as fast: events must be sparser
+        assert static_event_rate(x, w) == MAX_EVENT_RATE < MAX_EVENT_RATE_MM
+        assert static_event_rate(x, w, training=True) == MAX_EVENT_RATE_TRAINING < MAX_EVENT_RATE
+    monkeypatch.setenv("SPIKEINIT_EVENT_RATE", "0.3")  # a fixed rate wins over both
+    assert max_event_rate(x, w) == max_event_rate(x, w, training=True) == 0.3
 
 
 # ----------------------------------------------------------------------------- time-constant

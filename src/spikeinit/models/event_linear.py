@@ -11,12 +11,25 @@ the input. Spikes are binary and sparse: a row with :math:`k` nonzero inputs nee
 that is :math:`\text{rate} \cdot R \cdot n_{in} \cdot n_{out}` additions, read as contiguous
 rows of the transpose :math:`W^\top`. The compiled kernel
 (``spikeinit/kernels/event_kernel.cpp``) beats a dense GEMM below a rate that depends on the
-CPU and the GEMM backend (measured in ``docs/benchmarks.md`` and ``docs/engine.md``, with
-``benchmarks/kernels.py``). ``EventLinear`` uses it automatically when the input is float32
-on the CPU, the kernel is compiled, the layer has at least :data:`MIN_OUT_FEATURES` outputs
-and :data:`MIN_SYNAPSES` weights, and the fraction of nonzero inputs is at most
-:func:`max_event_rate` (:data:`MAX_EVENT_RATE` against the oneDNN GEMM,
-:data:`MAX_EVENT_RATE_MM` against ``torch.mm``). Otherwise it is a GEMM.
+CPU, the GEMM backend and the layer's shape (``docs/benchmarks.md`` and ``docs/engine.md``,
+measured with ``benchmarks/kernels.py``). ``EventLinear`` uses it automatically when the input
+is float32 on the CPU, the kernel is compiled, the layer has at least :data:`MIN_OUT_FEATURES`
+outputs and :data:`MIN_SYNAPSES` weights, and the fraction of nonzero inputs is at most
+:func:`max_event_rate`.
+
+That rate is measured, not fixed (``SPIKEINIT_EVENT_RATE=auto``, the default): the first time
+a process meets a layer shape whose input rate is at most :data:`MAX_MEASURED_RATE`, it times,
+on synthetic spikes of that shape (at most 512 rows), the GEMM path and the event path at
+input rates 0.02 and 0.15 (forward alone at inference, forward plus weight gradient in
+training), fits the event time as a line in the rate and takes the rate where it meets the
+GEMM's time. The measurement shares the per-process budget of :mod:`spikeinit.kernels.tuning`
+and is cached per CPU, torch version and thread count beside the GEMM choices;
+:func:`event_rate_choices` lists them. Where nothing could be measured (budget spent) the
+fixed rates measured on an AMD EPYC apply: :data:`MAX_EVENT_RATE` against the oneDNN GEMM
+(:data:`MAX_EVENT_RATE_TRAINING` in training), :data:`MAX_EVENT_RATE_MM` against
+``torch.mm``. ``SPIKEINIT_EVENT_RATE=<number>`` (or :func:`use_event_rate`) fixes the rate
+instead, the same for every layer, at inference and in training (``0`` leaves the event path
+only to inputs without a spike).
 
 In training the same events also give the weight gradient. With :math:`g = \partial L/\partial y`,
 
@@ -43,26 +56,43 @@ threshold; ``benchmarks/engine.py`` measures how often).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spikeinit.kernels import compiled_kernel, kernel_threads
-from spikeinit.models.gemm import linear_nt, uses_onednn
+from spikeinit.kernels import compiled_kernel, kernel_threads, tuning
+from spikeinit.models.gemm import gemm_backend, linear_nt, uses_onednn
 from spikeinit.models.time_distributed import once_over_time
 
+EVENT_RATE_VARIABLE = "SPIKEINIT_EVENT_RATE"
+"""``auto`` (default: the rate is measured per CPU and layer shape) or a fixed rate in [0, 1]."""
+
+MAX_MEASURED_RATE = 0.5
+"""Inputs denser than this always run the GEMM (and trigger no measurement); a measured
+break-even rate is clipped to it."""
+
+PROBE_RATES = (0.02, 0.15)
+"""The input rates at which the event path is timed to find its break-even rate."""
+
+MAX_PROBE_ROWS = 512
+"""The measurement of the break-even rate uses at most this many rows."""
+
 MAX_EVENT_RATE = 0.15
-"""Largest fraction of nonzero inputs for the event-driven path when the GEMM is oneDNN's
-(the break-even rates measured with ``benchmarks/kernels.py`` are in docs/benchmarks.md)."""
+"""Fallback (nothing measured) largest fraction of nonzero inputs for the event-driven path
+when the GEMM is oneDNN's: the break-even rate measured with ``benchmarks/kernels.py`` on an
+AMD EPYC (docs/engine.md)."""
 
 MAX_EVENT_RATE_TRAINING = 0.08
-"""The same in training, where the events also give the weight gradient (docs/benchmarks.md)."""
+"""The same in training, where the events also give the weight gradient (docs/engine.md)."""
 
 MAX_EVENT_RATE_MM = 0.25
-"""The same when the GEMM is ``torch.mm`` (``SPIKEINIT_GEMM=torch`` or no oneDNN)."""
+"""The same when the GEMM is ``torch.mm``."""
 
 MIN_OUT_FEATURES = 64
 """Narrower layers stay dense (the event kernel works in blocks of 64 outputs)."""
@@ -73,15 +103,165 @@ MIN_SYNAPSES = 65_536
 _RATE_SAMPLE_ROWS = 128
 
 
-def max_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> float:
-    """The input rate up to which events beat the GEMM that :func:`linear_nt` would run:
-    :data:`MAX_EVENT_RATE_MM` against ``torch.mm``; against oneDNN :data:`MAX_EVENT_RATE`, or
-    :data:`MAX_EVENT_RATE_TRAINING` when a graph is built (the weight gradient then needs
-    two more transposes, and the input gradient stays a GEMM)."""
+_rate_override: list[float | None] = []
+
+
+def _checked_rate(value: str | float, source: str) -> float | None:
+    text = str(value).strip().lower()
+    if text in ("", "auto"):
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = float("nan")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{source} must be auto or a rate in [0, 1], got {value!r}")
+    return rate
+
+
+def event_rate_setting() -> float | None:
+    """The fixed rate in force (the innermost :func:`use_event_rate`, else
+    ``$SPIKEINIT_EVENT_RATE``), or ``None`` for ``auto`` (measured, the default)."""
+    if _rate_override:
+        return _rate_override[-1]
+    return _checked_rate(os.environ.get(EVENT_RATE_VARIABLE, "auto"), EVENT_RATE_VARIABLE)
+
+
+@contextlib.contextmanager
+def use_event_rate(rate: float | str | None) -> Iterator[None]:
+    """Run the enclosed code with a fixed event-path rate (``None`` or ``"auto"``: measured).
+
+    Example:
+        >>> layer = EventLinear(1000, 500, bias=False)
+        >>> with use_event_rate(0.1), torch.no_grad():
+        ...     _ = layer((torch.rand(160, 1000) < 0.05).float())
+        >>> layer.last_path
+        'event'
+    """
+    _rate_override.append(None if rate is None else _checked_rate(rate, "rate"))
+    try:
+        yield
+    finally:
+        _rate_override.pop()
+
+
+def static_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> float:
+    """The fallback rate where nothing was measured: :data:`MAX_EVENT_RATE_MM` against
+    ``torch.mm``; against oneDNN :data:`MAX_EVENT_RATE`, or :data:`MAX_EVENT_RATE_TRAINING` when
+    a graph is built (the weight gradient then needs two more transposes, and the input gradient
+    stays a GEMM). Measured on an AMD EPYC."""
     rows = x.reshape(-1, x.shape[-1])
     if not uses_onednn(rows, weight):
         return MAX_EVENT_RATE_MM
     return MAX_EVENT_RATE_TRAINING if training else MAX_EVENT_RATE
+
+
+def max_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> float:
+    """The input rate up to which events beat the GEMM that :func:`linear_nt` would run for
+    ``x @ weight.T``: ``$SPIKEINIT_EVENT_RATE`` if set to a number; else the break-even rate
+    measured on this machine for the layer's shape class (:func:`measured_event_rate`,
+    measured now if it is new); else :func:`static_event_rate`."""
+    fixed = event_rate_setting()
+    if fixed is not None:
+        return fixed
+    rows = x.reshape(-1, x.shape[-1])
+    measured = None
+    if compiled_kernel() is not None:
+        measured = measured_event_rate(rows.shape[0], weight.shape[1], weight.shape[0],
+                                       training)
+    return static_event_rate(rows, weight, training) if measured is None else measured
+
+
+def _valid_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("max_rate"), (int, float))
+            and 0.0 <= entry["max_rate"] <= MAX_MEASURED_RATE)
+
+
+_choices = tuning.Choices("event", _valid_entry)
+
+
+def event_class(rows: int, in_features: int, out_features: int, training: bool) -> str:
+    """The class of layers that share a measured break-even rate: inference or training, the
+    GEMM backend setting, and rows x in x out rounded to powers of two."""
+    size = tuning.size_class
+    return (f"{'training' if training else 'inference'} {gemm_backend()} "
+            f"{size(rows)}x{size(in_features)}x{size(out_features)}")
+
+
+def measured_event_rate(rows: int, in_features: int, out_features: int,
+                        training: bool = False) -> float | None:
+    """The measured break-even input rate of a layer of this shape on this machine, measured
+    now if its :func:`event_class` is new and the budget allows; ``None`` if unmeasured."""
+    entry = tuning.decide(
+        _choices, event_class(rows, in_features, out_features, training),
+        lambda: _measure(min(rows, MAX_PROBE_ROWS), in_features, out_features, training))
+    rate = entry.get("max_rate")
+    return None if rate is None else float(rate)
+
+
+def crossover_rate(dense_s: float, low_s: float, high_s: float,
+                   rates: tuple[float, float] = PROBE_RATES) -> float:
+    """The input rate at which the event path (``low_s`` and ``high_s`` seconds at the two
+    ``rates``, a line in between and beyond) takes as long as the GEMM (``dense_s``), clipped
+    to ``[0, MAX_MEASURED_RATE]``.
+
+    Example:
+        >>> crossover_rate(dense_s=2.0, low_s=1.0, high_s=3.5, rates=(0.05, 0.3))
+        0.15
+    """
+    low_rate, high_rate = rates
+    if high_s <= low_s:  # no growth with the rate: noise; events win everywhere or nowhere
+        return MAX_MEASURED_RATE if high_s < dense_s else 0.0
+    rate = low_rate + (dense_s - low_s) * (high_rate - low_rate) / (high_s - low_s)
+    return round(min(max(rate, 0.0), MAX_MEASURED_RATE), 4)
+
+
+def _measure(rows: int, in_features: int, out_features: int, training: bool) -> dict[str, Any]:
+    """Time the GEMM path and the event path at :data:`PROBE_RATES` on synthetic spikes."""
+    generator = torch.Generator().manual_seed(0)  # never the global generator
+    weight = torch.randn(out_features, in_features, generator=generator)
+    inputs = [(torch.rand(rows, in_features, generator=generator) < rate).float()
+              for rate in PROBE_RATES]
+    grad = torch.randn(rows, out_features, generator=generator)
+    # The GEMM backend of these shapes is decided (and measured, if new) before timing.
+    uses_onednn(inputs[0], weight)
+    if training:
+        uses_onednn(grad.t(), inputs[0].t())
+        weight.requires_grad_()
+
+    def run(x: Tensor, event: bool) -> None:
+        if training:
+            with torch.enable_grad():  # a scalar loss: backward(grad) would import sympy
+                (EventLinearFunction.apply(x, weight, None, event) * grad).sum().backward()
+            weight.grad = None
+        else:
+            with torch.no_grad():
+                EventLinearFunction.apply(x, weight, None, event)
+
+    samples = tuning.time_interleaved({"gemm": lambda: run(inputs[1], False),
+                                       "low": lambda: run(inputs[0], True),
+                                       "high": lambda: run(inputs[1], True)})
+    if samples is None:
+        return {"max_rate": None, "source": "unmeasured (budget spent)"}
+    best = tuning.best(samples)
+    rates = (float(inputs[0].mean()), float(inputs[1].mean()))
+    rate = crossover_rate(best["gemm"], best["low"], best["high"], rates)
+    clean = tuning.stable(samples) and best["low"] < best["high"] and tuning.machine_quiet()
+    return {"max_rate": rate, "gemm_s": best["gemm"], "event_s": [best["low"], best["high"]],
+            "rates": [round(r, 4) for r in rates], "rows": rows,
+            "source": "measured" if clean else "measured (noisy: not cached)"}
+
+
+def event_rate_choices() -> dict[str, dict[str, Any]]:
+    """The measured break-even rates for the current thread count, by :func:`event_class`:
+    ``max_rate``, the best seconds of the GEMM path and of the event path at the probe rates,
+    and ``source`` (as in :func:`spikeinit.models.gemm.backend_choices`)."""
+    return _choices.items()
+
+
+def forget_event_choices() -> None:
+    """Drop this process's measured rates (the cache file stays)."""
+    _choices.clear()
 
 
 def input_rate(x: Tensor) -> float:
@@ -100,6 +280,13 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None,
     weight, ``bias`` ``(out,)`` or ``None``; ``out``, if given, a contiguous ``(rows, out)``
     float32 tensor to write into. Raises ``RuntimeError`` if the compiled kernel is
     unavailable.
+
+    Example:
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> x = (torch.rand(4, 6, generator=generator) < 0.3).float()  # sparse spikes
+        >>> weight_t = torch.randn(6, 3, generator=generator)
+        >>> torch.allclose(event_linear(x, weight_t), x @ weight_t, atol=1e-6)
+        True
     """
     kernel = compiled_kernel()
     if kernel is None:
@@ -233,10 +420,11 @@ class EventLinear(nn.Linear):
     ``event_driven=False`` keeps it a GEMM. :attr:`last_path` says which path the last call
     took (``"event"`` or ``"dense"``).
 
-    Example:
+    Example (with a fixed rate: the measured one depends on the machine):
         >>> layer = EventLinear(1000, 500, bias=False)
         >>> spikes = (torch.rand(20, 8, 1000) < 0.05).float()
-        >>> y = layer(spikes)
+        >>> with use_event_rate(0.1):
+        ...     y = layer(spikes)
         >>> layer.last_path
         'event'
         >>> torch.allclose(y, spikes @ layer.weight.T, atol=1e-4)
@@ -258,7 +446,10 @@ class EventLinear(nn.Linear):
                 or self.in_features * self.out_features < MIN_SYNAPSES
                 or compiled_kernel() is None):
             return False
-        return input_rate(x) <= max_event_rate(x, self.weight, training)
+        rate = input_rate(x)
+        if rate > MAX_MEASURED_RATE and event_rate_setting() is None:
+            return False  # dense input: no need to know (or measure) the break-even rate
+        return rate <= max_event_rate(x, self.weight, training)
 
     def forward(self, x: Tensor) -> Tensor:
         return once_over_time(self._forward_rows, x)

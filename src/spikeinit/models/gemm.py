@@ -1,4 +1,4 @@
-r"""The dense GEMMs of the synaptic layers, through oneDNN where it is available.
+r"""The dense GEMMs of the synaptic layers: oneDNN or ``torch.mm``, whichever is faster here.
 
 A Linear layer costs three matrix products per training step, all of the form
 :math:`C = A B^\top`:
@@ -15,15 +15,27 @@ strides of ``A`` and ``B``, so the transposes are views, never copies.
 PyTorch's CPU builds send ``torch.mm`` to MKL's SGEMM. On AMD CPUs MKL runs its AVX2 code
 even where the CPU has AVX-512; oneDNN, which PyTorch also ships (it runs PyTorch's CPU
 convolutions), picks its kernels from the CPU's features. Which is faster depends on the CPU
-(``docs/benchmarks.md`` has the figures per CPU, measured with ``benchmarks/kernels.py``). The
-sums are the same but in another order, so
-results agree with ``torch.mm`` to float32 rounding, not bit for bit.
+and the shape: on an AMD EPYC oneDNN takes about half the time of ``torch.mm``; on an Intel
+Xeon, where MKL runs AVX-512, it is 5-50% slower at the shapes of ``benchmarks/engine.py``'s
+workload B and up to 5x slower on narrow products (``docs/engine.md``). The sums
+are the same but in another order, so results agree with ``torch.mm`` to float32 rounding,
+not bit for bit.
 
-``SPIKEINIT_GEMM`` (or the :func:`use_backend` context manager) chooses the backend: ``auto``
-(default: oneDNN for float32 CPU products of at least :data:`MIN_ONEDNN_MACS` multiply-adds,
-when PyTorch has it and a probe product matches ``torch.mm``), ``onednn`` (oneDNN for every
-float32 CPU product, an error if it is unavailable) or ``torch`` (``torch.mm``,
-bit-identical to ``nn.Linear``).
+``SPIKEINIT_GEMM`` (or the :func:`use_backend` context manager) chooses the backend:
+
+- ``auto`` (default): ``torch.mm`` for products under :data:`MIN_ONEDNN_MACS` multiply-adds;
+  for larger float32 CPU products, whichever of oneDNN and ``torch.mm`` was measured faster
+  on this machine for the product's shape class (:func:`shape_class`: the layout of the two
+  operands and each dimension rounded to a power of two). The first product of a class is
+  timed on both backends, interleaved (one warm-up and two timed runs each, in CPU time of the
+  calling thread; oneDNN must be :data:`MIN_SPEEDUP` times faster, best run against best run;
+  on a busy machine the one-thread choice serves several threads), within the per-process budget
+  of :mod:`spikeinit.kernels.tuning`, and the choice is cached per CPU, torch version and
+  thread count. A class met after the budget is spent gets ``torch.mm``. oneDNN is only a
+  candidate where PyTorch has it and a probe product matches ``torch.mm``.
+  :func:`backend_choices` lists the decisions.
+- ``onednn``: oneDNN for every float32 CPU product (an error if it is unavailable).
+- ``torch``: ``torch.mm``, bit-identical to ``nn.Linear``.
 """
 
 from __future__ import annotations
@@ -32,16 +44,25 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from spikeinit.kernels import tuning
 
 GEMM_BACKENDS = ("auto", "onednn", "torch")
 """Values of the ``SPIKEINIT_GEMM`` environment variable."""
 
 MIN_ONEDNN_MACS = 2**21
-"""Smaller products (multiply-adds ``M * K * N``) go to ``torch.mm`` under ``auto``: oneDNN's
-call has a fixed overhead that small products do not repay (docs/benchmarks.md)."""
+"""Smaller products (multiply-adds ``M * K * N``) go to ``torch.mm`` under ``auto``, unmeasured:
+oneDNN's call has a fixed overhead of about 20 us that small products do not repay on any CPU
+measured (docs/engine.md)."""
+
+MIN_SPEEDUP = 1.1
+"""Under ``auto``, oneDNN is chosen for a shape class only when ``torch.mm``'s best time is
+at least this many times oneDNN's: a tie goes to ``torch.mm``, bit-identical to
+``nn.Linear``."""
 
 
 _override: list[str] = []
@@ -118,7 +139,94 @@ def uses_onednn(a: Tensor, b: Tensor) -> bool:
             raise RuntimeError("SPIKEINIT_GEMM=onednn, but PyTorch's oneDNN linear is not "
                                "available here (torch.backends.mkldnn)")
         return False
-    return True
+    return backend == "onednn" or measured_choice(a, b) == "onednn"
+
+
+# ----------------------------------------------------------------------------- measured choice
+
+
+def _valid_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and entry.get("backend") in ("onednn", "torch")
+            and all(isinstance(entry.get(k), (int, float)) for k in ("onednn_s", "torch_s")))
+
+
+_choices = tuning.Choices("gemm", _valid_entry)
+_fast: dict[tuple[int, ...], str] = {}  # (threads, M, K, N, layout bits) -> backend
+
+
+def _layout(t: Tensor) -> str:
+    return "r" if t.stride(1) == 1 else "c"
+
+
+def shape_class(a: Tensor, b: Tensor) -> str:
+    """The class of ``a @ b.T`` that shares a measured backend: each operand's layout (``r``
+    rows contiguous, ``c`` columns contiguous, i.e. a transposed view) and ``M x K x N``, each
+    rounded to a power of two.
+
+    Example:
+        >>> w = torch.zeros(1000, 784)
+        >>> shape_class(torch.zeros(384, 784), w), shape_class(torch.zeros(384, 1000), w.t())
+        ('rr 512x1024x1024', 'rc 512x1024x1024')
+    """
+    size = tuning.size_class
+    return (f"{_layout(a)}{_layout(b)} {size(a.shape[0])}x{size(a.shape[1])}"
+            f"x{size(b.shape[0])}")
+
+
+def _onednn_product(a: Tensor, b: Tensor) -> Tensor:
+    return _onednn_linear(a, b, None)
+
+
+def _torch_product(a: Tensor, b: Tensor) -> Tensor:
+    return torch.mm(a, b.t())
+
+
+def measured_choice(a: Tensor, b: Tensor) -> str:
+    """``"onednn"`` or ``"torch"``: the backend measured faster on this machine for
+    :func:`shape_class` of ``a @ b.T`` (measured now on ``a`` and ``b`` if the class is new,
+    and the budget allows; else ``"torch"`` for this process)."""
+    threads = torch.get_num_threads()
+    fast_key = (threads, a.shape[0], a.shape[1], b.shape[0], a.stride(1) == 1, b.stride(1) == 1)
+    choice = _fast.get(fast_key)
+    if choice is not None:
+        return choice
+    entry = tuning.decide(_choices, shape_class(a, b), lambda: _measure(a, b))
+    _fast[fast_key] = entry["backend"]
+    return str(entry["backend"])
+
+
+def _measure(a: Tensor, b: Tensor) -> dict[str, Any]:
+    samples = tuning.time_interleaved({"onednn": lambda: _onednn_product(a, b),
+                                       "torch": lambda: _torch_product(a, b)})
+    if samples is None:
+        return {"backend": "torch", "source": "unmeasured (budget spent)"}
+    best = tuning.best(samples)
+    faster = best["torch"] >= MIN_SPEEDUP * best["onednn"]
+    # Cached when the runs agree, or when every run of one backend beats every run of the other.
+    worst = {name: max(times) for name, times in samples.items()}
+    decisive = (best["torch"] >= MIN_SPEEDUP * worst["onednn"] if faster
+                else worst["torch"] < MIN_SPEEDUP * best["onednn"])
+    clean = (tuning.stable(samples) or decisive) and tuning.machine_quiet()
+    source = "measured" if clean else "measured (noisy: not cached)"
+    return {"backend": "onednn" if faster else "torch", "onednn_s": best["onednn"],
+            "torch_s": best["torch"], "source": source}
+
+
+def backend_choices() -> dict[str, dict[str, Any]]:
+    """The ``auto`` backend's decisions for the current thread count, by :func:`shape_class`:
+    ``backend``, the best seconds ``onednn_s`` and ``torch_s`` where measured, and
+    ``source`` (``measured`` in this process and cached, ``measured (noisy: not cached)`` when
+    the repeated runs disagreed, ``cache`` from an earlier process, or
+    ``unmeasured (budget spent)``)."""
+    return _choices.items()
+
+
+def forget_choices() -> None:
+    """Drop this process's decisions (the cache file stays): the next product of each class
+    reads the cache again, or measures."""
+    with tuning.lock:
+        _choices.clear()
+        _fast.clear()
 
 
 def linear_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -1,0 +1,448 @@
+"""Choices measured on this machine at run time, remembered per CPU in the kernel cache.
+
+Which GEMM is faster (oneDNN or ``torch.mm``, :mod:`spikeinit.models.gemm`) and below which
+input rate the event-driven synapses beat it (:mod:`spikeinit.models.event_linear`) depend on
+the CPU: on an AMD EPYC oneDNN's matmul takes half the time of MKL's, on an Intel Xeon it is
+slower. So they are not constants: the first time a process meets a shape, it times the
+candidates a few times, interleaved, and keeps the faster.
+
+- **Budget.** All measurements of a process together stop after :data:`BUDGET_S` seconds of
+  measuring (:func:`budget`, ``$SPIKEINIT_TUNING_BUDGET``); a shape met after that gets the
+  safe default of its caller (``torch.mm``; the fixed event thresholds) for the rest of the
+  process, and is measured by a later process.
+- **Cache.** A decision is written to ``choices-<hash>.json`` in the kernel cache folder
+  (:func:`spikeinit.kernels.loader.cache_dir`), one file per machine key: the CPU model
+  (``lscpu``), a hash of its feature flags, the torch version and the thread count. Later
+  processes on the same machine read it and measure nothing. The file is written atomically; a
+  file that does not parse, holds another machine's key, or is not private to the user (as the
+  compiled kernels, :func:`spikeinit.kernels.loader.is_private`) is ignored and rewritten.
+  Deleting the file forgets the choices.
+- **Seeing them.** :func:`spikeinit.models.gemm.backend_choices` and
+  :func:`spikeinit.models.event_linear.event_rate_choices` list the decisions in force.
+
+Nothing here changes a result beyond float32 rounding: both GEMMs and the event path compute
+the same sums, in another order (``SPIKEINIT_GEMM=torch`` and ``EventLinear(event_driven=False)``
+give runs that are bit-identical to ``nn.Linear`` on any machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spikeinit.io import write_atomic
+
+FORMAT = 1
+"""Version of the choices file; a file of another version is ignored."""
+
+BUDGET_S = 0.3
+"""Seconds one process may spend measuring, all shapes together (``$SPIKEINIT_TUNING_BUDGET``
+overrides it; ``0`` measures nothing: ``torch.mm`` and the fixed event rates)."""
+
+BUDGET_VARIABLE = "SPIKEINIT_TUNING_BUDGET"
+
+REPEATS = 2
+"""Timed runs per candidate (after one untimed warm-up run each); the fastest run counts,
+since other work on the machine can only add time."""
+
+STABLE_SPREAD = 1.25
+"""A measurement is cached only when each candidate's timed runs agree within this factor
+(slowest / fastest), and, on several threads, the machine is not busy (:func:`machine_quiet`);
+otherwise it serves this process only."""
+
+def _default_clock() -> float:
+    """This thread's CPU time: a run that other work preempts is not charged the time it
+    waited for a core (the machine may be shared). On several threads the calling thread takes
+    part in every parallel region and spins briefly at its end, so its CPU time follows the
+    region's length while it runs."""
+    return time.thread_time()
+
+
+clock: Callable[[], float] = _default_clock
+"""The timer of every measurement (tests replace it with a fake one)."""
+
+lock = threading.RLock()
+"""Held while a decision is looked up or measured (measurements nest: the event threshold
+measures the GEMM it competes with)."""
+
+
+class Budget:
+    """Measuring time spent by this process, against a limit (seconds)."""
+
+    def __init__(self, limit: float = BUDGET_S) -> None:
+        self.limit = limit
+        self.spent = 0.0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.limit
+
+    def charge(self, seconds: float) -> None:
+        self.spent += max(seconds, 0.0)
+
+
+_budget: Budget | None = None
+
+
+def budget() -> Budget:
+    """This process's measuring budget: :data:`BUDGET_S` seconds, or
+    ``$SPIKEINIT_TUNING_BUDGET`` as read at the first measurement. A program that wants every
+    shape measured before it times anything (``benchmarks/engine.py``) may raise ``limit``."""
+    global _budget
+    if _budget is None:
+        value = os.environ.get(BUDGET_VARIABLE, "").strip()
+        try:
+            limit = float(value) if value else BUDGET_S
+        except ValueError:
+            limit = float("nan")
+        if not limit >= 0:
+            raise ValueError(f"{BUDGET_VARIABLE} must be a number of seconds >= 0, got {value!r}")
+        _budget = Budget(limit)
+    return _budget
+
+
+def time_interleaved(functions: dict[str, Callable[[], object]],
+                     repeats: int = REPEATS) -> dict[str, list[float]] | None:
+    """The seconds of each function in up to ``repeats`` timed rounds, after one untimed
+    warm-up round; the functions are interleaved (the order alternates each round), so a slow
+    spell of a shared machine hits all of them. :func:`best` and :func:`stable` read them.
+
+    Every call is charged to :func:`budget`, a warm-up call at most as much as the function's
+    first timed call (a process's first backward pass, say, pays a one-time set-up that is no
+    cost of the measurement). Returns ``None``, running nothing, when the budget is already
+    exhausted; otherwise at least one timed round runs, and no further round starts once the
+    budget is exhausted.
+    """
+    spent = budget()
+    if spent.exhausted:
+        return None
+    names = list(functions)
+    warmup: dict[str, float] = {}
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats + 1):
+        if round_ > 1 and spent.exhausted:
+            break
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            start = clock()
+            functions[name]()
+            elapsed = clock() - start
+            if round_ == 0:
+                warmup[name] = elapsed
+                continue
+            spent.charge(elapsed)
+            if round_ == 1:
+                spent.charge(min(warmup[name], elapsed))
+            samples[name].append(elapsed)
+    return samples
+
+
+def machine_quiet() -> bool:
+    """Whether a measurement may be cached: on one thread always (its CPU time does not see
+    other work); on several, only while the 1-minute load average leaves a core free for each
+    thread (a parallel region waits for its slowest thread, and a busy machine decides that)."""
+    threads = torch.get_num_threads()
+    if threads == 1 or not hasattr(os, "getloadavg"):
+        return True
+    return os.getloadavg()[0] <= max((os.cpu_count() or 1) - threads, 0) + 0.5
+
+
+def best(samples: dict[str, list[float]]) -> dict[str, float]:
+    """The fastest run of each function: other work on the machine can only add time."""
+    return {name: min(times) for name, times in samples.items()}
+
+
+def stable(samples: dict[str, list[float]]) -> bool:
+    """Whether every function's runs agree within :data:`STABLE_SPREAD` (and there were at
+    least two of each)."""
+    return all(len(times) >= 2 and max(times) <= STABLE_SPREAD * min(times)
+               for times in samples.values())
+
+
+def size_class(n: int) -> int:
+    """``n`` rounded to the nearest power of two (in log scale): the size classes that share a
+    measured choice."""
+    return 1 << max(0, round(math.log2(max(n, 1))))
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+@functools.lru_cache(maxsize=1)
+def machine_identity() -> tuple[tuple[str, str], ...]:
+    """CPU model, a hash of the CPU's feature flags and the torch version (cached)."""
+    from spikeinit.kernels.loader import _cpu_signature
+    from spikeinit.machine import cpu_model
+
+    features = hashlib.sha256(_cpu_signature().encode()).hexdigest()[:16]
+    return (("cpu", cpu_model()), ("cpu_features", features), ("torch", torch.__version__))
+
+
+def machine_key(threads: int) -> dict[str, Any]:
+    """What a cached choice is valid for: :func:`machine_identity` and the thread count."""
+    return {**dict(machine_identity()), "threads": threads}
+
+
+def choices_path(key: dict[str, Any]) -> Path:
+    """The cache file of ``key``: ``choices-<hash>.json`` in the kernel cache folder."""
+    from spikeinit.kernels.loader import cache_dir
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / f"choices-{digest}.json"
+
+
+def _trusted_folder(path: Path) -> bool:
+    from spikeinit.kernels.loader import _private_folder
+
+    return _private_folder(path.parent)
+
+
+def read_choices(key: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sections (``{"gemm": {...}, "event": {...}}``) cached for ``key``; empty when the
+    file is missing, unreadable, corrupt, not private, or written for another key."""
+    from spikeinit.kernels.loader import is_private
+
+    path = choices_path(key)
+    try:
+        if not (path.is_file() and is_private(path) and is_private(path.parent)):
+            return {}
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("machine") != key:
+        return {}
+    sections = data.get("choices")
+    if not isinstance(sections, dict):
+        return {}
+    return {name: entries for name, entries in sections.items() if isinstance(entries, dict)}
+
+
+def write_choice(key: dict[str, Any], section: str, name: str, value: dict[str, Any]) -> bool:
+    """Add one decision to the cache file of ``key`` (read, merge, atomic rewrite); whether it
+    was written. Failures (no private folder, disk errors) are silent: the choice then lives
+    in this process only."""
+    path = choices_path(key)
+    if not _trusted_folder(path):
+        return False
+    with lock:
+        sections = read_choices(key)
+        sections.setdefault(section, {})[name] = value
+        try:
+            text = json.dumps({"format": FORMAT, "machine": key, "choices": sections},
+                              indent=1, sort_keys=True, allow_nan=False)
+            write_atomic(path, lambda tmp: tmp.write_text(text + "\n"))
+        except (OSError, ValueError):  # ValueError: a non-finite number is not stored
+            return False
+    return True
+
+
+class Choices:
+    """One section of decisions (``"gemm"`` or ``"event"``) per thread count: measured in this
+    process, read from the cache file, or (``persist=False``) this process's fallbacks.
+
+    ``valid`` checks an entry read from disk; entries that fail it are ignored (and measured
+    again)."""
+
+    def __init__(self, section: str, valid: Callable[[Any], bool]) -> None:
+        self.section = section
+        self.valid = valid
+        self._tables: dict[int, dict[str, dict[str, Any]]] = {}
+
+    def _table(self) -> dict[str, dict[str, Any]]:
+        threads = torch.get_num_threads()
+        table = self._tables.get(threads)
+        if table is None:
+            cached = read_choices(machine_key(threads)).get(self.section, {})
+            table = {name: {**entry, "source": "cache"} for name, entry in cached.items()
+                     if self.valid(entry)}
+            self._tables[threads] = table
+        return table
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with lock:
+            return self._table().get(name)
+
+    def put(self, name: str, entry: dict[str, Any], persist: bool = True) -> None:
+        with lock:
+            self._table()[name] = entry
+            if persist:
+                stored = {k: v for k, v in entry.items() if k != "source"}
+                write_choice(machine_key(torch.get_num_threads()), self.section, name, stored)
+
+    def items(self) -> dict[str, dict[str, Any]]:
+        """The decisions for the current thread count (a copy)."""
+        with lock:
+            return {name: dict(entry) for name, entry in sorted(self._table().items())}
+
+    def clear(self) -> None:
+        """Forget everything in memory (the cache file stays)."""
+        with lock:
+            self._tables.clear()
+
+
+def all_choices() -> dict[str, dict[str, dict[str, Any]]]:
+    """The decisions in force for the current thread count: ``{"gemm": ..., "event": ...}``
+    (:func:`spikeinit.models.gemm.backend_choices`,
+    :func:`spikeinit.models.event_linear.event_rate_choices`)."""
+    import importlib
+
+    gemm = importlib.import_module("spikeinit.models.gemm")
+    event_linear = importlib.import_module("spikeinit.models.event_linear")
+    return {"gemm": gemm.backend_choices(), "event": event_linear.event_rate_choices()}
+
+
+def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """:func:`all_choices` as lines of text, one per decision."""
+    lines = []
+    for name, entry in choices.get("gemm", {}).items():
+        times = ""
+        if "onednn_s" in entry:
+            times = (f" (oneDNN {entry['onednn_s'] * 1e3:.3f} ms, torch.mm "
+                     f"{entry['torch_s'] * 1e3:.3f} ms)")
+        lines.append(f"GEMM {name:20s} -> {entry['backend']}{times} [{entry['source']}]")
+    for name, entry in choices.get("event", {}).items():
+        rate = entry.get("max_rate")
+        limit = f"events up to rate {rate:.3f}" if rate is not None else "fixed fallback rate"
+        lines.append(f"event path {name:30s} -> {limit} [{entry['source']}]")
+    return lines or ["none yet (no product large enough to measure)"]
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the enclosed code on one torch thread, then restore the thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def decide(choices: Choices, name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The entry ``name`` of ``choices`` for the current thread count: in memory, else read from
+    the cache, else ``measure()``d (and cached when its ``source`` is ``"measured"``).
+
+    On several threads while the machine is busy (:func:`machine_quiet` is false), timings
+    measure the scheduler more than the code, so the choice measured on one thread is used
+    instead (measured now, at one thread, if it is new): it serves this process and is not
+    cached for the current thread count.
+    """
+    with lock:
+        entry = choices.get(name)
+        if entry is not None:
+            return entry
+        if torch.get_num_threads() > 1 and not machine_quiet():
+            with single_thread():
+                single = choices.get(name)
+                if single is None:
+                    single = measure()
+                    choices.put(name, single, persist=single["source"] == "measured")
+            entry = {**single, "source": f"{single['source']}, on 1 thread (machine busy)"}
+            choices.put(name, entry, persist=False)
+            return entry
+        entry = measure()
+        choices.put(name, entry, persist=entry["source"] == "measured")
+        return entry
+
+
+# ----------------------------------------------------------------------------- thread count
+
+
+class ThreadTrial:
+    """Choose torch's intra-op thread count by timing real steps (issue 17, item 4).
+
+    Small models (the paper's 784 - 10 x 100 - 10 MLP) gain little from a second thread, and on
+    a machine shared with other jobs a parallel region waits for every thread to be scheduled,
+    which made them 50-100x slower (docs/results.md). So the count is measured, not assumed:
+    wrap each training step in :meth:`step`. The first ``(1 + steps_each) * len(candidates)``
+    steps cycle through the candidates (one untimed warm-up step each, then ``steps_each``
+    timed ones, interleaved); then the count with the lowest median wall time is set for the
+    following steps (wall time: waiting for a busy core is exactly the cost). With
+    ``recheck_every``, the trial runs again after that many steps, following the load. The
+    steps are the real training steps, so nothing is computed twice; the cost is the slower
+    count's excess over a few steps (a count :data:`HOPELESS` times slower than another after
+    one timed step each is not tried further). Results do not depend on the thread count beyond
+    float rounding of reductions.
+
+    Example:
+        >>> trial = ThreadTrial(candidates=(1,))  # a single candidate: nothing to measure
+        >>> with trial.step():
+        ...     pass
+        >>> trial.chosen
+        1
+    """
+
+    def __init__(self, candidates: tuple[int, ...] | None = None, steps_each: int = 3,
+                 recheck_every: int = 0) -> None:
+        found = candidates or (1, torch.get_num_threads())
+        self.candidates = tuple(dict.fromkeys(max(1, int(c)) for c in found))
+        self.steps_each = steps_each
+        self.recheck_every = recheck_every
+        self.chosen: int | None = self.candidates[0] if len(self.candidates) == 1 else None
+        self.times: dict[int, list[float]] = {}
+        self._schedule: list[tuple[int, bool]] = []
+        self._since_choice = 0
+        if self.chosen is None:
+            self._start_trial()
+
+    def _start_trial(self) -> None:
+        self.times = {threads: [] for threads in self.candidates}
+        order = list(self.candidates)
+        self._schedule = []
+        for round_ in range(self.steps_each + 1):
+            for threads in order if round_ % 2 == 0 else order[::-1]:
+                self._schedule.append((threads, round_ > 0))
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """Run one step at the thread count of the trial, or at the chosen one."""
+        if not self._schedule:
+            if self.chosen is not None:
+                torch.set_num_threads(self.chosen)
+            yield
+            self._since_choice += 1
+            if self.recheck_every and self._since_choice >= self.recheck_every:
+                self._since_choice = 0
+                self._start_trial()
+            return
+        threads, timed = self._schedule.pop(0)
+        torch.set_num_threads(threads)
+        start = wall_clock()
+        yield
+        elapsed = wall_clock() - start
+        if timed:
+            self.times[threads].append(elapsed)
+            self._drop_hopeless()
+        if not self._schedule:
+            self.chosen = min((t for t in self.candidates if self.times[t]),
+                              key=lambda t: statistics.median(self.times[t]))
+            torch.set_num_threads(self.chosen)
+
+    def _drop_hopeless(self) -> None:
+        """Stop trying a count whose best step took :data:`HOPELESS` times the best step of
+        another: on a busy machine 2 threads can be 50x slower, and each trial step costs."""
+        timed = {t: min(times) for t, times in self.times.items() if times}
+        if len(timed) < 2:
+            return
+        fastest = min(timed.values())
+        hopeless = {t for t, best in timed.items() if best > HOPELESS * fastest}
+        self._schedule = [(t, is_timed) for t, is_timed in self._schedule if t not in hopeless]
+
+
+HOPELESS = 3.0
+"""A thread count whose best timed step is this many times slower than another's is dropped
+from the rest of a :class:`ThreadTrial`."""
+
+wall_clock: Callable[[], float] = time.perf_counter
+"""The timer of :class:`ThreadTrial` (tests replace it)."""

@@ -1,4 +1,4 @@
-"""The package layout's arrows point one way, as README's "Layout" says."""
+"""The package layout's arrows point one way, as docs/layout.md says."""
 
 from __future__ import annotations
 

@@ -258,3 +258,12 @@ def test_deep_on_framework_models_follows_their_reset(build) -> None:
     assert result.converged
     for layer in result.layers:
         assert abs(layer.after - layer.target) <= 0.1 * layer.target, layer
+
+
+def test_spikeinit_depth_cli_rejects_bad_input_in_one_line(capsys, tmp_path: Path) -> None:
+    from spikeinit.cli.main import main
+
+    assert main(["depth", "--inits", "nope", "--out", str(tmp_path / "d")]) == 2
+    assert "init must be one of" in capsys.readouterr().err
+    assert main(["depth", "--depths", "0", "--out", str(tmp_path / "d")]) == 2
+    assert "depth must be" in capsys.readouterr().err

@@ -50,6 +50,14 @@ class LayerCalibration:
     ``parameters`` are the tensors it multiplied by ``scale``; ``before``/``after`` are the
     measured quantity (rate or input-current variance) before and after, ``rate_before`` and
     ``rate_after`` the firing rates; ``passes`` the forward passes this layer's search used.
+
+    Example:
+        >>> import torch
+        >>> from spikeinit.models import deep_network
+        >>> _ = torch.manual_seed(0)
+        >>> layer = calibrate(deep_network(100, 6), torch.rand(5, 16, 100)).layers[-1]
+        >>> layer.neuron, layer.parameters, layer.rate_before, round(layer.after, 2)
+        ('blocks.4.1', ('blocks.4.0.weight',), 0.0, 0.1)
     """
 
     neuron: str
@@ -73,7 +81,20 @@ class LayerCalibration:
 @dataclass(frozen=True)
 class CalibrationResult(TabularResult):
     """The outcome of :func:`calibrate`: one :class:`LayerCalibration` per calibrated layer
-    (:meth:`table`, :meth:`print`, :meth:`to_csv`, :meth:`as_dicts`)."""
+    (:meth:`table`, :meth:`print`, :meth:`to_csv`, :meth:`as_dicts`).
+
+    ``converged`` says whether every layer ended within the tolerance of its target;
+    ``forward_passes`` counts the passes of the whole call; ``skipped`` names the layers left
+    unchanged, and ``notes`` says why.
+
+    Example:
+        >>> import torch
+        >>> from spikeinit.models import deep_network
+        >>> _ = torch.manual_seed(0)
+        >>> result = calibrate(deep_network(20, 3), torch.rand(3, 8, 20))
+        >>> result.converged, len(result.layers), result.table().splitlines()[0].split()[:3]
+        (True, 2, ['neuron', 'scaled', 'target'])
+    """
 
     quantity: str
     layers: tuple[LayerCalibration, ...]
@@ -211,6 +232,14 @@ def theory_target(site: NeuronSite, quantity: str = "rate", sigma: float | None 
     Rate: :data:`~spikeinit.init.trainable.TRAINABLE_RATE` without ``sigma``, else the rate
     :math:`Q(\tilde\theta/\sigma)` of the paper's initialization at the first step. Variance:
     :math:`\sigma^2` (1 without ``sigma``).
+
+    Example:
+        >>> import torch
+        >>> from spikeinit.models import deep_network
+        >>> from spikeinit.network import discover
+        >>> site = discover(deep_network(20, 3), torch.rand(2, 4, 20)).neurons[1]
+        >>> theory_target(site), round(theory_target(site, sigma=1.0), 4)  # Q(1) at theta = 1
+        (0.1, 0.1587)
     """
     check_choice("quantity", quantity, QUANTITIES)
     if quantity == "variance":

@@ -59,7 +59,21 @@ STATIC_METHODS = ("paper", "stable")  # Var[w] = sigma^2 / (n E[x^2]): sigma is 
 
 @dataclass(frozen=True)
 class LayerHealth:
-    """One row of the report: a spiking population and the synaptic layer that drives it."""
+    """One row of the report: a spiking population and the synaptic layer that drives it.
+
+    ``predicted_rate`` and ``predicted_variance`` are the one-step theory of the module
+    docstring for the layer's actual weights and measured input; ``measured_rate`` and
+    ``measured_variance`` pool every step of the sample; ``flags`` lists ``dead``,
+    ``saturated``, ``exploding`` or ``not-understood``.
+
+    Example:
+        >>> import torch
+        >>> from spikeinit.models import deep_network
+        >>> _ = torch.manual_seed(0)
+        >>> row = report(deep_network(100, 6), torch.rand(5, 16, 100)).layers[-1]
+        >>> row.neuron, row.layer, row.fan_in, row.measured_rate, row.flags
+        ('blocks.4.1', 'blocks.4.0', 100, 0.0, ('dead',))
+    """
 
     neuron: str
     layer: str | None
@@ -82,7 +96,21 @@ class LayerHealth:
 @dataclass(frozen=True)
 class HealthReport(TabularResult):
     """Per-layer health of a model on one sample: :meth:`table`, :meth:`print`, :meth:`to_csv`,
-    :meth:`as_dicts`."""
+    :meth:`as_dicts`.
+
+    Example:
+        >>> import torch
+        >>> from spikeinit import initialize
+        >>> from spikeinit.models import deep_network
+        >>> _ = torch.manual_seed(0)
+        >>> net, x = deep_network(100, 6), torch.rand(5, 16, 100)
+        >>> report(net, x).healthy  # PyTorch's default init: the deep layers are dead
+        False
+        >>> _ = initialize(net, "paper", sample=x)
+        >>> health = report(net, x)
+        >>> health.healthy, health.dead, len(health.as_dicts())
+        (True, [], 6)
+    """
 
     layers: tuple[LayerHealth, ...]
     dead_below: float = 1e-3

@@ -33,7 +33,16 @@ FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")
 
 
 class UnsupportedNeuronError(ValueError):
-    """A spiking neuron that an adapter recognises but cannot map onto the LIF above."""
+    """A spiking neuron that an adapter recognises but cannot map onto the LIF above.
+
+    A :class:`ValueError`; its message gives the reason. :func:`spikeinit.initialize` leaves the
+    layers driving such a neuron unchanged and names them; :func:`spikeinit.report` flags them
+    ``not-understood``.
+
+    Example:
+        >>> issubclass(UnsupportedNeuronError, ValueError)
+        True
+    """
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,15 @@ class NeuronDescription:
             not one of them (a note then says which it is).
         surrogate_slope: its slope, in the framework's membrane units (``None``: the default).
         notes: what the mapping approximates, in words.
+
+    Example:
+        SpikingJelly's ``LIFNode(tau=2)`` charges with :math:`(I - v)/\tau`: :math:`\beta = 0.5`
+        and input gain :math:`g = 1/\tau`, so the current must reach :math:`\theta/g = 2`:
+
+        >>> d = NeuronDescription("spikingjelly", "LIFNode", threshold=1.0, beta=0.5,
+        ...                       input_gain=0.5, step_mode="multi")
+        >>> d.effective_threshold, d.lif_parameters().threshold
+        (2.0, 2.0)
     """
 
     framework: str

@@ -88,6 +88,14 @@ def read_cifar_batch(data: bytes, source: str = "<batch>") -> tuple[np.ndarray, 
 
     Raises:
         DatasetError: not a pickle, missing keys, wrong shapes, or labels outside 0..9.
+
+    Example:
+        >>> import pickle
+        >>> import numpy as np
+        >>> batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [6, 9]}
+        >>> images, labels = read_cifar_batch(pickle.dumps(batch))
+        >>> images.shape, labels.tolist()
+        ((2, 3, 32, 32), [6, 9])
     """
     batch = _unpickle(data, source)
     if "data" not in batch or "labels" not in batch:
@@ -243,6 +251,20 @@ def load_cifar10(
             class-balanced round-robin subset of ``limit`` images (only those are decoded).
         layout: ``"auto"``, ``"pickle"`` or ``"images"``.
         cache_dir: for image layouts, cache decoded arrays as ``.npz`` here.
+
+    Example:
+        The python layout with a one-image test batch:
+
+        >>> import pickle, tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "cifar-10-batches-py").mkdir()
+        >>> batch = {"data": np.full((1, 3072), 255, np.uint8), "labels": [3]}
+        >>> _ = (root / "cifar-10-batches-py/test_batch").write_bytes(pickle.dumps(batch))
+        >>> test = load_cifar10(root, "test")
+        >>> len(test), test.classes[int(test[0][1])], float(test[0][0].min())
+        (1, 'cat', 1.0)
     """
     limit = check_limit(limit)
     kind, path = find_cifar10(data_dir, split, layout)

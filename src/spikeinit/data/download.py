@@ -114,7 +114,15 @@ NMNIST_MANUAL = (
 
 
 def manual_instructions(name: str, data_dir: str | Path) -> str:
-    """Human-readable instructions: which files to put in which folder for ``name``."""
+    """Human-readable instructions: which files to put in which folder for ``name``.
+
+    Example:
+        >>> text = manual_instructions("mnist", "data")
+        >>> text.startswith("To install MNIST by hand, download train-images-idx3-ubyte.gz")
+        True
+        >>> "place them in data/mnist/" in text
+        True
+    """
     data_dir = Path(data_dir)
     if name == "nmnist":
         return NMNIST_MANUAL.format(root=data_dir / "nmnist")
@@ -175,6 +183,15 @@ def download_url(
     Raises:
         DatasetError: unsupported URL scheme, network/HTTP error, timeout, or checksum
             mismatch; the message names the URL and the reason. ``dest`` is left untouched.
+
+    Example:
+        Only http(s) is fetched; anything else fails before touching the network:
+
+        >>> try:
+        ...     download_url("ftp://example.org/train.gz", "train.gz")
+        ... except DatasetError as error:
+        ...     print(error)
+        ftp://example.org/train.gz: only http(s) URLs can be downloaded (got scheme 'ftp')
     """
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
@@ -271,6 +288,15 @@ def download_dataset(
     Raises:
         DatasetError: the download failed (message lists URLs, reasons, and manual steps).
         ValueError: unknown ``name`` or bad ``timeout``.
+
+    Example:
+        N-MNIST has no official download; the error says where to put the files:
+
+        >>> try:
+        ...     download_dataset("nmnist", "data")
+        ... except DatasetError as error:
+        ...     print("data/nmnist" in str(error))
+        True
     """
     if name == "nmnist":
         raise DatasetError(manual_instructions("nmnist", data_dir))

@@ -34,6 +34,16 @@ def events_to_frames(
     Raises:
         ValueError: bad ``n_frames``/``sensor_size``, missing fields, or events outside the
             sensor (x >= width, y >= height, p >= polarities when polarities > 1, negatives).
+
+    Example:
+        Three events on a 2 x 2 sensor with two polarities, over 0..99 us, in 2 frames:
+
+        >>> import numpy as np
+        >>> from spikeinit.data import EVENT_DTYPE
+        >>> events = np.array([(0, 0, 0, 1), (1, 1, 60, 0), (1, 1, 99, 0)], dtype=EVENT_DTYPE)
+        >>> frames = events_to_frames(events, 2, sensor_size=(2, 2, 2))
+        >>> frames.shape, float(frames[0, 1, 0, 0]), float(frames[1, 0, 1, 1])
+        ((2, 2, 2, 2), 1.0, 2.0)
     """
     n_frames = check_positive_int("n_frames", n_frames)
     if len(sensor_size) != 3:

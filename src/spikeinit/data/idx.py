@@ -90,6 +90,12 @@ def parse_idx(
 
     Raises:
         DatasetError: bad magic, unknown type, truncated header or payload, trailing bytes.
+
+    Example:
+        Magic ``0, 0, 0x08`` (uint8), 1 dimension, size 3, then the values:
+
+        >>> parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]), expected_magic=2049)
+        array([7, 8, 9], dtype=uint8)
     """
     if len(data) < 4:
         raise DatasetError(f"{source}: too short for an IDX header ({len(data)} bytes)")
@@ -126,6 +132,14 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
     Raises:
         DatasetError: file missing/unreadable, bad gzip, or invalid IDX content (see
             :func:`parse_idx`). The message names the file.
+
+    Example:
+        >>> import gzip, tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "labels-idx1-ubyte.gz"
+        >>> _ = path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2])))
+        >>> read_idx(path, expected_magic=2049).tolist()
+        [4, 2]
     """
     path = Path(path)
     return parse_idx(_read_maybe_gzip(path), str(path), expected_magic)
@@ -181,7 +195,25 @@ def load_idx_dataset(
 ) -> ImageArrayDataset:
     """Load MNIST or Fashion-MNIST as an :class:`ImageArrayDataset` of ``(1, 28, 28)`` images.
 
-    ``limit`` keeps the first ``limit`` samples in file order.
+    ``limit`` keeps the first ``limit`` samples in file order. The files are searched in
+    ``data_dir/<name>/`` and the other folders of :data:`IDX_SUBDIRS`, gzip-compressed or raw.
+
+    Example:
+        >>> import gzip, tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> def idx(array):  # IDX: 0, 0, type 8 (uint8), ndim, big-endian sizes, then the bytes
+        ...     shape = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+        ...     return gzip.compress(bytes([0, 0, 8, array.ndim]) + shape + array.tobytes())
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "fashion-mnist").mkdir()
+        >>> images = np.full((5, 28, 28), 255, np.uint8)
+        >>> _ = (root / "fashion-mnist/t10k-images-idx3-ubyte.gz").write_bytes(idx(images))
+        >>> labels = np.array([9, 0, 0, 3, 0], np.uint8)
+        >>> _ = (root / "fashion-mnist/t10k-labels-idx1-ubyte.gz").write_bytes(idx(labels))
+        >>> test = load_idx_dataset("fashion-mnist", root, "test")
+        >>> len(test), test.classes[9], float(test[0][0].max())
+        (5, 'Ankle boot', 1.0)
     """
     if name not in IDX_SUBDIRS:
         raise ValueError(f"name must be one of {sorted(IDX_SUBDIRS)} (got {name!r})")

@@ -24,6 +24,13 @@ class ImageArrayDataset(Dataset):
         labels: int64 tensor ``(N,)``.
         classes: class names, index = label.
         source: where the data was read from (for messages and logs).
+
+    Example:
+        >>> import numpy as np
+        >>> data = ImageArrayDataset(np.full((2, 1, 4, 4), 51, np.uint8), [3, 1], list("0123"))
+        >>> image, label = data[0]
+        >>> tuple(image.shape), round(float(image[0, 0, 0]), 3), int(label), data.sample_shape
+        ((1, 4, 4), 0.2, 3, (1, 4, 4))
     """
 
     def __init__(

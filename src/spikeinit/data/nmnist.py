@@ -52,6 +52,13 @@ def decode_nmnist(raw: bytes | np.ndarray, source: str = "<bytes>") -> np.ndarra
 
     Raises:
         DatasetError: the length is not a multiple of 5.
+
+    Example:
+        One event at x = 3, y = 4, polarity 1, t = 0x010203 us:
+
+        >>> event = decode_nmnist(bytes([3, 4, 0x80 | 0x01, 0x02, 0x03]))[0]
+        >>> int(event["x"]), int(event["y"]), int(event["p"]), int(event["t"])
+        (3, 4, 1, 66051)
     """
     data = np.frombuffer(raw, dtype=np.uint8) if isinstance(raw, bytes) else np.asarray(raw)
     if data.size % 5:
@@ -96,6 +103,14 @@ def read_nmnist_bin(path: str | Path, backend: str = "auto") -> np.ndarray:
     Raises:
         DatasetError: missing/unreadable file, size not a multiple of 5, addresses >= 34.
         ValueError: unknown backend. ImportError: ``backend="tonic"`` without tonic.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "00001.bin"
+        >>> _ = path.write_bytes(bytes([3, 4, 0x80, 0, 10, 5, 6, 0, 0, 20]))  # two events
+        >>> read_nmnist_bin(path, backend="numpy")[["x", "t"]].tolist()
+        [(3, 10), (5, 20)]
     """
     if backend not in NMNIST_BACKENDS:
         raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
@@ -160,6 +175,20 @@ class NMNISTDataset(Dataset):
     Attributes:
         files: the ``.bin`` paths in dataset order. labels: int64 tensor ``(N,)``.
         n_frames: time bins ``T``. classes: ``["0", ..., "9"]``.
+
+    Example:
+        One recording of a "7" in the layout ``Train/<digit>/<id>.bin``:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "nmnist" / "Train" / "7").mkdir(parents=True)
+        >>> events = bytes([3, 4, 0x80, 0, 10, 5, 6, 0, 0, 20])
+        >>> _ = (root / "nmnist" / "Train" / "7" / "00001.bin").write_bytes(events)
+        >>> data = NMNISTDataset(root, "train", n_frames=5, backend="numpy")
+        >>> frames, label = data[0]
+        >>> len(data), tuple(frames.shape), float(frames.sum()), int(label)
+        (1, (5, 2, 34, 34), 2.0, 7)
     """
 
     def __init__(

@@ -36,6 +36,11 @@ class DatasetInfo:
 
     ``sample_shape`` is the shape of one input per time step, ``(C, H, W)``; event datasets
     return ``(T, C, H, W)`` with ``T = n_frames``.
+
+    Example:
+        >>> info = dataset_info("cifar10")
+        >>> info.display_name, info.sample_shape, info.n_classes, info.n_train
+        ('CIFAR-10', (3, 32, 32), 10, 50000)
     """
 
     name: str
@@ -90,6 +95,10 @@ def canonical_name(name: str) -> str:
 
     Raises:
         ValueError: unknown name (the message lists the allowed names).
+
+    Example:
+        >>> canonical_name("FMNIST"), canonical_name("CIFAR-10"), canonical_name("n_mnist")
+        ('fashion-mnist', 'cifar10', 'nmnist')
     """
     key = name.strip().lower() if isinstance(name, str) else None
     key = _ALIASES.get(key, key) if key is not None else None
@@ -100,7 +109,12 @@ def canonical_name(name: str) -> str:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """:class:`DatasetInfo` for ``name`` (see :func:`canonical_name`)."""
+    """:class:`DatasetInfo` for ``name`` (see :func:`canonical_name`).
+
+    Example:
+        >>> dataset_info("n-mnist").event_based, dataset_info("mnist").classes[:3]
+        (True, ('0', '1', '2'))
+    """
     return DATASETS[canonical_name(name)]
 
 
@@ -109,6 +123,15 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
 
     Raises:
         ValueError: neither is given.
+
+    Example:
+        >>> import os
+        >>> resolve_data_dir("data/mnist").parts
+        ('data', 'mnist')
+        >>> os.environ["SPIKEINIT_DATA_DIR"] = "/srv/data"
+        >>> str(resolve_data_dir(None))
+        '/srv/data'
+        >>> del os.environ["SPIKEINIT_DATA_DIR"]
     """
     if data_dir is None:
         data_dir = os.environ.get(ENV_DATA_DIR) or None
@@ -154,13 +177,36 @@ def load_dataset(
         cache_dir: cache decoded CIFAR-10 images (image layouts) as ``.npz`` here.
         layout: CIFAR-10 layout: ``"auto"``, ``"pickle"`` or ``"images"``.
         backend: N-MNIST reader: ``"auto"`` (tonic if installed), ``"numpy"``, ``"tonic"``.
-        base_url, timeout, log: passed to :func:`~spikeinit.data.download_dataset`.
+        base_url: passed to :func:`~spikeinit.data.download_dataset`.
+        timeout: passed to :func:`~spikeinit.data.download_dataset`.
+        log: passed to :func:`~spikeinit.data.download_dataset`.
 
     Raises:
         ValueError: unknown ``name``/``split``/``layout``/``backend``, ``limit < 1``,
             ``n_frames < 1``.
         DatasetNotFoundError: files missing and ``download=False`` (lists expected files).
         DatasetError: corrupt/truncated files, or a failed download (with manual steps).
+
+    Example:
+        A four-image MNIST in the canonical IDX files:
+
+        >>> import gzip, tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> def idx(array):  # IDX: 0, 0, type 8 (uint8), ndim, big-endian sizes, then the bytes
+        ...     shape = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+        ...     return gzip.compress(bytes([0, 0, 8, array.ndim]) + shape + array.tobytes())
+        >>> root = Path(tempfile.mkdtemp()) / "data"
+        >>> (root / "mnist").mkdir(parents=True)
+        >>> for split in ("train", "t10k"):
+        ...     images = np.zeros((4, 28, 28), np.uint8)
+        ...     _ = (root / "mnist" / f"{split}-images-idx3-ubyte.gz").write_bytes(idx(images))
+        ...     labels = np.arange(4, dtype=np.uint8)
+        ...     _ = (root / "mnist" / f"{split}-labels-idx1-ubyte.gz").write_bytes(idx(labels))
+        >>> train = load_dataset("mnist", root, split="train", limit=3)
+        >>> x, y = train[2]
+        >>> len(train), tuple(x.shape), x.dtype, int(y)
+        (3, (1, 28, 28), torch.float32, 2)
     """
     name = canonical_name(name)
     split = check_split(split)

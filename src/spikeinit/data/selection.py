@@ -16,6 +16,10 @@ def round_robin_order(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     second sample of every class, and so on; within a class the original order is kept.
     Classes that run out are skipped. Any prefix of the result is therefore as
     class-balanced as possible, so ``order[:limit]`` is a deterministic stratified subset.
+
+    Example:
+        >>> round_robin_order([0, 0, 0, 1, 1, 2]).tolist()
+        [0, 3, 5, 1, 4, 2]
     """
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     by_class = np.argsort(labels, kind="stable")

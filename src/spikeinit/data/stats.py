@@ -16,7 +16,13 @@ _CHUNK = 4096
 
 
 class InputStatistics(NamedTuple):
-    """Element-wise input moments averaged over samples and all input elements."""
+    """Element-wise input moments averaged over samples and all input elements.
+
+    Example:
+        >>> stats = InputStatistics(mean=0.5, second_moment=0.3)
+        >>> round(stats.variance, 6)
+        0.05
+    """
 
     mean: float
     second_moment: float
@@ -46,6 +52,15 @@ def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
 
     Raises:
         ValueError: ``n < 1`` or an empty dataset.
+
+    Example:
+        Two images, one all 0 and one all 1: ``E[x] = 0.5``, ``E[x^2] = 0.5``.
+
+        >>> import numpy as np
+        >>> from spikeinit.data import ImageArrayDataset
+        >>> images = np.stack([np.zeros((1, 2, 2)), np.full((1, 2, 2), 255)]).astype(np.uint8)
+        >>> input_statistics(ImageArrayDataset(images, [0, 1], ["a", "b"]))
+        InputStatistics(mean=0.5, second_moment=0.5)
     """
     count = len(dataset)  # type: ignore[arg-type]
     if n is not None:

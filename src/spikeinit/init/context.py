@@ -35,6 +35,13 @@ class LayerContext:
     ``input_autocorrelation`` the autocorrelation over the steps of the data that drive it,
     when measured (:func:`~spikeinit.theory.temporal.data_autocorrelation`);
     ``synaptic_decay`` the receiving neurons' current filter :math:`\alpha` (0: none).
+
+    Example:
+        >>> ctx = LayerContext(fan_in=100, fan_out=10)  # fed by spikes, theta = sigma = 1
+        >>> ctx.threshold, round(ctx.second_moment, 4)  # E[x^2] = Q(1)
+        (1.0, 0.1587)
+        >>> LayerContext(fan_in=784, fan_out=100, input_second_moment=0.3).second_moment
+        0.3
     """
 
     fan_in: int

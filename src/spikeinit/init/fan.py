@@ -13,6 +13,11 @@ def compute_fans(tensor: Tensor) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a Linear ``(out, in)`` or Conv ``(out, in/groups, *kernel)`` weight.
 
     ``fan_in = in * prod(kernel)`` and ``fan_out = out * prod(kernel)``.
+
+    Example:
+        >>> import torch
+        >>> compute_fans(torch.empty(100, 784)), compute_fans(torch.empty(16, 3, 5, 5))
+        ((784, 100), (75, 400))
     """
     if tensor.dim() < 2:
         raise ValueError(
@@ -26,7 +31,14 @@ def compute_fans(tensor: Tensor) -> tuple[int, int]:
 
 
 def select_fan(tensor: Tensor, mode: str = "fan_in") -> int:
-    """The fan selected by ``mode`` (``'fan_in'`` or ``'fan_out'``); it must be at least 1."""
+    """The fan selected by ``mode`` (``'fan_in'`` or ``'fan_out'``); it must be at least 1.
+
+    Example:
+        >>> import torch
+        >>> weight = torch.empty(16, 3, 5, 5)  # Conv2d(3, 16, 5)
+        >>> select_fan(weight), select_fan(weight, "fan_out")
+        (75, 400)
+    """
     check_choice("mode", mode, FAN_MODES)
     fan_in, fan_out = compute_fans(tensor)
     fan = fan_in if mode == "fan_in" else fan_out

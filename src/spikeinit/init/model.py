@@ -82,6 +82,14 @@ class InitRecord:
     the method has an operating point), and ``sigma_reason`` why, with the slope
     :math:`a\varphi(a)/(2Q(a))`, :math:`a = \tilde\theta/\sigma`, at :math:`\sigma = 1` and at
     the chosen :math:`\sigma`.
+
+    Example:
+        >>> from spikeinit.models import SpikingMLP
+        >>> record = initialize(SpikingMLP([4, 8, 2]), "paper")[0]
+        >>> record.name, record.fan_in, record.sigma
+        ('blocks.0.0', 4, 1.0)
+        >>> round(record.std, 4) == round((1 / (4 * tail_probability(1.0))) ** 0.5, 4)
+        True
     """
 
     name: str
@@ -148,6 +156,12 @@ def find_synaptic_layers(
 
     In module order without ``sample``; in forward order, linked by the tensors that flow
     between the layers, when ``sample`` is given (see :func:`spikeinit.network.discover`).
+
+    Example:
+        >>> from spikeinit.models import SpikingMLP
+        >>> layers = find_synaptic_layers(SpikingMLP([4, 8, 2]))
+        >>> [(layer.name, layer.target_name) for layer in layers]
+        [('blocks.0.0', 'blocks.0.1'), ('blocks.1.0', 'blocks.1.1')]
     """
     return discover(model, sample, forward).layers
 

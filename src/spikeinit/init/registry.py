@@ -39,6 +39,17 @@ class InitMethod:
     :math:`\mathrm{Var}[w] = 1/(3n)`, and sets the normalization's weight :math:`\gamma` to
     that std (its bias to 0). ``None``: normalizations are left as they are.
     ``rate_target``: the method sets rates, not a :math:`\sigma` (its records carry no sigma).
+
+    Example:
+        >>> method, _ = get_method("paper")
+        >>> mean, variance = method.statistics(LayerContext(fan_in=100, fan_out=100))
+        >>> mean, round(variance, 4)  # sigma^2 / (n Q(theta/sigma)) = 1 / (100 Q(1))
+        (0.0, 0.063)
+        >>> weight = torch.empty(100, 100)
+        >>> _ = method.initialize_(weight, None, LayerContext(fan_in=100, fan_out=100),
+        ...                        generator=torch.Generator().manual_seed(0))
+        >>> round(weight.var().item(), 2)
+        0.06
     """
 
     name: str
@@ -97,7 +108,23 @@ _REGISTRY: dict[str, InitMethod] = {}
 
 
 def register(method: InitMethod) -> InitMethod:
-    """Add ``method`` to the registry under ``method.name``."""
+    """Add ``method`` to the registry under ``method.name``; a name already taken raises.
+
+    Returns ``method``, so that it can be registered where it is defined.
+
+    Example:
+        >>> from unittest import mock
+        >>> def half_kaiming(ctx, options):  # (mean, variance) of one weight
+        ...     return 0.0, 1.0 / ctx.fan_in
+        >>> with mock.patch.dict(_REGISTRY):  # the registration is undone after the example
+        ...     _ = register(InitMethod("half-kaiming", "Var[w] = 1/n", half_kaiming))
+        ...     get_method("half-kaiming")[0].statistics(LayerContext(fan_in=4, fan_out=2))
+        (0.0, 0.25)
+        >>> register(get_method("paper")[0])
+        Traceback (most recent call last):
+            ...
+        ValueError: init method 'paper' is already registered
+    """
     if method.name in _REGISTRY:
         raise ValueError(f"init method {method.name!r} is already registered")
     _REGISTRY[method.name] = method
@@ -105,14 +132,27 @@ def register(method: InitMethod) -> InitMethod:
 
 
 def available_methods() -> list[str]:
-    """Names of all registered methods."""
+    """Names of all registered methods, sorted.
+
+    Example:
+        >>> {"paper", "stable", "kaiming", "trainable"} <= set(available_methods())
+        True
+    """
     return sorted(_REGISTRY)
 
 
 def get_method(spec: str) -> tuple[InitMethod, dict[str, Any]]:
     """Look up ``'name'`` or ``'name=value'`` (e.g. ``'temporal-rate=0.1'``).
 
-    Returns the method and the options parsed from the name.
+    Returns the method and the options parsed from the name: ``value`` goes to the method's
+    ``value_option``.
+
+    Example:
+        >>> method, options = get_method("temporal-rate=0.1")
+        >>> method.name, options
+        ('temporal-rate', {'rate': 0.1})
+        >>> get_method("kaiming")[1]
+        {}
     """
     name, _, value = str(spec).partition("=")
     method = _REGISTRY.get(name)

@@ -38,6 +38,13 @@ class ConvBlock(nn.Module):
 
     Max pooling keeps the output binary (a spike if any neuron of the window spiked); average
     pooling gives fractions of spikes; ``pool="none"`` keeps the resolution.
+
+    Example:
+        >>> import torch
+        >>> block = ConvBlock(1, 4, beta=0.5, threshold=1.0)  # conv 3x3, LIF, max pool 2
+        >>> spikes = block(torch.rand(3, 2, 1, 8, 8))  # (T, B, C, H, W)
+        >>> spikes.shape, set(spikes.unique().tolist()) <= {0.0, 1.0}
+        (torch.Size([3, 2, 4, 4, 4]), True)
     """
 
     def __init__(
@@ -190,6 +197,11 @@ def classifier_mlp(
     then ``depth`` hidden ``Linear -> LIF`` layers of ``width`` neurons, then a
     ``Linear -> LIF`` output of ``classes`` neurons: sizes
     ``[input_features] + [width] * depth + [classes]``.
+
+    Example:
+        >>> net = classifier_mlp(784, width=100, depth=2)
+        >>> net.sizes, len(net.lif_layers)
+        ([784, 100, 100, 10], 4)
     """
     check_positive_int("input_features", input_features)
     check_positive_int("width", width)

@@ -76,6 +76,18 @@ class SpikingMLP(nn.Module):
 
 
 def deep_network(width: int, depth: int, **lif_options: Any) -> SpikingMLP:
-    """The propagation network of the paper: ``depth`` LIF layers of ``width`` neurons."""
+    """The propagation network of the paper: ``depth`` LIF layers of ``width`` neurons.
+
+    ``SpikingMLP([width] * depth)``: an input LIF layer, then ``depth - 1`` square
+    ``Linear -> LIF`` blocks.
+
+    Example:
+        >>> import torch
+        >>> net = deep_network(width=100, depth=5)
+        >>> len(net.lif_layers), len(net.synapses)
+        (5, 4)
+        >>> net(torch.rand(3, 2, 100)).shape
+        torch.Size([3, 2, 100])
+    """
     width, depth = check_positive_int("width", width), check_positive_int("depth", depth)
     return SpikingMLP([width] * depth, **lif_options)

@@ -131,6 +131,14 @@ class BasicBlock(nn.Module):
     ``conv1`` has the stride. ``downsample`` is the projection shortcut (:class:`Downsample`)
     where ``stride != 1`` or the channels change, else ``None`` (the identity, or no shortcut
     at all for ``"plain"``).
+
+    Example:
+        >>> import torch
+        >>> block = BasicBlock(4, 8, stride=2)  # "sew": a 1x1 projection shortcut
+        >>> block.residual, block.downsample is not None
+        (True, True)
+        >>> block(torch.rand(2, 3, 4, 8, 8)).shape  # (T, B, C, H, W): half the resolution
+        torch.Size([2, 3, 8, 4, 4])
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,

@@ -66,6 +66,13 @@ def fold_time(module: nn.Module, x: Tensor) -> Tensor:
     normalization) call over ``T * B`` frames instead of ``T`` calls over ``B``. A static
     frame broadcast over time (:func:`repeated_over_time`) is computed once, on ``B`` frames,
     unless ``module`` is stochastic (dropout in training draws a new mask at every step).
+
+    Example:
+        >>> import torch
+        >>> conv, x = nn.Conv2d(3, 4, 3), torch.rand(5, 2, 3, 8, 8)
+        >>> y = fold_time(conv, x)
+        >>> y.shape, torch.allclose(y[1], conv(x[1]), atol=1e-6)  # step 1 = conv of frame 1
+        (torch.Size([5, 2, 4, 6, 6]), True)
     """
     if repeated_over_time(x) and not is_stochastic(module):
         return _run_once(module, x)

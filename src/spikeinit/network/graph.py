@@ -187,6 +187,15 @@ class SynapticLayer:
     ``after`` are the operations between ``source`` and the layer, and between the layer and
     ``target``. ``measured_second_moment`` is :math:`E[x^2]` of the layer's input on the sample
     (when one was run). ``problem`` says why the layer must be left unchanged.
+
+    Example:
+        >>> import torch
+        >>> from spikeinit.models import deep_network
+        >>> layers = discover(deep_network(20, 3), torch.rand(2, 4, 20)).layers
+        >>> for layer in layers:
+        ...     print(layer.name, layer.input, layer.source_name, layer.target_name)
+        blocks.0.0 spikes input_neurons blocks.0.1
+        blocks.1.0 spikes blocks.0.1 blocks.1.1
     """
 
     name: str

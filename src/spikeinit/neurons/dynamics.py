@@ -16,14 +16,27 @@ from spikeinit.neurons.surrogate import spike
 
 
 class LIFState(NamedTuple):
-    """Membrane ``u[t-1]`` and spikes ``s[t-1]`` carried from one step to the next."""
+    """Membrane ``u[t-1]`` and spikes ``s[t-1]`` carried from one step to the next.
+
+    Example:
+        >>> _, state = lif_step(torch.tensor([1.5]), initial_state(torch.zeros(1)),
+        ...                     LIFParameters())
+        >>> state.membrane.tolist(), state.spikes.tolist()
+        ([1.5], [1.0])
+    """
 
     membrane: Tensor
     spikes: Tensor
 
 
 def initial_state(like: Tensor) -> LIFState:
-    """The resting state ``u[-1] = s[-1] = 0`` shaped like one time step of input."""
+    """The resting state ``u[-1] = s[-1] = 0`` shaped like one time step of input.
+
+    Example:
+        >>> state = initial_state(torch.ones(2, 3))
+        >>> state.membrane.shape, state.spikes.abs().sum().item()
+        (torch.Size([2, 3]), 0.0)
+    """
     zeros = torch.zeros_like(like)
     return LIFState(zeros, zeros)
 
@@ -53,7 +66,18 @@ def lif_step(
     beta: float | Tensor | None = None,
     threshold: float | Tensor | None = None,
 ) -> tuple[Tensor, LIFState]:
-    """Advance one time step: returns the spikes ``s[t]`` and the new state."""
+    """Advance one time step: returns the spikes ``s[t]`` and the new state.
+
+    ``u[t]`` follows the reset mode and order of ``params`` (:class:`LIFParameters`), then
+    ``s[t] = H(u[t] - theta)``; ``beta`` and ``threshold`` override those of ``params``.
+
+    Example:
+        >>> p = LIFParameters(beta=0.5, threshold=1.0)  # subtractive reset, delayed
+        >>> s, state = lif_step(torch.tensor([1.5]), initial_state(torch.zeros(1)), p)
+        >>> s, state = lif_step(torch.tensor([1.5]), state, p)  # u = 0.5*1.5 + 1.5 - 1*1
+        >>> state.membrane.item(), s.item()
+        (1.25, 1.0)
+    """
     beta = params.beta if beta is None else beta
     threshold = params.threshold if threshold is None else threshold
     membrane = integrate(current, state, params, beta, threshold)
@@ -72,6 +96,14 @@ def lif_multistep(
     """Run ``T = currents.shape[0]`` steps; returns spikes shaped like ``currents``.
 
     When ``membranes_out`` (shaped like ``currents``) is given, ``u[t]`` is written into it.
+    Starts from ``state`` (default: rest, :func:`initial_state`); returns the final state too.
+
+    Example:
+        >>> currents, membranes = torch.full((3, 1), 1.2), torch.empty(3, 1)
+        >>> spikes, _ = lif_multistep(currents, LIFParameters(beta=0.5, threshold=1.0),
+        ...                           membranes_out=membranes)
+        >>> spikes.flatten().tolist(), [round(u, 4) for u in membranes.flatten().tolist()]
+        ([1.0, 0.0, 1.0], [1.2, 0.8, 1.6])
     """
     state = initial_state(currents[0]) if state is None else state
     outputs = []

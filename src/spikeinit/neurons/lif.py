@@ -181,14 +181,34 @@ class LIF(nn.Module):
 
 
 def reset_states(module: nn.Module) -> None:
-    """Reset the state of every :class:`LIF` inside ``module`` (call between sequences)."""
+    """Reset the state of every :class:`LIF` inside ``module`` (call between sequences).
+
+    Example:
+        >>> lif = LIF(step_mode="single")  # keeps its state from call to call
+        >>> _ = lif(torch.ones(2, 4))
+        >>> lif.state is None
+        False
+        >>> reset_states(nn.Sequential(lif))
+        >>> lif.state is None
+        True
+    """
     for child in module.modules():
         if isinstance(child, LIF):
             child.reset_state()
 
 
 def set_recording(module: nn.Module, record: bool, clear: bool = True) -> list[LIF]:
-    """Switch statistics recording on or off for every :class:`LIF`; returns them in order."""
+    """Switch statistics recording on or off for every :class:`LIF`; returns them in order.
+
+    ``clear=True`` also empties each layer's :attr:`LIF.statistics`.
+
+    Example:
+        >>> net = nn.Sequential(LIF(beta=0.5), LIF(beta=0.5))
+        >>> layers = set_recording(net, True)
+        >>> _ = net(torch.full((3, 2, 4), 1.2))
+        >>> len(layers), layers[0].statistics.rate, layers[1].statistics.rate
+        (2, [1.0, 0.0, 1.0], [0.0, 0.0, 1.0])
+    """
     layers = [child for child in module.modules() if isinstance(child, LIF)]
     for layer in layers:
         layer.record = record

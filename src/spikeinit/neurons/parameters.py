@@ -36,6 +36,15 @@ class LIFParameters:
     For ``zero`` both orders are the same equation (snnTorch 1.0 zeroes the decayed old
     membrane, not the new input). In both, ``s[t] = H(u[t] - theta)`` with a strict
     inequality, and ``u[-1] = s[-1] = 0``.
+
+    Example:
+        >>> p = LIFParameters(beta=0.9, reset="zero", surrogate="atan")
+        >>> p.threshold, p.reset_order, p.slope  # the defaults, and atan's default slope
+        (1.0, 'delayed', 2.0)
+        >>> LIFParameters(beta=1.5)
+        Traceback (most recent call last):
+            ...
+        ValueError: beta must lie in [0, 1], got 1.5
     """
 
     beta: float = 0.5

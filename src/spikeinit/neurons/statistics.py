@@ -102,6 +102,13 @@ class ActivityStatistics:
 
     ``rate[t]`` is the mean spikes per neuron at step ``t``; ``membrane_variance[t]`` is
     :math:`E[u_t^2] - E[u_t]^2` over batch and neurons.
+
+    Example:
+        >>> stats = ActivityStatistics()
+        >>> membranes = torch.tensor([[0.0, 2.0], [1.0, 1.0]])  # (T, neurons)
+        >>> stats.add_sequence(0, membranes, (membranes > 0.5).float())
+        >>> stats.rate, stats.membrane_variance, stats.mean_rate
+        ([0.5, 1.0], [1.0, 0.0], 0.75)
     """
 
     def __init__(self) -> None:

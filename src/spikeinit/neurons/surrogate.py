@@ -79,7 +79,15 @@ def surrogate_derivative(name: str, x: Any, slope: float | None = None) -> Any:
 
 
 class SpikeFunction(torch.autograd.Function):
-    r"""``s = H(x)`` with :math:`x = u - \theta`; backward multiplies by :math:`h'(x)`."""
+    r"""``s = H(x)`` with :math:`x = u - \theta`; backward multiplies by :math:`h'(x)`.
+
+    Example:
+        >>> x = torch.tensor([-0.04, 0.0, 0.5], requires_grad=True)
+        >>> s = SpikeFunction.apply(x, "fast-sigmoid", 25.0)
+        >>> s.sum().backward()
+        >>> s.tolist(), [round(g, 4) for g in x.grad.tolist()]  # 1 / (25 |x| + 1)^2
+        ([0.0, 0.0, 1.0], [0.25, 1.0, 0.0055])
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, surrogate: str, slope: float) -> Tensor:
@@ -97,6 +105,13 @@ def spike(x: Tensor, surrogate: str = DEFAULT_SURROGATE, slope: float | None = N
     r"""Emit spikes :math:`H(x)` (strict: ``x > 0``) with a surrogate gradient.
 
     ``slope=None`` is the surrogate's default (:data:`DEFAULT_SLOPES`).
+
+    Example:
+        >>> x = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+        >>> s = spike(x, "atan")
+        >>> s.sum().backward()
+        >>> s.tolist(), x.grad.tolist()[1]  # h'(0) = slope/2 = 1 for atan's default slope 2
+        ([0.0, 0.0, 1.0], 1.0)
     """
     if not x.requires_grad:
         return (x > 0).to(x.dtype)

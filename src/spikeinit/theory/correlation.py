@@ -117,7 +117,17 @@ class PairActivity:
 
 @dataclass(frozen=True)
 class CorrelationMeanField:
-    """Per-layer predictions for a pair: ``rate`` (input a) and pattern ``correlation``."""
+    """Per-layer predictions for a pair: ``rate`` (input a) and pattern ``correlation``.
+
+    Both are ``(depth,)`` arrays; ``correlation[l]`` is :math:`c_l` of the module's formula
+    (:func:`correlation_mean_field`).
+
+    Example:
+        >>> p = LIFParameters(beta=0.5, threshold=1.0)
+        >>> mf = correlation_mean_field(3, WeightStructure(gain=6.0), p, 3, 1.0, samples=2048)
+        >>> mf.correlation.round(6).tolist()  # the same input twice: the same patterns
+        [1.0, 1.0, 1.0]
+    """
 
     rate: np.ndarray
     correlation: np.ndarray
@@ -125,9 +135,20 @@ class CorrelationMeanField:
 
 @dataclass(frozen=True)
 class CorrelationFixedPoint:
-    r"""The map's fixed point :math:`c^*` below 1 (``None`` when :math:`C(c) > c` nowhere
-    below 1 fails, i.e. the map never falls under the identity) and the slopes
-    :math:`C'(c^*)` and :math:`C'(1)`; ``rate`` is the stationary rate."""
+    r"""The map's fixed point :math:`c^* = C(c^*)` below 1 and the slopes :math:`C'(c^*)` and
+    :math:`C'(1)`; ``rate`` is the stationary rate (:func:`correlation_fixed_point`).
+
+    ``correlation`` and ``slope_at_fixed_point`` are ``None`` when :math:`C(c) - c` never
+    crosses from above to below 0 before 1, i.e. the map never falls under the identity.
+    With :math:`C'(c^*) < 1 < C'(1)` every pair is drawn to :math:`c^*`, identical inputs
+    included.
+
+    Example:
+        >>> p = LIFParameters(beta=0.5, threshold=1.0)
+        >>> fp = correlation_fixed_point(WeightStructure(gain=6.0), p, 3, samples=4096, grid=6)
+        >>> fp.slope_at_fixed_point < 1.0 < fp.slope_at_one
+        True
+    """
 
     correlation: float | None
     slope_at_fixed_point: float | None
@@ -400,7 +421,16 @@ class CopyWindow:
     diagonal above ``low`` fails. ``margin`` (at the chosen ``diagonal``) is the smallest
     distance :math:`|u_t - \theta|` of the membrane from the threshold over all patterns and
     steps: the i.i.d. part of the weights may move a current by less than that without
-    changing a spike."""
+    changing a spike (:func:`copy_window`).
+
+    Example:
+        >>> p = LIFParameters(beta=0.5, threshold=1.0)
+        >>> w = copy_window(p, steps=3)
+        >>> w.low < w.diagonal < w.high, round(w.margin, 4)
+        (True, 0.625)
+        >>> [copies_patterns(a, p, 3) for a in (w.low - 0.1, w.diagonal, w.high + 0.1)]
+        [False, True, False]
+    """
 
     low: float
     high: float

@@ -29,7 +29,12 @@ def tail_probability(x: ArrayLike) -> np.ndarray | float:
 
 
 def normal_density(x: ArrayLike) -> np.ndarray | float:
-    r"""Standard normal density :math:`\varphi(x) = e^{-x^2/2} / \sqrt{2\pi}`."""
+    r"""Standard normal density :math:`\varphi(x) = e^{-x^2/2} / \sqrt{2\pi}`.
+
+    Example:
+        >>> round(normal_density(0.0), 6)  # 1/sqrt(2 pi)
+        0.398942
+    """
     x = np.asarray(x, dtype=float)
     result = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     return float(result) if np.ndim(result) == 0 else result
@@ -60,11 +65,23 @@ def gaussian_expectation(
 
 
 def inverse_mills_ratio(x: ArrayLike) -> np.ndarray | float:
-    r""":math:`\varphi(x)/Q(x) = \sqrt{2/\pi} / \mathrm{erfcx}(x/\sqrt2)`, stable for large x."""
+    r""":math:`\varphi(x)/Q(x) = \sqrt{2/\pi} / \mathrm{erfcx}(x/\sqrt2)`, stable for large x.
+
+    Example:
+        >>> round(inverse_mills_ratio(0.0), 6)  # sqrt(2/pi)
+        0.797885
+        >>> round(inverse_mills_ratio(40.0), 3)  # about x + 1/x, where Q(x) underflows
+        40.025
+    """
     result = math.sqrt(2.0 / math.pi) / special.erfcx(np.asarray(x, dtype=float) / _SQRT2)
     return float(result) if np.ndim(result) == 0 else result
 
 
 def truncated_mean_above(threshold: float) -> float:
-    r""":math:`E[z \mid z > \theta] = \varphi(\theta) / Q(\theta)` for a standard normal ``z``."""
+    r""":math:`E[z \mid z > \theta] = \varphi(\theta) / Q(\theta)` for a standard normal ``z``.
+
+    Example:
+        >>> round(truncated_mean_above(0.0), 6)  # the half-normal mean sqrt(2/pi)
+        0.797885
+    """
     return float(inverse_mills_ratio(threshold))

@@ -47,7 +47,15 @@ _BACKWARD_SEED_OFFSET = 7_919
 @dataclass(frozen=True)
 class GradientMeanField:
     r"""Predicted error covariance :math:`\Gamma_l = E[\gamma_l\gamma_l^\top]` on each layer's
-    input current, ``(depth, T, T)``, beside the forward spike autocorrelation ``R``."""
+    input current, ``(depth, T, T)``, beside the forward spike autocorrelation ``R``.
+
+    Example:
+        >>> mf = GradientMeanField(np.ones((2, 1, 1)), np.full((2, 1, 1), 0.25))
+        >>> mf.per_layer.tolist()
+        [1.0, 1.0]
+        >>> mf.weight_gradient_norm(100, 100, batch=1).tolist()  # sqrt(B n m Gamma R)
+        [50.0]
+    """
 
     current_gradient_covariance: np.ndarray
     autocorrelation: np.ndarray
@@ -77,7 +85,17 @@ class GradientMeanField:
 def backward_factors(
     membranes: torch.Tensor, spikes: torch.Tensor, params: LIFParameters
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(h', a, c)`` per step for ``(T, samples)`` forward membranes and spikes (see module)."""
+    r"""``(h', a, c)`` per step for ``(T, samples)`` forward membranes and spikes (see module).
+
+    :math:`h'[t] = h'(u[t] - \theta)`; :math:`a[t] = \beta(1 - s[t-1])` for ``reset="zero"``,
+    else :math:`\beta`; :math:`c[t] = 1`.
+
+    Example:
+        >>> u, s = torch.tensor([[1.0], [0.0]]), torch.tensor([[1.0], [0.0]])
+        >>> h, a, c = backward_factors(u, s, LIFParameters(beta=0.5, reset="zero"))
+        >>> h[0].item(), a.flatten().tolist(), c.flatten().tolist()  # the spike zeroes a[1]
+        (1.0, [0.5, 0.0], [1.0, 1.0])
+    """
     surrogate = surrogate_derivative(params.surrogate, membranes - params.threshold, params.slope)
     previous = torch.cat([torch.zeros_like(spikes[:1]), spikes[:-1]])
     ones = torch.ones_like(membranes)
@@ -88,7 +106,18 @@ def backward_factors(
 def current_gradients(
     spike_errors: torch.Tensor, factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ) -> torch.Tensor:
-    """Back-propagate ``(T, samples)`` spike errors through time; returns errors on currents."""
+    r"""Back-propagate ``(T, samples)`` spike errors through time; returns errors on currents.
+
+    :math:`\varepsilon[t] = h'[t]\,d[t] + a[t+1]\,\varepsilon[t+1]` from the last step down,
+    then :math:`\gamma[t] = c[t]\,\varepsilon[t]`, with ``factors`` :math:`(h', a, c)` from
+    :func:`backward_factors`.
+
+    Example:
+        >>> ones = torch.ones(3, 1)
+        >>> errors = torch.tensor([[0.0], [0.0], [1.0]])  # an error at the last step only
+        >>> current_gradients(errors, (ones, 0.5 * ones, ones)).flatten().tolist()  # beta^k
+        [0.25, 0.5, 1.0]
+    """
     surrogate, decay, gate = factors
     steps = spike_errors.shape[0]
     membrane_error = torch.zeros_like(spike_errors)
@@ -152,6 +181,14 @@ def backward_gain_ratio(
 
     The geometric mean of :math:`E[\gamma_l^2]/E[\gamma_{l+1}^2]` over the middle of a
     ``depth``-layer network; the backward condition is :math:`\rho = 1`.
+
+    Example:
+        >>> from spikeinit.theory.surrogate import surrogate_second_moment
+        >>> p = LIFParameters(threshold=0.0, surrogate="atan")
+        >>> round(backward_gain_ratio(2.0, p, steps=1), 2)  # T = 1: g E[h'(u)^2], u ~ N(0, 1)
+        0.38
+        >>> round(2.0 * surrogate_second_moment("atan", 0.0, sigma=1.0), 2)
+        0.38
     """
     per_layer = gradient_mean_field(depth, gain, params, steps, inputs).per_layer
     start, stop = depth // 6, depth - depth // 6 - 1

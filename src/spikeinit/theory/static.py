@@ -42,6 +42,12 @@ def spike_weight_variance(fan_in: int, threshold: float, sigma: float = 1.0) -> 
 
     It keeps the membrane variance :math:`\sigma^2` constant from layer to layer when each layer
     receives the binary spikes of a layer whose membrane is :math:`N(0, \sigma^2)`.
+
+    Example:
+        >>> round(spike_weight_variance(100, 0.0), 12)  # Q(0) = 1/2: 2/n, Kaiming's
+        0.02
+        >>> round(100 * spike_weight_variance(100, 1.0) * tail_probability(1.0), 12)  # n v Q = 1
+        1.0
     """
     fan_in = check_positive_int("fan_in", fan_in)
     threshold = check_finite_nonnegative("threshold", threshold)
@@ -74,6 +80,12 @@ def stability_slope(threshold: float, sigma: float = 1.0) -> float:
     r"""Slope of the variance map at a fixed point :math:`\sigma`: :math:`a\varphi(a)/(2Q(a))`.
 
     Here :math:`a = \theta/\sigma`. The fixed point is stable when the slope is below 1.
+
+    Example:
+        >>> stability_slope(0.0), round(stability_slope(1.0), 4)
+        (0.0, 0.7626)
+        >>> round(stability_slope(critical_ratio()), 9)  # the edge of stability
+        1.0
     """
     threshold = check_finite_nonnegative("threshold", threshold)
     sigma = check_positive("sigma", sigma)
@@ -97,7 +109,12 @@ def ratio_for_slope(slope: float) -> float:
 
 
 def critical_ratio() -> float:
-    r"""The largest stable :math:`\theta/\sigma`: the root of :math:`a\varphi(a) = 2Q(a)`."""
+    r"""The largest stable :math:`\theta/\sigma`: the root of :math:`a\varphi(a) = 2Q(a)`.
+
+    Example:
+        >>> round(critical_ratio(), 4)
+        1.1906
+    """
     return ratio_for_slope(1.0)
 
 
@@ -106,6 +123,12 @@ def stable_sigma(threshold: float, preferred: float = 1.0, max_slope: float = 0.
 
     Returns ``preferred`` when its slope is at most ``max_slope``, otherwise the smallest
     :math:`\sigma = \theta / a_s` with slope :math:`a_s\varphi(a_s)/(2Q(a_s)) = ` ``max_slope``.
+
+    Example:
+        >>> stable_sigma(0.5), round(stable_sigma(2.0), 3)  # sigma = 1 is stable only for 0.5
+        (1.0, 1.796)
+        >>> round(stability_slope(2.0, stable_sigma(2.0)), 6)
+        0.9
     """
     threshold = check_finite_nonnegative("threshold", threshold)
     preferred = check_positive("preferred", preferred)
@@ -159,7 +182,16 @@ def operating_sigma(
 
 @dataclass(frozen=True)
 class FixedPoint:
-    """The stable fixed point of the static variance map, if activity survives."""
+    r"""The stable fixed point of the static variance map, if activity survives.
+
+    ``variance`` is :math:`\sigma^{*2}`, ``rate`` :math:`Q(\theta/\sigma^*)` and ``slope`` the
+    map's slope there (:func:`stability_slope`); :attr:`stable` is ``slope < 1``.
+
+    Example:
+        >>> fp = fixed_point(8.0, 1.0)
+        >>> round(fp.variance, 4), round(fp.rate, 4), round(fp.slope, 4), fp.stable
+        (1.8477, 0.231, 0.4847, True)
+    """
 
     variance: float
     rate: float
@@ -171,7 +203,17 @@ class FixedPoint:
 
 
 def variance_map(variance: float, gain: float, threshold: float) -> float:
-    r"""One layer of the zero-mean variance map :math:`\sigma^2 \mapsto g\,Q(\theta/\sigma)`."""
+    r"""One layer of the zero-mean variance map :math:`\sigma^2 \mapsto g\,Q(\theta/\sigma)`.
+
+    A variance of 0 (a silent layer) maps to 0.
+
+    Example:
+        >>> variance_map(1.0, gain=2.0, threshold=0.0)  # g Q(0) = g/2
+        1.0
+        >>> gain = 1000 * spike_weight_variance(1000, 1.0)  # the paper's: sigma = 1 is fixed
+        >>> round(variance_map(1.0, gain, 1.0), 9)
+        1.0
+    """
     if variance <= 0:
         return 0.0
     return gain * float(tail_probability(threshold / math.sqrt(variance)))
@@ -184,6 +226,15 @@ def fixed_point(gain: float, threshold: float) -> FixedPoint | None:
     :math:`a^2 Q(a)` peaks at the critical ratio, so a non-zero fixed point exists only if
     :math:`g\,a_c^2 Q(a_c) \ge \theta^2`. Returns ``None`` when activity dies (only
     :math:`\sigma = 0` is left). The largest root always has slope <= 1.
+
+    Example:
+        >>> fixed_point(2.0, 0.0)  # theta = 0: sigma*^2 = g/2, half the neurons fire
+        FixedPoint(variance=1.0, rate=0.5, slope=0.0)
+        >>> fixed_point(5.0, 1.0) is None  # g a_c^2 Q(a_c) < theta^2: activity dies
+        True
+        >>> fp = fixed_point(8.0, 1.0)
+        >>> round(variance_map(fp.variance, 8.0, 1.0) - fp.variance, 9)
+        0.0
     """
     gain = check_positive("gain", gain)
     threshold = check_finite_nonnegative("threshold", threshold)
@@ -203,7 +254,15 @@ def fixed_point(gain: float, threshold: float) -> FixedPoint | None:
 
 @dataclass(frozen=True)
 class StaticMeanField:
-    """Per-layer predictions of the static mean-field; index 0 is the first spiking layer."""
+    """Per-layer predictions of the static mean-field; index 0 is the first spiking layer.
+
+    ``mean``, ``variance`` (of the membrane) and ``rate`` :math:`p_l` are ``(depth,)`` arrays
+    (:func:`static_mean_field`).
+
+    Example:
+        >>> static_mean_field(3, 0.02, 100, threshold=0.0).rate.tolist()  # Q(0) at every layer
+        [0.5, 0.5, 0.5]
+    """
 
     mean: np.ndarray
     variance: np.ndarray

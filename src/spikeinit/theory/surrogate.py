@@ -19,6 +19,13 @@ def surrogate_second_moment(
 
     Adaptive quadrature with a breakpoint at :math:`\theta`, where sharp surrogates (a fast
     sigmoid of slope 25 is about 0.1 wide) peak: a fixed Gauss-Hermite rule would miss them.
+
+    Example:
+        >>> from spikeinit.theory.gaussian import normal_density
+        >>> round(surrogate_second_moment("fast-sigmoid", 0.0), 4)
+        0.0106
+        >>> round(normal_density(0.0) * 2 / (3 * 25), 4)  # narrow: phi(0) * int h'^2 = 2/(3k)
+        0.0106
     """
     check_positive("sigma", sigma)
     return gaussian_expectation(lambda u: surrogate_derivative(name, u - threshold, slope) ** 2,

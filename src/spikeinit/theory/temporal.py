@@ -37,7 +37,18 @@ INPUT_KINDS = ("constant", "iid", "measured")
 
 @contextmanager
 def single_threaded() -> Iterator[None]:
-    """Run torch on one thread: the population tensors are small, so threads only add overhead."""
+    """Run torch on one thread: the population tensors are small, so threads only add overhead.
+
+    The previous thread count is restored on exit, also after an exception.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with single_threaded():
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -59,6 +70,12 @@ class InputStatistics:
     data :math:`x` (``(T, T)`` nested tuples; mean diagonal 1). A zero-mean layer fed by data
     passes it on exactly: :math:`\mathrm{Cov}(I_t, I_{t'}) = n\,\mathrm{Var}[w]\,E[x_t x_{t'}]`.
     Pixels in [0, 1] drawn anew at each step have :math:`C = 1` on the diagonal and 3/4 off it.
+
+    Example:
+        >>> InputStatistics()  # the default: one N(0, 1) draw held over the steps
+        InputStatistics(kind='constant', mean=0.0, std=1.0, autocorrelation=None)
+        >>> InputStatistics("measured", autocorrelation=((1.0, 0.75), (0.75, 1.0))).kind
+        'measured'
     """
 
     kind: str = "constant"
@@ -81,7 +98,19 @@ class InputStatistics:
 
 @dataclass(frozen=True)
 class LayerActivity:
-    """Mean-field activity of one layer over ``T`` steps."""
+    r"""Mean-field activity of one layer over ``T`` steps.
+
+    ``rate`` :math:`r[t]`, ``membrane_mean`` and ``membrane_variance`` are ``(T,)``,
+    ``autocorrelation`` :math:`R(t,t') = E\,s[t]\,s[t']` is ``(T, T)`` and
+    ``group_autocorrelation`` holds each finite-width group's own ``(T, T)`` :math:`\hat R_b`
+    (:func:`simulate_population`); :attr:`mean_rate` and :attr:`mean_variance` average over
+    the steps.
+
+    Example:
+        >>> activity = simulate_population(torch.full((3, 4), 1.2), LIFParameters())
+        >>> activity.rate.tolist(), round(activity.mean_rate, 4)
+        ([1.0, 0.0, 1.0], 0.6667)
+    """
 
     rate: np.ndarray
     membrane_mean: np.ndarray
@@ -100,7 +129,15 @@ class LayerActivity:
 
 @dataclass(frozen=True)
 class TemporalMeanField:
-    """Per-layer, per-step predictions; arrays are shaped ``(depth, T)`` (R: ``(depth, T, T)``)."""
+    """Per-layer, per-step predictions; arrays are shaped ``(depth, T)`` (R: ``(depth, T, T)``).
+
+    ``time_averaged_rate`` and ``time_averaged_variance`` average over the steps: ``(depth,)``.
+
+    Example:
+        >>> mf = temporal_mean_field(3, 6.3, LIFParameters(), steps=4, samples=1024)
+        >>> mf.rate.shape, mf.autocorrelation.shape, mf.time_averaged_rate.shape
+        ((3, 4), (3, 4, 4), (3,))
+    """
 
     rate: np.ndarray
     membrane_mean: np.ndarray
@@ -121,6 +158,15 @@ class MonteCarloPopulation:
 
     Reusing the same draws for every layer index and every gain (common random numbers) makes
     the mean-field map deterministic and continuous in the gain, which the solvers rely on.
+
+    Example:
+        >>> population = MonteCarloPopulation(steps=3, samples=1024, seed=0)
+        >>> population.normals(1).shape
+        torch.Size([3, 1024])
+        >>> population.normals(1) is population.normals(1)  # drawn once, then cached
+        True
+        >>> torch.equal(MonteCarloPopulation(3, 1024, 0).normals(1), population.normals(1))
+        True
     """
 
     def __init__(self, steps: int, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> None:
@@ -162,8 +208,17 @@ def data_autocorrelation(data: torch.Tensor, digits: int = 4) -> tuple[tuple[flo
 def input_layer_currents(
     inputs: InputStatistics, population: MonteCarloPopulation
 ) -> torch.Tensor:
-    """``(T, samples)`` currents of the first layer: one draw per neuron, one per step, or the
-    measured autocorrelation (which must have ``T`` rows)."""
+    r"""``(T, samples)`` currents of the first layer: one draw per neuron, one per step, or the
+    measured autocorrelation (which must have ``T`` rows).
+
+    ``"constant"``: :math:`I[t] = \mu + \sigma z_0`; ``"iid"``: :math:`I[t] = \mu + \sigma z_t`;
+    ``"measured"``: :func:`gaussian_process_currents` with covariance :math:`\sigma^2 C`.
+
+    Example:
+        >>> currents = input_layer_currents(InputStatistics(), MonteCarloPopulation(3, 1024))
+        >>> currents.shape, bool((currents == currents[0]).all())  # constant over the steps
+        (torch.Size([3, 1024]), True)
+    """
     z = population.normals(0)
     if inputs.autocorrelation is not None:
         matrix = np.asarray(inputs.autocorrelation, dtype=float)
@@ -183,6 +238,13 @@ def gaussian_process_currents(
     """``(T, samples)`` currents ``mean + L z`` with ``L L^T = covariance`` (PSD-clipped eigh).
 
     ``covariance`` is ``(T, T)``, or ``(G, T, T)``: one per group of ``samples / G`` neurons.
+
+    Example:
+        >>> covariance = np.array([[1.0, 0.5], [0.5, 1.0]])
+        >>> normals = MonteCarloPopulation(steps=2, samples=4096).normals(0)
+        >>> currents = gaussian_process_currents(np.zeros(2), covariance, normals)
+        >>> np.round(np.cov(currents.numpy()), 1).tolist()
+        [[1.0, 0.5], [0.5, 1.0]]
     """
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     root = torch.as_tensor(
@@ -197,7 +259,14 @@ def gaussian_process_currents(
 
 
 def synaptic_filter(currents: torch.Tensor, decay: float) -> torch.Tensor:
-    r"""``(T, ...)`` currents through :math:`I_{syn}[t] = \alpha I_{syn}[t-1] + I[t]` from 0."""
+    r"""``(T, ...)`` currents through :math:`I_{syn}[t] = \alpha I_{syn}[t-1] + I[t]` from 0.
+
+    ``decay`` :math:`\alpha = 0` returns ``currents`` unchanged.
+
+    Example:
+        >>> synaptic_filter(torch.tensor([1.0, 0.0, 0.0]), 0.5).tolist()  # alpha^t
+        [1.0, 0.5, 0.25]
+    """
     if decay == 0.0:
         return currents
     filtered = torch.empty_like(currents)
@@ -223,6 +292,13 @@ def simulate_population(
     input sample, and :attr:`LayerActivity.group_autocorrelation` holds each group's own
     :math:`\hat R_b` (its finite-width fluctuation drives the next layer of that group).
     ``synaptic_decay`` filters the currents first (:func:`synaptic_filter`).
+
+    Example:
+        >>> activity = simulate_population(torch.full((3, 4), 1.2), LIFParameters(beta=0.5))
+        >>> activity.rate.tolist()  # u = 1.2, 0.6 + 1.2 - 1, 0.4 + 1.2: spike, none, spike
+        [1.0, 0.0, 1.0]
+        >>> [round(u, 4) for u in activity.membrane_mean.tolist()]
+        [1.2, 0.8, 1.6]
     """
     currents = synaptic_filter(currents, synaptic_decay)
     steps, samples = currents.shape
@@ -263,6 +339,15 @@ def next_layer_activity(
     :math:`g R + (n m_w^2)(R - r r^\top)`, with :math:`n m_w^2 = ` ``mean_gain**2 / n`` neglected
     for wide layers unless the caller folds it into ``gain``. With ``width``, each group of
     ``width`` neurons is driven by its own group's :math:`\hat R_b` (finite-width mean-field).
+
+    Example:
+        >>> from spikeinit.theory.gaussian import tail_probability
+        >>> p, population = LIFParameters(beta=0.5, threshold=1.0), MonteCarloPopulation(1, 4096)
+        >>> first = simulate_population(input_layer_currents(InputStatistics(), population), p)
+        >>> gain = 1 / tail_probability(1.0)  # one step: the paper's g = 1/Q(1) keeps sigma = 1
+        >>> second = next_layer_activity(first, gain, p, population.normals(1))
+        >>> round(first.mean_rate, 2), round(second.mean_rate, 2)  # both near Q(1) = 0.159
+        (0.15, 0.16)
     """
     mean = mean_gain * activity.rate
     source = activity.autocorrelation

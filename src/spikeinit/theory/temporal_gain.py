@@ -56,6 +56,15 @@ class TemporalGain:
     ``requested_rate`` is the rate asked for; ``target_rate`` the one solved for: the same,
     unless the settled rate jumps over the request and ``on_jump="nearest"`` took the nearest
     feasible rate, more than 3% away (then ``jump`` holds the rates on either side of the jump).
+
+    Example:
+        >>> solution = TemporalGain(gain=6.3, target_rate=0.16, fixed_point_rate=0.16,
+        ...                         input_rate=0.16, rate_profile=(0.16,),
+        ...                         input_rate_profile=(0.16,))
+        >>> solution.gain / 1000, solution.moved  # the weight variance for fan-in 1000
+        (0.0063, False)
+        >>> replace(solution, jump=(0.05, 0.3)).moved
+        True
     """
 
     gain: float
@@ -166,6 +175,16 @@ def finite_width_gain(
     error is below ``tolerance`` (about the Monte Carlo noise of the map) or the bracket is
     narrower than 0.002. If the target cannot be bracketed, or the finite-width rate jumps
     over it, it warns (``RuntimeWarning``) and returns the best gain it evaluated.
+
+    Example:
+        >>> p = LIFParameters(beta=0.5, threshold=1.0)
+        >>> solution = solve_temporal_gain(p, steps=1, settle_layers=5, samples=1024)
+        >>> gain = finite_width_gain(solution, p, 1, DEFAULT_INPUT, 5, width=64)
+        >>> gain > solution.gain  # finite layers fire less: they need a larger gain
+        True
+        >>> mf = temporal_mean_field(6, gain, p, 1, samples=FINITE_WIDTH_SAMPLES, width=64)
+        >>> bool(abs(mf.time_averaged_rate[-1] / solution.target_rate - 1) < 0.005)  # on target
+        True
     """
 
     def log_error(log_gain: float) -> float:

@@ -1,0 +1,149 @@
+"""The documentation's quick checks (the site build and the browser: test_docs_site.py).
+
+- every page of mkdocs.yml's nav exists (a tutorial page is made from its jupytext source);
+- README keeps its two quick-start commands, the install page repeats them, and README's links
+  point to files that exist;
+- the code on the home and methods pages runs;
+- every public function and class of the API reference has a docstring with an example; the
+  examples themselves run as doctests (see ``testpaths``);
+- the docstring converter of the site (docs/hooks/griffe_sphinx.py) reads the roles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import io
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+QUICK_START = (
+    'pip install -e . && spikeinit propagate --out runs/propagate\n'
+    'pip install -e ".[test]" && python -m pytest\n'
+)
+#: The modules of the API reference (docs/api/*.md); for a package, the names in __all__.
+API_MODULES = ("spikeinit", "spikeinit.theory", "spikeinit.theory.temporal",
+               "spikeinit.theory.temporal_gain", "spikeinit.theory.gradients", "spikeinit.init",
+               "spikeinit.neurons", "spikeinit.models", "spikeinit.data", "spikeinit.adapters",
+               "spikeinit.calibration", "spikeinit.health")
+
+
+def nav_pages() -> list[str]:
+    yaml = pytest.importorskip("yaml", reason="pyyaml is in the test extra")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    pages: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            pages.append(node)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+
+    walk(config["nav"])
+    return pages
+
+
+def test_every_nav_page_exists() -> None:
+    for page in nav_pages():
+        source = DOCS / page
+        if page.startswith("tutorials/") and page != "tutorials/index.md":
+            source = source.with_suffix(".py")  # docs/hooks/tutorials.py renders it
+        assert source.is_file(), f"mkdocs.yml's nav lists {page}, but {source} is missing"
+
+
+def test_every_tutorial_is_in_the_nav() -> None:
+    listed = set(nav_pages())
+    tutorials = sorted(DOCS.glob("tutorials/[0-9][0-9]_*.py"))
+    assert len(tutorials) >= 5
+    for source in tutorials:
+        assert f"tutorials/{source.stem}.md" in listed, source.name
+        text = source.read_text()
+        assert "format_name: percent" in text, f"{source.name} is not a jupytext percent script"
+        assert "pick(" in text, f"{source.name} has no CI size (tutorial_data.pick)"
+
+
+def test_readme_keeps_its_quick_start_and_install_repeats_it() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"```bash\n{QUICK_START}```" in readme
+    assert f"```bash\n{QUICK_START}```" in (DOCS / "install.md").read_text()
+    assert f"```bash\n{QUICK_START}```" in (DOCS / "index.md").read_text()
+
+
+def test_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    local = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert any(t.startswith("docs/") for t in local), "README links to no page of the site"
+    for target in local:
+        assert (ROOT / target.split("#")[0]).exists(), f"README links to missing {target}"
+
+
+@pytest.mark.parametrize("page", ["index.md", "methods.md"])
+def test_page_examples_run(page: str) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+    assert blocks
+    torch.manual_seed(0)
+    for block in blocks:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(block, f"docs/{page}", "exec"), {})
+
+
+def public_objects() -> dict[str, object]:
+    found: dict[str, object] = {}
+    for name in API_MODULES:
+        module = importlib.import_module(name)
+        names = getattr(module, "__all__", None)
+        if names is None:
+            names = [n for n, obj in vars(module).items()
+                     if not n.startswith("_") and getattr(obj, "__module__", None) == name]
+        for attribute in names:
+            obj = getattr(module, attribute)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                found[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return found
+
+
+def test_public_api_has_docstrings_with_examples() -> None:
+    objects = public_objects()
+    undocumented = sorted(path for path, obj in objects.items() if not inspect.getdoc(obj))
+    assert not undocumented, f"no docstring: {undocumented}"
+    missing = sorted(path for path, obj in objects.items()
+                     if ">>>" not in (inspect.getdoc(obj) or ""))
+    assert not missing, f"public API without an example (add one; doctests run): {missing}"
+
+
+def test_site_reads_the_sphinx_roles_of_the_docstrings() -> None:
+    if importlib.util.find_spec("griffe") is None:
+        pytest.skip("griffe is not installed (pip install -e '.[docs]')")
+    spec = importlib.util.spec_from_file_location("griffe_sphinx",
+                                                  DOCS / "hooks" / "griffe_sphinx.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.convert(
+        "The map :math:`g\\,Q(\\theta/\\sigma)` of :func:`~spikeinit.theory.fixed_point`::\n"
+        "\n"
+        "    code\n"
+        "\n"
+        ".. math::\n"
+        "\n"
+        "    x = 1\n"
+        "\n"
+        "Example:\n"
+        "    >>> 1\n"
+        "    1\n")
+    assert "\\(g\\,Q(\\theta/\\sigma)\\)" in text
+    assert ('<autoref identifier="spikeinit.theory.fixed_point" optional>'
+            "<code>fixed_point</code></autoref>:") in text
+    assert "$$\nx = 1\n$$" in text
+    assert "\nExamples:\n    >>> 1" in text

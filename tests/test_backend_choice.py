@@ -318,7 +318,7 @@ def test_on_a_busy_machine_the_one_thread_choice_serves_several_threads(machine,
         assert set(threads_seen) == {1}  # measured on one thread
         assert gemm.backend_choices()[name]["source"] == "measured, on 1 thread (machine busy)"
         assert cached() == {}  # nothing cached for 2 threads
-        with tuning.single_thread():
+        with tuning.single_threaded():
             assert cached()[name]["backend"] == "onednn"  # cached for 1 thread
         gemm.forget_choices()
         calls = machine.total_calls

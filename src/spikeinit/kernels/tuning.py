@@ -319,8 +319,18 @@ def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 
 @contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run the enclosed code on one torch thread, then restore the thread count."""
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread: for small tensors (and for timing one-thread choices) threads
+    only add overhead. The previous thread count is restored on exit, also after an exception.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with single_threaded():
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -343,7 +353,7 @@ def decide(choices: Choices, name: str, measure: Callable[[], dict[str, Any]]) -
         if entry is not None:
             return entry
         if torch.get_num_threads() > 1 and not machine_quiet():
-            with single_thread():
+            with single_threaded():
                 single = choices.get(name)
                 if single is None:
                     single = measure()

@@ -21,40 +21,20 @@ sampled currents (``synaptic_decay`` :math:`= \alpha`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
+from spikeinit.kernels.tuning import single_threaded  # noqa: F401 (the theory's import)
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 
 INPUT_KINDS = ("constant", "iid", "measured")
 
 
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch on one thread: the population tensors are small, so threads only add overhead.
 
-    The previous thread count is restored on exit, also after an exception.
-
-    Example:
-        >>> before = torch.get_num_threads()
-        >>> with single_threaded():
-        ...     torch.get_num_threads()
-        1
-        >>> torch.get_num_threads() == before
-        True
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 DEFAULT_SAMPLES = 16384
 FINITE_WIDTH_SAMPLES = 64
 MAX_FINITE_WIDTH = 4096

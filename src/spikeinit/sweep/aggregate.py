@@ -166,9 +166,12 @@ def heatmap_figure(rows: Sequence[dict[str, Any]], row_param: str, column_param:
     row_values = _sorted_values(rows, row_param)
     column_values = _sorted_values(rows, column_param)
     panels = _sorted_values(rows, panel_param) if panel_param else [None]
+    # a column is as wide as its longest tick label (init names are longer than numbers)
+    column_width = max(0.6, 0.085 * max(len(f"{c:g}" if isinstance(c, float) else str(c))
+                                        for c in column_values))
     figure, axes = plt.subplots(
         1, len(panels), squeeze=False, constrained_layout=True,
-        figsize=(0.6 + (0.8 + 0.6 * len(column_values)) * len(panels),
+        figsize=(0.6 + (0.8 + column_width * len(column_values)) * len(panels),
                  1.4 + 0.45 * len(row_values)))
     finite = [row[value] for row in rows if _finite(row.get(value))]
     vmax = max(2.0, float(np.percentile(finite, 95))) if value.endswith("relative_rate") \

@@ -39,15 +39,12 @@ from spikeinit.experiments.training import (
 )
 from spikeinit.init.registry import get_method
 from spikeinit.io import save_figure_atomic, write_json_atomic, write_text_atomic
-from spikeinit.sweep.aggregate import collect_rows, heatmap_figure
+from spikeinit.sweep.aggregate import collect_rows, heatmap_figure, rows_to_csv
 from spikeinit.sweep.runner import SweepSummary, run_sweep
 from spikeinit.sweep.spec import Run, make_run
 
 DEFAULT_DEPTHS = (20, 50)
 DEFAULT_INITS = ("deep", "paper", "kaiming", "orthogonal")
-#: Options of the training runs that differ from ``spikeinit train``'s defaults (none: the
-#: measured defaults of docs/results.md, weight decay included, train ``deep`` to 97% at depth 20).
-DEPTH_TRAINING: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class DepthGrid:
 
     def config(self, depth: int, init: str, seed: int = 0) -> TrainConfig:
         """The :class:`TrainConfig` of one cell."""
-        return TrainConfig(**{**DEPTH_TRAINING, **self.base, "model": "mlp", "depth": depth,
+        return TrainConfig(**{**self.base, "model": "mlp", "depth": depth,
                               "init": init, "seed": seed})
 
     def runs(self) -> list[Run]:
@@ -216,7 +213,7 @@ def run_depth(grid: DepthGrid, out: str | Path, workers: int = 1, threads: int |
     rows = [row for row in collect_rows(out / "runs")
             if row.get("depth") in grid.depths and row.get("init") in grid.inits]
     table = depth_table(rows, information, grid)
-    csv = write_text_atomic(out / "depth.csv", _csv(table))
+    csv = write_text_atomic(out / "depth.csv", rows_to_csv(table))
     figures = []
     if rows:
         figures.append(heatmap_figure(rows, "depth", "init", "test_accuracy", None,
@@ -246,31 +243,19 @@ def depth_table(rows: Sequence[dict[str, Any]], information: dict[tuple[int, str
         for init in grid.inits:
             accuracies = [float(r["test_accuracy"]) for r in rows
                           if r["depth"] == depth and r["init"] == init]
-            info = information.get((depth, init), {})
+            measured = information[(depth, init)]  # per layer: the hidden ones, then the output
+            gaps, probes = measured["class_gap"], measured["probe"]
             table.append({
                 "depth": depth, "init": init, "seeds": len(accuracies),
                 "accuracy_mean": float(np.mean(accuracies)) if accuracies else math.nan,
                 "accuracy_std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1
                 else math.nan,
-                "gap_first": info.get("class_gap", [math.nan])[0],
-                "gap_last_hidden": info.get("class_gap", [math.nan, math.nan])[-2]
-                if len(info.get("class_gap", [])) > 1 else math.nan,
-                "gap_ratio_per_layer": contraction_per_layer(info.get("class_gap", [])),
-                "probe_last_hidden": info.get("probe", [math.nan, math.nan])[-2]
-                if len(info.get("probe", [])) > 1 else math.nan,
+                "gap_first": gaps[0],
+                "gap_last_hidden": gaps[-2],
+                "gap_ratio_per_layer": contraction_per_layer(gaps),
+                "probe_last_hidden": probes[-2],
             })
     return table
-
-
-def _csv(table: Sequence[dict[str, Any]]) -> str:
-    if not table:
-        return ""
-    names = list(table[0])
-    lines = [",".join(names)]
-    for row in table:
-        lines.append(",".join(f"{row[n]:.6g}" if isinstance(row[n], float) else str(row[n])
-                              for n in names))
-    return "\n".join(lines) + "\n"
 
 
 def information_figures(information: dict[tuple[int, str], dict], out: Path) -> list[Path]:

@@ -217,8 +217,7 @@ def first_layer_pair(
     current_b = correlation * z[0] + float(np.sqrt(max(1.0 - correlation**2, 0.0))) * z[1]
     currents = torch.stack([current_a, current_b]) * std + mean
     with single_threaded():
-        spikes, _ = lif_multistep(currents.repeat_interleave(steps, 0).reshape(
-            2, steps, samples).transpose(0, 1).reshape(steps, 2 * samples), params)
+        spikes, _ = lif_multistep(currents.reshape(1, 2 * samples).expand(steps, -1), params)
     return PairActivity(spikes[:, :samples], spikes[:, samples:])
 
 
@@ -369,9 +368,8 @@ def correlation_fixed_point(
     population = stationary_population(structure, params, steps, input_std, samples, seed)
     points = np.linspace(0.0, 1.0 - SLOPE_STEP, max(grid, 2))
     values = correlation_map(points, structure, params, steps, population, seed=seed)
-    ends = correlation_map([1.0 - SLOPE_STEP, 1.0], structure, params, steps, population,
-                           seed=seed)
-    slope_at_one = float((ends[1] - ends[0]) / SLOPE_STEP)
+    at_one = correlation_map(1.0, structure, params, steps, population, seed=seed)[0]
+    slope_at_one = float((at_one - values[-1]) / SLOPE_STEP)  # points[-1] = 1 - SLOPE_STEP
     gap = values - points
     crossings = np.nonzero((gap[:-1] > 0) & (gap[1:] <= 0))[0]
     if len(crossings) == 0:

@@ -543,3 +543,24 @@ def test_a_hopeless_thread_count_is_dropped_after_one_timed_step(monkeypatch):
         assert trial.chosen == 1 and seen[-1] == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_finish_ends_a_running_trial_with_the_steps_timed_so_far(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(tuning, "wall_clock", clock)
+    previous = torch.get_num_threads()
+    durations = {1: 2.0, 2: 1.0}
+    try:
+        trial = tuning.ThreadTrial(candidates=(1, 2), steps_each=3)
+        for _ in range(4):  # warm-up of each, then one timed step of each
+            with trial.step():
+                clock.now += durations[torch.get_num_threads()]
+        assert trial.chosen is None
+        assert trial.finish() == 2 and trial.chosen == 2 and torch.get_num_threads() == 2
+        with trial.step():  # no trial steps left
+            assert torch.get_num_threads() == 2
+        untimed = tuning.ThreadTrial(candidates=(2, 1))
+        assert untimed.finish() == 2  # nothing timed: the first candidate
+        assert tuning.ThreadTrial(candidates=(1,)).finish() == 1
+    finally:
+        torch.set_num_threads(previous)

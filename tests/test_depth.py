@@ -29,10 +29,12 @@ from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.correlation import (
     WeightStructure,
     copies_patterns,
+    copy_path_gain,
     copy_window,
     correlation_fixed_point,
     correlation_map,
     correlation_mean_field,
+    isometric_copy_slope,
     pattern_correlation,
 )
 from test_adapters_acceptance import (
@@ -267,3 +269,38 @@ def test_spikeinit_depth_cli_rejects_bad_input_in_one_line(capsys, tmp_path: Pat
     assert "init must be one of" in capsys.readouterr().err
     assert main(["depth", "--depths", "0", "--out", str(tmp_path / "d")]) == 2
     assert "depth must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("reset_order", "diagonal", "slope"),
+                         [("immediate", 1.1, 2.0), ("delayed", 1.786, 1.0)])
+def test_copy_path_gain_is_the_gradient_through_a_copy_chain(reset_order: str, diagonal: float,
+                                                             slope: float) -> None:
+    params = LIFParameters(beta=0.5, threshold=1.0, reset_order=reset_order, surrogate="atan",
+                           surrogate_slope=slope)
+    depth = 6
+    first = torch.tensor([[1.0], [0.0], [0.0]], requires_grad=True)  # one spike, T = 3
+    spikes = first
+    for _ in range(depth):
+        spikes, _ = lif_multistep(diagonal * spikes, params)
+    assert spikes.tolist() == [[1.0], [0.0], [0.0]]  # copied unchanged
+    spikes[0].sum().backward()
+    expected = copy_path_gain(diagonal, params) ** depth
+    assert first.grad[0].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_isometric_copy_slope_solves_the_copy_gain_and_knows_the_atan_bound() -> None:
+    bound = 2 * np.pi / (2 * np.pi - 1)  # alpha <= 1.19 theta for atan
+    for diagonal in (1.05, 1.1, 1.15, 1.18):
+        params = LIFParameters(threshold=1.0, reset_order="immediate", surrogate="atan")
+        slope = isometric_copy_slope(diagonal, params)
+        d = diagonal - 1.0
+        closed = (diagonal - np.sqrt(diagonal**2 - 4 * np.pi**2 * d**2)) / (np.pi**2 * d**2)
+        assert slope == pytest.approx(closed, rel=1e-6)
+        tuned = LIFParameters(threshold=1.0, surrogate="atan", surrogate_slope=slope)
+        assert copy_path_gain(diagonal, tuned) == pytest.approx(1.0, rel=1e-6)
+    assert isometric_copy_slope(bound + 0.01, LIFParameters(threshold=1.0,
+                                                            surrogate="atan")) is None
+    fast = LIFParameters(threshold=1.0, surrogate="fast-sigmoid")
+    assert isometric_copy_slope(1.786, fast) == pytest.approx((np.sqrt(1.786) - 1) / 0.786,
+                                                               rel=1e-6)
+    assert isometric_copy_slope(0.9, fast) is None  # alpha < 1 never has gain 1

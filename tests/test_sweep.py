@@ -295,3 +295,6 @@ def test_yaml_spec_and_conditions_and_train_tasks(tmp_path: Path) -> None:
     assert summary.done == 2, summary.failures
     table = collect_rows(train_results)
     assert all(0.0 <= row["test_accuracy"] <= 1.0 for row in table)
+    # the configured rate stays "lr" (a sweep axis); the cosine's last value is "lr_now"
+    assert all(row["lr"] == train_runs[0].config["lr"] > 0.0 for row in table)
+    assert all(0.0 <= row["lr_now"] < row["lr"] for row in table)

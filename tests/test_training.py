@@ -5,14 +5,27 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from spikeinit.cli import train as cli_train
 from spikeinit.cli.main import main
-from spikeinit.experiments.training import TrainConfig, encode, train
+from spikeinit.experiments.distributed import DistributedContext
+from spikeinit.experiments.training import TrainConfig, TrainResult, encode, loop, train
+from spikeinit.experiments.training.factory import (
+    build_model,
+    initialize_model,
+    parameter_groups,
+)
+from spikeinit.experiments.training.loop import THREAD_VARIABLES
+from spikeinit.kernels import tuning
+from spikeinit.neurons import LIF
+from spikeinit.sweep import make_run
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -148,11 +161,64 @@ def test_encode_static_and_event_inputs() -> None:
         (dict(limit_train=0), "limit_train"),
         (dict(dataset="imagenet"), "name must be one of"),
         (dict(surrogate="relu"), "surrogate"),
+        (dict(reset_order="later"), "reset_order must be one of"),
+        (dict(hidden_lr=0.0), "hidden_lr"),
+        (dict(hidden_lr=1e-4, depth=1), "hidden_lr applies to an mlp with depth >= 2"),
+        (dict(hidden_lr=1e-4, model="cnn"), "hidden_lr applies to an mlp"),
     ],
 )
 def test_config_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_reset_order_reaches_every_neuron_and_keeps_default_keys() -> None:
+    default = TrainConfig()
+    assert "reset_order" not in default.to_dict()  # sweep keys from before the option
+    immediate = TrainConfig(reset_order="immediate")
+    assert immediate.to_dict()["reset_order"] == "immediate"
+    assert TrainConfig.from_dict(immediate.to_dict()) == immediate
+    assert make_run("train", default.to_dict()).key != make_run("train",
+                                                                immediate.to_dict()).key
+    for model in ("mlp", "cnn"):
+        net = build_model(replace(immediate, model=model, width=8), (1, 28, 28), 10)
+        orders = {m.params.reset_order for m in net.modules() if isinstance(m, LIF)}
+        assert orders == {"immediate"}
+
+
+def test_hidden_lr_moves_only_the_hidden_layers_at_its_rate(fake_data: Path, one_thread: None,
+                                                            monkeypatch) -> None:
+    config = TrainConfig(data_dir=str(fake_data), depth=3, width=16, epochs=1, batch=32,
+                         limit_train=64, limit_test=32, hidden_lr=1e-9, schedule="constant",
+                         weight_decay=0.0, stats_samples=32)
+    assert config.to_dict()["hidden_lr"] == 1e-9 and "hidden_lr" not in TrainConfig().to_dict()
+    net = build_model(config, (1, 28, 28), 10)
+    groups = parameter_groups(net, config)
+    assert [g["lr"] for g in groups] == [config.lr, 1e-9]
+    assert {id(p) for p in groups[1]["params"]} == {
+        id(layer.weight) for layer in net.synapses[1:-1]}
+    torch.manual_seed(0)
+    initialize_model(net, "paper", torch.rand(3, 8, 784), 3)
+    before = [layer.weight.detach().clone() for layer in net.synapses]
+    optimizer = torch.optim.Adam(groups)
+    loss = net(torch.rand(3, 8, 784)).sum() + sum(layer.weight.sum() for layer in net.synapses)
+    loss.backward()
+    optimizer.step()
+    moved = [float((layer.weight.detach() - b).abs().max())
+             for layer, b in zip(net.synapses, before)]
+    assert moved[0] > 1e-4 and moved[-1] > 1e-4  # first layer and classifier: lr
+    assert max(moved[1:-1]) < 1e-8  # the hidden-to-hidden layers: hidden_lr
+    rates = []
+    make = loop.make_optimizer
+
+    def spy(parameters, lr, **options):
+        parameters = list(parameters)
+        rates.append([group["lr"] for group in parameters])
+        return make(parameters, lr, **options)
+
+    monkeypatch.setattr(loop, "make_optimizer", spy)
+    train(config, progress=False, log=None)
+    assert rates == [[config.lr, 1e-9]]  # the training loop's optimizer has both groups
 
 
 def test_cli_train_and_errors(fake_data: Path, tmp_path: Path, capsys, one_thread: None) -> None:
@@ -175,6 +241,150 @@ def test_cli_train_and_errors(fake_data: Path, tmp_path: Path, capsys, one_threa
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2
         assert len(err) == 1 and err[0].startswith("spikeinit: error:") and message in err[0]
+
+
+
+# ------------------------------------------------------------------------- thread count
+
+
+class ThreadClock:
+    """A fake ``tuning.wall_clock``: each call advances it by the cost of torch's current
+    thread count, so a step at ``n`` threads lasts ``costs[n]``."""
+
+    def __init__(self, costs: dict[int, float]) -> None:
+        self.costs = costs
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.costs[torch.get_num_threads()]
+        return self.now
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _no_trial(*args, **kwargs):
+    raise AssertionError("no thread trial expected here")
+
+
+SMALL = dict(depth=1, width=16, batch=16)
+
+
+class _CountingTrial(tuning.ThreadTrial):
+    made = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        type(self).made += 1
+        super().__init__(*args, **kwargs)
+
+
+@pytest.mark.parametrize("costs,expected", [({1: 5.0, 2: 1.0}, 2), ({1: 1.0, 2: 5.0}, 1)])
+def test_auto_threads_keep_the_faster_count(fake_data: Path, tmp_path: Path, monkeypatch,
+                                            two_threads: None, costs: dict, expected: int
+                                            ) -> None:
+    monkeypatch.setattr(tuning, "wall_clock", ThreadClock(costs))
+    config = TrainConfig(data_dir=str(fake_data), epochs=1, **SMALL)  # 8 steps: the trial's
+    result = train(config, tmp_path, device="cpu", progress=False, log=None, threads="auto")
+    assert result.threads == expected
+    assert json.loads((tmp_path / "metrics.json").read_text())["threads"] == expected
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["threads"] == expected
+    assert torch.get_num_threads() == 2  # restored
+
+
+def test_default_threads_measure_unless_the_environment_fixes_them(
+        fake_data: Path, monkeypatch, two_threads: None) -> None:
+    config = TrainConfig(data_dir=str(fake_data), epochs=1, **SMALL)
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tuning, "wall_clock", ThreadClock({1: 5.0, 2: 1.0}))
+    monkeypatch.setattr(tuning, "ThreadTrial", _CountingTrial)
+    _CountingTrial.made = 0
+    assert train(config, None, device="cpu", progress=False, log=None).threads == 2
+    assert _CountingTrial.made == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr(tuning, "ThreadTrial", _no_trial)
+    assert train(config, None, device="cpu", progress=False, log=None).threads == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert train(config, None, device="cpu", progress=False, log=None, threads=1).threads == 1
+    torch.set_num_threads(1)  # one thread: nothing to measure, also for "auto"
+    assert train(config, None, device="cpu", progress=False, log=None).threads == 1
+    assert train(config, None, device="cpu", progress=False, log=None,
+                 threads="auto").threads == 1
+    assert torch.get_num_threads() == 1
+
+
+def test_resume_restores_the_measured_count_without_a_new_trial(
+        fake_data: Path, tmp_path: Path, monkeypatch, two_threads: None) -> None:
+    # batch 32: 4 steps an epoch, so the trial (8 steps) ends early, with the first epoch
+    monkeypatch.setattr(tuning, "wall_clock", ThreadClock({1: 2.0, 2: 1.0}))
+    config = TrainConfig(data_dir=str(fake_data), depth=1, width=16, batch=32, epochs=2)
+    straight = train(config, tmp_path / "straight", device="cpu", progress=False, log=None,
+                     threads="auto")
+    interrupted = tmp_path / "interrupted"
+    partial = train(config, interrupted, device="cpu", progress=False, log=None,
+                    threads="auto", stop_after=1)
+    assert straight.threads == partial.threads == 2
+    assert torch.load(interrupted / "checkpoint.pt", weights_only=True)["threads"] == 2
+    monkeypatch.setattr(tuning, "ThreadTrial", _no_trial)
+    torch.set_num_threads(1)  # the saved count is set, whatever the process has
+    resumed = train(config, interrupted, device="cpu", progress=False, log=None,
+                    threads="auto", resume=True)
+    assert resumed.threads == 2 and torch.get_num_threads() == 1
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                    "firing_rates", "grad_norms"):
+            assert a[key] == b[key], key
+    for name, tensor in _params(tmp_path / "straight").items():
+        assert torch.equal(tensor, _params(interrupted)[name]), name
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "fast", "2"])
+def test_bad_threads_are_refused(threads: object) -> None:
+    previous = torch.get_num_threads()
+    with pytest.raises(ValueError, match="threads must be an integer >= 1, 'auto'"):
+        train(TrainConfig(), None, device="cpu", progress=False, log=None,
+              threads=threads)  # type: ignore[arg-type]
+    assert torch.get_num_threads() == previous
+
+
+def test_threads_are_restored_when_train_raises(fake_data: Path, two_threads: None) -> None:
+    config = TrainConfig(data_dir=str(fake_data), depth=1, width=16, batch=33)
+    context = DistributedContext(rank=0, world_size=2)  # batch 33 does not split: ValueError
+    with pytest.raises(ValueError, match="batch must be a multiple"):
+        train(config, None, context=context, progress=False, log=None, threads=1)
+    assert torch.get_num_threads() == 2
+
+
+def test_cli_threads_option(fake_data: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    seen: list[object] = []
+
+    def fake_train(config, out, **kwargs):
+        seen.append(kwargs["threads"])
+        return TrainResult(config=config.to_dict())
+
+    def fake_compare(*args, **kwargs):
+        seen.append(kwargs["threads"])
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(cli_train, "train", fake_train)
+    monkeypatch.setattr(cli_train, "run_compare", fake_compare)
+    base = ["--data-dir", str(fake_data), "--device", "cpu", "--no-progress",
+            "--out", str(tmp_path / "out")]
+    for given, expected in (([], None), (["--threads", "auto"], "auto"),
+                            (["--threads", "3"], 3)):
+        assert main(["train", *base, *given]) == 0
+        assert main(["compare", *base, *given]) == 2  # the fake's ValueError
+        assert seen[-2:] == [expected, expected]
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", *base, "--threads", bad])
+        assert exit_info.value.code == 2
+        assert "--threads: must be 'auto' or an integer >= 1" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------- real data

@@ -35,6 +35,7 @@ from spikeinit.experiments.training.config import (
     VARIANTS,
 )
 from spikeinit.init.registry import available_methods
+from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import SURROGATES
 
 DEFAULT_COMPARE_INITS = ("paper", "kaiming", "xavier", "pytorch")
@@ -46,6 +47,30 @@ _DEFAULTS = TrainConfig()
 def _default(name: str) -> str:
     value = getattr(_DEFAULTS, name)
     return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def thread_count(text: str) -> int | str:
+    """``--threads``: ``auto`` or a positive integer (an argparse type)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer >= 1, got {text!r}")
+    return value
+
+
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N|auto`` of ``train`` and ``compare`` (``depth`` has its own, per
+    worker)."""
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N|auto",
+                        help="torch's intra-op threads: N fixes them; auto measures 1 thread "
+                             "against the process's count over the first training steps and "
+                             "keeps the faster. Default: auto on the CPU, unless "
+                             "OMP_NUM_THREADS or MKL_NUM_THREADS fixes the count. A resumed "
+                             "run reuses its checkpoint's count")
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +109,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--batch", type=int, help=f"global batch, split evenly over torchrun processes "
                                   f"(default {_default('batch')})")
     add("--lr", type=float, help=f"learning rate (default {_default('lr')})")
+    add("--hidden-lr", type=float,
+        help="mlp: learning rate of the hidden-to-hidden layers (default: --lr); for deep "
+             "copy chains, where every layer's update adds up (docs/depth.md)")
     add("--optimizer", choices=OPTIMIZERS, help=f"default {_default('optimizer')}")
     add("--weight-decay", type=float, help="L2 (adam) or decoupled (adamw) weight decay "
                                           f"(default {_default('weight_decay')})")
@@ -93,6 +121,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                                      f"fractional (default {_default('warmup')})")
     add("--threshold", type=float, help=f"default {_default('threshold')}")
     add("--beta", type=float, help=f"membrane decay in [0, 1] (default {_default('beta')})")
+    add("--reset-order", choices=RESET_ORDERS,
+        help="when the reset acts: at the step after the spike (delayed, snnTorch's Leaky, the "
+             "default) or at the spike step (immediate, SpikingJelly's and Norse's)")
     add("--loss", choices=LOSSES, help="cross-entropy on the output membrane (membrane, the "
                                        "default) or on output spike counts (the authors')")
     add("--augment", action=argparse.BooleanOptionalAction,
@@ -118,6 +149,7 @@ def add_parsers(subparsers: Any) -> None:
         "train", help="experiment 4: train an SNN classifier with BPTT (torchrun-ready)"
     )
     _add_training_options(train_parser)
+    _add_threads_option(train_parser)
     train_parser.add_argument("--init", default="paper",
                               help=f"init method ({', '.join(available_methods())})")
     train_parser.add_argument("--seed", type=int, default=0)
@@ -131,6 +163,7 @@ def add_parsers(subparsers: Any) -> None:
         "compare", help="train one model with several inits and seeds; accuracy per init"
     )
     _add_training_options(compare)
+    _add_threads_option(compare)
     compare.add_argument("--init", nargs="+", default=list(DEFAULT_COMPARE_INITS),
                          help=f"init methods ({', '.join(available_methods())})")
     compare.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -142,8 +175,9 @@ def add_parsers(subparsers: Any) -> None:
 
 _CONFIG_OPTIONS = ("dataset", "data_dir", "limit_train", "limit_test", "model", "width", "depth",
                    "channels", "variant", "blocks", "norm", "encoding", "epochs", "steps",
-                   "batch", "lr", "optimizer", "weight_decay", "schedule", "warmup", "threshold",
-                   "beta", "loss", "augment", "normalize", "surrogate", "surrogate_slope")
+                   "batch", "lr", "hidden_lr", "optimizer", "weight_decay", "schedule", "warmup",
+                   "threshold", "beta", "reset_order", "loss", "augment", "normalize",
+                   "surrogate", "surrogate_slope")
 
 
 def _config(args: argparse.Namespace, init: str, seed: int) -> TrainConfig:
@@ -166,7 +200,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = _config(args, args.init, args.seed)
     try:
         result = train(config, args.out, device=args.device, resume=args.resume,
-                       progress=not args.no_progress, overwrite=args.overwrite)
+                       progress=not args.no_progress, overwrite=args.overwrite,
+                       threads=args.threads)
     except DatasetError as error:
         raise ValueError(str(error)) from error
     if result.out is not None and result.history:
@@ -182,7 +217,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
     try:
         summary = run_compare(base, args.init, args.seeds, args.out, device=args.device,
                               progress=not args.no_progress, resume=args.resume,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, threads=args.threads)
     except DatasetError as error:
         raise ValueError(str(error)) from error
     print(markdown_table(summary_table(summary)), end="")

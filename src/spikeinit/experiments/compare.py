@@ -23,6 +23,7 @@ from spikeinit.experiments.distributed import (
     setup_distributed,
 )
 from spikeinit.experiments.training import TrainConfig, rows_to_csv, train
+from spikeinit.experiments.training.loop import check_threads
 from spikeinit.init.registry import get_method
 from spikeinit.io import write_json_atomic, write_text_atomic
 
@@ -303,6 +304,7 @@ def run_compare(
     resume: bool = False,
     overwrite: bool = False,
     log: Callable[[str], None] | None = print,
+    threads: int | str | None = None,
 ) -> dict[str, Any]:
     """Train ``base`` once per init and seed; returns (and writes) the summary.
 
@@ -313,9 +315,15 @@ def run_compare(
     ``title``), ``compare.csv`` (the per-init table), ``compare.md`` (the per-init table and the
     comparisons with the reference init, paired by seed) and ``compare.png``.
 
+    ``threads`` is every training's thread count (an integer, ``"auto"`` or ``None``: see
+    :func:`~spikeinit.experiments.training.train`; with ``"auto"`` each training measures its
+    own).
+
     Raises:
-        ValueError: no init or seed given, an unknown init, or a repeated init or seed.
+        ValueError: no init or seed given, an unknown init, a repeated init or seed, or a bad
+            ``threads``.
     """
+    check_threads(threads)
     inits, seeds = list(inits), [int(s) for s in seeds]
     if not inits:
         raise ValueError("inits must name at least one init method")
@@ -329,7 +337,7 @@ def run_compare(
     context = setup_distributed(device)
     try:
         return _run(base, configs, inits, seeds, out, context, progress, resume, log,
-                    overwrite)
+                    overwrite, threads)
     finally:
         cleanup_distributed(context)
 
@@ -345,6 +353,7 @@ def _run(
     resume: bool,
     log: Callable[[str], None] | None,
     overwrite: bool = False,
+    threads: int | str | None = None,
 ) -> dict[str, Any]:
     out_path = Path(out) if out is not None else None
     curves: dict[str, dict[int, list[float]]] = {i: {} for i in inits}
@@ -354,7 +363,7 @@ def _run(
         say(f"== {init}, seed {seed}")
         run_out = out_path / init / f"seed-{seed}" if out_path is not None else None
         result = train(config, run_out, resume=resume, progress=progress, context=context,
-                       log=log, overwrite=overwrite)
+                       log=log, overwrite=overwrite, threads=threads)
         curves[init][seed] = [r["test_accuracy"] for r in result.history]
         n_train = result.n_train
         speed[init].append(float(np.mean([r["samples_per_second"] for r in result.history])))

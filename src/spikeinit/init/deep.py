@@ -98,6 +98,7 @@ register(
         statistics_fn=_deep_statistics,
         sampler=_deep_weight,
         options=DEEP_OPTIONS,
+        value_option="position",
         norm_sigma=lambda ctx, options: ctx.sigma,
     )
 )

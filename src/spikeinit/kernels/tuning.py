@@ -435,9 +435,24 @@ class ThreadTrial:
             self.times[threads].append(elapsed)
             self._drop_hopeless()
         if not self._schedule:
-            self.chosen = min((t for t in self.candidates if self.times[t]),
-                              key=lambda t: statistics.median(self.times[t]))
-            torch.set_num_threads(self.chosen)
+            self._choose()
+
+    def finish(self) -> int:
+        """End a running trial now and set its choice: the count with the lowest median among
+        those timed so far, or the first candidate when none was (a caller that needs a decision
+        before the trial's steps are over, e.g. before a checkpoint). Returns :attr:`chosen`;
+        after a finished trial it only returns it."""
+        if self._schedule or self.chosen is None:
+            self._schedule = []
+            self._choose()
+        assert self.chosen is not None
+        return self.chosen
+
+    def _choose(self) -> None:
+        timed = [t for t in self.candidates if self.times.get(t)]
+        self.chosen = (min(timed, key=lambda t: statistics.median(self.times[t])) if timed
+                       else self.candidates[0])
+        torch.set_num_threads(self.chosen)
 
     def _drop_hopeless(self) -> None:
         """Stop trying a count whose best step took :data:`HOPELESS` times the best step of

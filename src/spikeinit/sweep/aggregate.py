@@ -57,8 +57,10 @@ def _rows_of(record: dict[str, Any]) -> list[dict[str, Any]]:
                              "stability_slope": result["stability_slope"][i]})
         return rows
     final = result["history"][-1] if result.get("history") else {}
-    return [{**common, **_scalars(config),
-             **{k: v for k, v in final.items() if isinstance(v, int | float)}}]
+    # the last epoch's scheduled rate is "lr_now": "lr" stays the configured one (a sweep axis)
+    measured = {("lr_now" if k == "lr" else k): v for k, v in final.items()
+                if isinstance(v, int | float)}
+    return [{**common, **_scalars(config), **measured}]
 
 
 def collect_rows(results: str | Path, unreadable: list[str] | None = None

@@ -60,13 +60,15 @@ def execute(task: str, config: dict[str, Any]) -> dict[str, Any]:
         result = run_conditions(ConditionsConfig(**config))
         result.pop("config")
         return result
+    import torch
+
     from spikeinit.data import DatasetError
     from spikeinit.experiments.training import TrainConfig, train
 
     device = config.pop("device", "cpu")
-    try:
+    try:  # the worker's thread count is the sweep's (--threads): kept, not measured
         trained = train(TrainConfig.from_dict(config), None, device=device, progress=False,
-                        log=None)
+                        log=None, threads=torch.get_num_threads())
     except DatasetError as error:
         raise ValueError(str(error)) from error
     result = trained.to_dict()

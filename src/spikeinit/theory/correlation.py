@@ -42,7 +42,7 @@ to the identity and the signal survives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ from spikeinit._validation import (
 )
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
+from spikeinit.neurons.surrogate import surrogate_derivative
 from spikeinit.theory.temporal import gaussian_process_currents, single_threaded
 
 DEFAULT_PAIR_SAMPLES = 65536
@@ -490,3 +491,65 @@ def copy_margin(diagonal: float, params: LIFParameters, steps: int) -> float:
     with single_threaded():
         lif_multistep(diagonal * patterns, params, membranes_out=membranes)
     return float((membranes - params.threshold).abs().min())
+
+
+def copy_path_gain(diagonal: float, params: LIFParameters) -> float:
+    r"""Backward gain per layer along a copy chain: :math:`\alpha\,h'(\alpha - \theta)`.
+
+    A neuron of a layer :math:`W \approx \alpha I` that copies a spike of its twin from rest
+    has :math:`u = \alpha`, so the error on the twin's spike is its own error times
+    :math:`\alpha h'(\alpha - \theta)` (the surrogate ``params.surrogate`` at slope
+    ``params.slope``). Over :math:`L` copy layers the gradient reaching the first ones scales
+    like this gain to the power :math:`L`: below 1 they stop learning, above 1 they explode.
+    For atan, :math:`\max_a \alpha h'_a(\alpha - \theta) = \alpha / (2\pi(\alpha - \theta))`,
+    so a gain of 1 needs :math:`\alpha \le 2\pi\theta / (2\pi - 1) \approx 1.19\,\theta`
+    (:func:`isometric_copy_slope`).
+
+    Example:
+        >>> p = LIFParameters(threshold=1.0, reset_order="immediate", surrogate="atan",
+        ...                   surrogate_slope=2.0)
+        >>> round(copy_path_gain(1.1, p), 3)
+        1.001
+    """
+    return float(diagonal * surrogate_derivative(params.surrogate, diagonal - params.threshold,
+                                                 params.slope))
+
+
+def isometric_copy_slope(diagonal: float, params: LIFParameters,
+                         slopes: tuple[float, float] = (1e-3, 1e3)) -> float | None:
+    r"""The widest surrogate (smallest slope of ``params.surrogate``) whose copy-path gain
+    :math:`\alpha h'(\alpha - \theta)` is 1, or ``None`` when no slope in ``slopes`` reaches 1.
+
+    Solved numerically on the surrogate table's own derivative (a log-spaced scan for the first
+    crossing of 1, then bisection). For atan the answer is
+    :math:`a = (\alpha - \sqrt{\alpha^2 - 4\pi^2 d^2}) / (\pi^2 d^2)` with
+    :math:`d = \alpha - \theta`, real only for :math:`\alpha \le 2\pi\theta/(2\pi - 1)`:
+    snnTorch's delayed reset copies only from :math:`\alpha > 1.43\,\theta` (:math:`T = 3`,
+    :math:`\beta = 0.5`), so no atan slope makes its copy chain isometric, while the immediate
+    reset (window from :math:`\theta`) allows it (docs/depth.md).
+
+    Example:
+        >>> p = LIFParameters(threshold=1.0, reset_order="immediate", surrogate="atan")
+        >>> round(isometric_copy_slope(1.1, p), 2)
+        2.0
+        >>> isometric_copy_slope(1.786, LIFParameters(threshold=1.0, surrogate="atan")) is None
+        True
+    """
+    low, high = (check_positive("slopes", value) for value in slopes)
+    grid = np.geomspace(low, high, 241)
+
+    def excess(slope: float) -> float:
+        return copy_path_gain(diagonal, replace(params, surrogate_slope=float(slope))) - 1.0
+
+    values = [excess(slope) for slope in grid]
+    for i in range(1, len(grid)):
+        if (values[i - 1] < 0.0) != (values[i] < 0.0):
+            below, above = grid[i - 1], grid[i]
+            for _ in range(60):
+                middle = float(np.sqrt(below * above))
+                if (excess(middle) < 0.0) == (values[i - 1] < 0.0):
+                    below = middle
+                else:
+                    above = middle
+            return float(np.sqrt(below * above))
+    return None

@@ -82,10 +82,16 @@ def save_checkpoint(
     config: TrainConfig,
     history: list[dict[str, Any]],
     device: str,
+    threads: int | None = None,
 ) -> None:
     """Write everything :func:`~spikeinit.experiments.training.train` needs to resume,
-    atomically (``weights_only``-safe)."""
-    payload = {
+    atomically (``weights_only``-safe).
+
+    ``threads`` is torch's intra-op thread count of the run's steps (fixed or measured): the
+    results depend on it through float rounding, so a resumed run sets it again. ``None``
+    stores none (a checkpoint from before the count was saved has none either).
+    """
+    payload: dict[str, Any] = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -94,5 +100,7 @@ def save_checkpoint(
         "history": history,
         "rng": rng_state(device),
     }
+    if threads is not None:
+        payload["threads"] = int(threads)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -17,6 +17,7 @@ from spikeinit.data import canonical_name, dataset_info
 from spikeinit.experiments.training.encoding import ENCODINGS
 from spikeinit.experiments.training.readout import LOSSES
 from spikeinit.init.registry import get_method
+from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
 
 MODELS = ("mlp", "cnn", "resnet")
@@ -87,11 +88,20 @@ class TrainConfig:
             authors' input LIF layer). Event data (N-MNIST) always keeps its frames.
         init: a method of the init registry (``spikeinit methods``), e.g. ``paper``.
         epochs, steps, batch, lr: epochs, time steps ``T``, global batch, learning rate.
+        hidden_lr: learning rate of the MLP's hidden-to-hidden layers (``None``, the
+            default: ``lr``); the first layer and the classifier keep ``lr``. In a deep chain
+            of near-identity layers (``deep``) every layer receives nearly the same update, so
+            the chain moves about depth times as far as one layer; a smaller ``hidden_lr``
+            keeps it in the copy window (docs/depth.md). Left out of :meth:`to_dict` when
+            ``None``.
         optimizer: ``adamw`` (decoupled weight decay, the default) or ``adam``.
         weight_decay: L2 penalty (Adam) or decoupled decay (AdamW), >= 0.
         schedule: ``cosine`` (to zero at the end of the last epoch) or ``constant``.
         warmup: epochs of linear learning-rate warm-up before the schedule (may be fractional).
         threshold, beta: LIF threshold (>= 0) and membrane decay (in [0, 1]).
+        reset_order: when the subtractive reset acts: ``delayed`` (at the step after the
+            spike, snnTorch's ``Leaky``, the default) or ``immediate`` (at the spike step,
+            SpikingJelly's and Norse's); :class:`~spikeinit.neurons.LIFParameters`.
         surrogate: surrogate gradient of the spike (default ``atan``, the kind of snnTorch's
             ``Leaky`` that the authors used).
         surrogate_slope: its slope (``atan``: ``h'(x) = (a/2) / (1 + (pi a x / 2)^2)``).
@@ -125,12 +135,14 @@ class TrainConfig:
     steps: int = 3
     batch: int = 64
     lr: float = 3e-3
+    hidden_lr: float | None = None
     optimizer: str = "adamw"
     weight_decay: float = 0.1
     schedule: str = "cosine"
     warmup: float = 0.0
     threshold: float = 1.0
     beta: float = 0.5
+    reset_order: str = "delayed"
     loss: str = "membrane"
     surrogate: str = "atan"
     surrogate_slope: float | None = None
@@ -160,6 +172,12 @@ class TrainConfig:
         check_positive_int("steps", self.steps)
         check_positive_int("batch", self.batch)
         check_positive("lr", self.lr)
+        if self.hidden_lr is not None:
+            check_positive("hidden_lr", self.hidden_lr)
+            if self.model != "mlp" or self.depth < 2:
+                raise ValueError(
+                    f"hidden_lr applies to an mlp with depth >= 2 (hidden-to-hidden layers); "
+                    f"got model={self.model!r}, depth={self.depth}; leave it unset")
         check_finite_nonnegative("weight_decay", self.weight_decay)
         check_finite_nonnegative("warmup", self.warmup)
         if self.warmup > self.epochs:
@@ -167,6 +185,7 @@ class TrainConfig:
                              f"got {self.warmup!r}")
         check_finite_nonnegative("threshold", self.threshold)
         check_unit_interval("beta", self.beta)
+        check_choice("reset_order", self.reset_order, RESET_ORDERS)
         object.__setattr__(self, "seed", check_seed(self.seed))
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)
@@ -249,7 +268,9 @@ class TrainConfig:
 
         ``variant`` and ``blocks`` are left out for the mlp and the cnn, where they must keep
         their defaults (``"sew"``, ``None``): the dicts of those models, and the sweep keys
-        hashed from them, are as they were before the resnet existed.
+        hashed from them, are as they were before the resnet existed. ``reset_order`` is
+        left out at its default (``"delayed"``) and ``hidden_lr`` when ``None``, for the same
+        reason.
         """
         data = asdict(self)
         data["channels"] = list(self.channels or ())
@@ -257,6 +278,10 @@ class TrainConfig:
             data["blocks"] = list(self.blocks or ())
         else:
             del data["variant"], data["blocks"]
+        if self.reset_order == "delayed":
+            del data["reset_order"]
+        if self.hidden_lr is None:
+            del data["hidden_lr"]
         return data
 
     @classmethod

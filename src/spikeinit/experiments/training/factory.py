@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +28,7 @@ def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -
     ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``.
     """
     lif = {"beta": config.beta, "threshold": config.threshold, "surrogate": config.surrogate,
-           "surrogate_slope": config.surrogate_slope}
+           "surrogate_slope": config.surrogate_slope, "reset_order": config.reset_order}
     if config.model == "mlp":
         sizes = [math.prod(input_shape), *[config.width] * config.depth, classes]
         return SpikingMLP(sizes, input_layer=False, **lif)
@@ -54,3 +55,25 @@ def initialize_model(
     whose second moment on the sample ``initialize`` measures as well.
     """
     return initialize(model, method=method, sample=sample, steps=steps, generator=generator)
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: everything at ``config.lr``, except, with
+    ``config.hidden_lr``, the MLP's hidden-to-hidden layers (all synapses but the first and
+    the last) at ``hidden_lr``.
+
+    Example:
+        >>> config = TrainConfig(depth=3, width=8, hidden_lr=1e-4)
+        >>> groups = parameter_groups(build_model(config, (1, 4, 4), 10), config)
+        >>> [(len(g["params"]), g["lr"]) for g in groups]
+        [(2, 0.003), (2, 0.0001)]
+    """
+    if config.hidden_lr is None:
+        return [{"params": list(model.parameters()), "lr": config.lr}]
+    if not isinstance(model, SpikingMLP):
+        raise ValueError(f"hidden_lr applies to the mlp, got a {type(model).__name__}")
+    hidden = {id(p) for layer in model.synapses[1:-1] for p in layer.parameters()}
+    return [
+        {"params": [p for p in model.parameters() if id(p) not in hidden], "lr": config.lr},
+        {"params": [p for p in model.parameters() if id(p) in hidden], "lr": config.hidden_lr},
+    ]

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
+import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,14 +43,23 @@ from spikeinit.experiments.training.checkpoint import (
 from spikeinit.experiments.training.config import TrainConfig
 from spikeinit.experiments.training.data import ArrayData, augment_batch, load_data
 from spikeinit.experiments.training.encoding import RunEncoder
-from spikeinit.experiments.training.factory import build_model, initialize_model
+from spikeinit.experiments.training.factory import (
+    build_model,
+    initialize_model,
+    parameter_groups,
+)
 from spikeinit.experiments.training.metrics import TrainResult, write_outputs
 from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import folder_lock, remove_temporaries
+from spikeinit.kernels import tuning
 
 EVAL_BATCH = 256
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables that fix a process's thread count: when one is set, ``train``'s
+default (``threads=None``) measures nothing and leaves torch's count alone."""
 
 
 def _batches(indices: list[int], size: int) -> Iterator[Tensor]:
@@ -66,14 +78,28 @@ def train(
     log: Callable[[str], None] | None = print,
     *,
     overwrite: bool = False,
+    threads: int | str | None = None,
 ) -> TrainResult:
     """Train the model of ``config``; returns the per-epoch metrics.
 
     Each epoch (on rank 0, when ``out`` is given) atomically rewrites ``metrics.json``,
     ``metrics.csv``, ``curves.png`` and ``checkpoint.pt`` (model, optimizer, scheduler,
-    RNG states, epoch, history). With ``resume=True`` and a checkpoint in ``out`` made with
-    the same ``config``, training continues after its last epoch and gives the same numbers as
-    an uninterrupted run.
+    RNG states, epoch, history, thread count). With ``resume=True`` and a checkpoint in ``out``
+    made with the same ``config``, training continues after its last epoch and gives the same
+    numbers as an uninterrupted run.
+
+    **Thread count.** Small models gain little from a second intra-op thread, and on a shared
+    machine several threads can make them many times slower, so by default the count is
+    measured, not assumed (:class:`~spikeinit.kernels.tuning.ThreadTrial`): the first training
+    steps alternate between one thread and the process's count (a few untimed and timed steps
+    each; they are real steps, nothing is computed twice), and the count with the lower median
+    wall time runs the rest of the run, evaluation included. A trial still running at the end of
+    the first epoch ends there, with the steps timed so far. The numbers depend on the count
+    through float rounding only; the count is saved in the checkpoint, and ``resume=True`` sets
+    it again instead of measuring (a checkpoint without one, written before the count was saved,
+    leaves the count as ``threads`` says, with ``None`` leaving it alone). ``result.threads``
+    is the count of the bulk of the steps (the chosen one). Under ``torchrun`` each process
+    measures its own; the checkpoint holds rank 0's.
 
     Args:
         config: the run (see :class:`TrainConfig`).
@@ -88,24 +114,113 @@ def train(
         context: an existing :class:`DistributedContext` (default: set one up from the
             ``torchrun`` environment, and tear it down at the end).
         log: where to print one line per epoch (``None``: silent).
+        threads: torch's intra-op thread count for the run: an integer >= 1 fixes it (from
+            the start, model initialisation included; on resume it overrides the checkpoint's
+            count, and the numbers may then differ from an uninterrupted run by rounding);
+            ``"auto"`` measures it over the first steps (see above); ``None`` (the default)
+            means ``"auto"`` on the CPU when the environment does not fix the count (neither
+            ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set) and the process has more than
+            one thread, and otherwise leaves torch's count alone. With one thread there is
+            nothing to measure. Torch's previous count is restored when ``train`` returns or
+            raises.
 
     Raises:
-        ValueError: bad arguments, a batch not divisible by the number of processes, or a
-            checkpoint from different settings.
+        ValueError: bad arguments (``threads`` other than an integer >= 1, ``"auto"`` or
+            ``None``), a batch not divisible by the number of processes, or a checkpoint from
+            different settings.
     """
+    check_threads(threads)
     if stop_after is not None:
         check_positive_int("stop_after", stop_after)
     if resume and out is None:
         raise ValueError("resume needs an output folder (out) holding the checkpoint")
-    own_context = context is None
-    context = setup_distributed(device) if context is None else context
+    previous_threads = torch.get_num_threads()
     try:
-        with _claimed(out, context.is_main, resume, overwrite):
-            return _train(config, Path(out) if out is not None else None, context, resume,
-                          progress, stop_after, log)
+        if isinstance(threads, numbers.Integral):
+            torch.set_num_threads(int(threads))
+        own_context = context is None
+        context = setup_distributed(device) if context is None else context
+        try:
+            with _claimed(out, context.is_main, resume, overwrite):
+                return _train(config, Path(out) if out is not None else None, context, resume,
+                              progress, stop_after, log, threads)
+        finally:
+            if own_context:
+                cleanup_distributed(context)
     finally:
-        if own_context:
-            cleanup_distributed(context)
+        torch.set_num_threads(previous_threads)
+
+
+def check_threads(threads: object) -> None:
+    """Check ``train``'s ``threads``: an integer >= 1, ``"auto"`` or ``None``.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if threads is None or (isinstance(threads, str) and threads == "auto"):
+        return
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, 'auto' or None, got {threads!r}")
+
+
+def _measure_by_default(device: str) -> bool:
+    """Whether ``threads=None`` measures the count: on the CPU, when no variable of
+    :data:`THREAD_VARIABLES` fixes it and the process has more than one thread."""
+    fixed = any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES)
+    return device.startswith("cpu") and not fixed and torch.get_num_threads() > 1
+
+
+class _ThreadPlan:
+    """The intra-op thread count of a run's training steps: fixed (set at construction), or
+    measured over the first steps by a :class:`~spikeinit.kernels.tuning.ThreadTrial` between
+    one thread and the current count (``measure``; with one thread there is nothing to
+    measure)."""
+
+    def __init__(self, fixed: int | None = None, measure: bool = False) -> None:
+        if fixed is not None:
+            torch.set_num_threads(fixed)
+        current = torch.get_num_threads()
+        self.trial = (tuning.ThreadTrial(candidates=(1, current))
+                      if measure and current > 1 else None)
+        self._fixed = current
+
+    @property
+    def threads(self) -> int:
+        """The count of the run's steps: the fixed or chosen one (while a trial has not
+        decided, the count the run started with)."""
+        if self.trial is not None and self.trial.chosen is not None:
+            return self.trial.chosen
+        return self._fixed
+
+    def step(self) -> AbstractContextManager[None]:
+        """Wrap one training step: a step of the trial while it runs, else nothing."""
+        if self.trial is not None and self.trial.chosen is None:
+            return self.trial.step()
+        return contextlib.nullcontext()
+
+    def settle(self) -> int:
+        """End a trial still running (with the steps timed so far) and return the count of
+        the rest of the run."""
+        if self.trial is not None:
+            return self.trial.finish()
+        return self._fixed
+
+
+def _thread_plan(threads: int | str | None, saved: int | None, resumed: bool, device: str,
+                 say: Callable[[str], None]) -> _ThreadPlan:
+    """The thread count of the run's steps, as :func:`train` documents it (an integer
+    ``threads`` is already set; ``saved`` is the resumed checkpoint's count, ``resumed``
+    whether a checkpoint was loaded)."""
+    if isinstance(threads, numbers.Integral):
+        if saved is not None and saved != threads:
+            say(f"threads: running on {threads} thread(s) where the checkpoint's steps ran on "
+                f"{saved}; the numbers may differ from an uninterrupted run by float rounding")
+        return _ThreadPlan()
+    if saved is not None:
+        return _ThreadPlan(fixed=saved)
+    if threads == "auto" or (threads is None and not resumed and _measure_by_default(device)):
+        return _ThreadPlan(measure=True)
+    return _ThreadPlan()
 
 
 #: The lock file that keeps two trainings out of one output folder.
@@ -141,6 +256,7 @@ def _train(
     progress: bool,
     stop_after: int | None,
     log: Callable[[str], None] | None,
+    threads: int | str | None = None,
 ) -> TrainResult:
     world, rank, device = context.world_size, context.rank, context.device
     if config.batch % world:
@@ -164,7 +280,7 @@ def _train(
     del sample
     model.to(device)
 
-    optimizer = make_optimizer(model.parameters(), config.lr, kind=config.optimizer,
+    optimizer = make_optimizer(parameter_groups(model, config), config.lr, kind=config.optimizer,
                                weight_decay=config.weight_decay)
     sampler = DistributedSampler(range(len(train_data)), num_replicas=world, rank=rank,  # type: ignore[arg-type]
                                  shuffle=True, seed=config.seed, drop_last=False)
@@ -187,9 +303,14 @@ def _train(
     )
     start_epoch = 0
     checkpoint_path = out / CHECKPOINT if out is not None else None
+    saved_threads: int | None = None
+    resumed = False
     if resume and checkpoint_path is not None:
         if checkpoint_path.exists():
             checkpoint = load_checkpoint(checkpoint_path, config, device)
+            resumed = True
+            if checkpoint.get("threads") is not None:
+                saved_threads = int(checkpoint["threads"])
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scheduler.load_state_dict(checkpoint["scheduler"])
@@ -199,6 +320,8 @@ def _train(
             say(f"resumed from {checkpoint_path} after epoch {start_epoch}")
         else:
             say(f"no checkpoint at {checkpoint_path}; starting from scratch")
+    plan = _thread_plan(threads, saved_threads, resumed, device, say)
+    result.threads = plan.threads
 
     weights = [layer.module.weight for layer in find_synaptic_layers(model)]
     probe = TrainingProbe(model, keep_output_current=config.loss == "membrane", device=device)
@@ -222,26 +345,28 @@ def _train(
                        unit="sample", disable=not (progress and context.is_main), leave=False,
                        mininterval=1.0)
             for batch_ids in _batches(indices, local_batch):
-                x, y = train_data.batch(batch_ids)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                spikes = trained(encoder(augment_batch(x, config)))
-                scores = logits(spikes, probe, config.loss)
-                loss = F.cross_entropy(scores, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                norms = torch._foreach_norm(
-                    [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
-                )
-                grad_sums += torch.stack(norms).double()
-                optimizer.step()
-                scheduler.step()
-                with torch.no_grad():
-                    sums += torch.stack([loss.detach().double() * len(y),
-                                         (scores.argmax(1) == y).sum().double(),
-                                         torch.tensor(float(len(y)), dtype=torch.float64,
-                                                      device=device)])
+                with plan.step():
+                    x, y = train_data.batch(batch_ids)
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    spikes = trained(encoder(augment_batch(x, config)))
+                    scores = logits(spikes, probe, config.loss)
+                    loss = F.cross_entropy(scores, y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norms = torch._foreach_norm(
+                        [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
+                    )
+                    grad_sums += torch.stack(norms).double()
+                    optimizer.step()
+                    scheduler.step()
+                    with torch.no_grad():
+                        sums += torch.stack([loss.detach().double() * len(y),
+                                             (scores.argmax(1) == y).sum().double(),
+                                             torch.tensor(float(len(y)), dtype=torch.float64,
+                                                          device=device)])
                 bar.update(len(y) * world)
             bar.close()
+            result.threads = plan.settle()  # a trial ends with the first epoch at the latest
             seconds = time.perf_counter() - start
             sums = all_reduce_sum(sums, context)
             spike_stats = all_reduce_sum(probe.rates(), context).cpu()
@@ -280,7 +405,7 @@ def _train(
             if out is not None and context.is_main:
                 write_outputs(result, out)
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, epoch + 1,  # type: ignore[arg-type]
-                                config, result.history, device)
+                                config, result.history, device, threads=result.threads)
     finally:
         probe.remove()
     return result

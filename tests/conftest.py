@@ -22,13 +22,23 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+def _running_on(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """Small models and matmuls run faster on one thread, and are immune to a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    yield from _running_on(1)
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Torch on two intra-op threads (tests of the thread-count choice)."""
+    yield from _running_on(2)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -258,14 +257,6 @@ class ThreadClock:
     def __call__(self) -> float:
         self.now += self.costs[torch.get_num_threads()]
         return self.now
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _no_trial(*args, **kwargs):

@@ -161,7 +161,7 @@ def test_encode_static_and_event_inputs() -> None:
         (dict(dataset="imagenet"), "name must be one of"),
         (dict(surrogate="relu"), "surrogate"),
         (dict(reset_order="later"), "reset_order must be one of"),
-        (dict(hidden_lr=0.0), "hidden_lr"),
+        (dict(hidden_lr=-1e-4), "hidden_lr"),
         (dict(hidden_lr=1e-4, depth=1), "hidden_lr applies to an mlp with depth >= 2"),
         (dict(hidden_lr=1e-4, model="cnn"), "hidden_lr applies to an mlp"),
     ],

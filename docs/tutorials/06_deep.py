@@ -32,9 +32,11 @@ from spikeinit.init.deep import deep_structure
 from spikeinit.neurons import LIFParameters
 from spikeinit.theory.correlation import (
     WeightStructure,
+    copy_path_gain,
     copy_window,
     correlation_fixed_point,
     correlation_map,
+    isometric_copy_slope,
 )
 
 # %matplotlib inline
@@ -127,3 +129,22 @@ for init in ("paper", "deep"):
                          limit_train=pick(4000, 1000), limit_test=1000)
     result = train(config, None, progress=False, log=None)
     print(f"{init:6s} test accuracy {result.final['test_accuracy']:.3f}")
+
+# %% [markdown]
+# ## Deeper: the copy chain's backward gain
+#
+# Past ~20 layers the gradient matters as much as the forward signal. Along a chain of
+# near-identity layers it is multiplied per layer by `alpha h'(alpha - theta)`. With the
+# delayed reset of snnTorch's `Leaky` the copy window starts at 1.43 theta, where no atan slope
+# reaches 1; with the immediate reset of SpikingJelly and Norse, `alpha = 1.1` and slope 2 do.
+# The `deep-chain` preset (`spikeinit train --preset deep-chain --init deep=0.1`) adds a 30x
+# smaller learning rate for the hidden chain and reaches 91.9 % at depth 50 (docs/depth.md).
+
+# %%
+for reset_order, alpha in (("delayed", 1.786), ("immediate", 1.1)):
+    neuron = LIFParameters(threshold=1.0, reset_order=reset_order, surrogate="atan",
+                           surrogate_slope=1.0)
+    slope = isometric_copy_slope(alpha, neuron)
+    print(f"{reset_order:9s} alpha {alpha}: gain per layer at atan slope 1 "
+          f"{copy_path_gain(alpha, neuron):.3f}; slope for gain 1: "
+          + ("none" if slope is None else f"{slope:.2f}"))

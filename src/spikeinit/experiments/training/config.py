@@ -97,8 +97,8 @@ class TrainConfig:
             default: ``lr``); the first layer and the classifier keep ``lr``. In a deep chain
             of near-identity layers (``deep``) every layer receives nearly the same update, so
             the chain moves about depth times as far as one layer; a smaller ``hidden_lr``
-            keeps it in the copy window (docs/depth.md). Left out of :meth:`to_dict` when
-            ``None``.
+            keeps it in the copy window (docs/depth.md); 0 freezes those layers at their
+            init. Left out of :meth:`to_dict` when ``None``.
         optimizer: ``adamw`` (decoupled weight decay, the default) or ``adam``.
         weight_decay: L2 penalty (Adam) or decoupled decay (AdamW), >= 0.
         schedule: ``cosine`` (to zero at the end of the last epoch) or ``constant``.
@@ -178,7 +178,7 @@ class TrainConfig:
         check_positive_int("batch", self.batch)
         check_positive("lr", self.lr)
         if self.hidden_lr is not None:
-            check_positive("hidden_lr", self.hidden_lr)
+            check_finite_nonnegative("hidden_lr", self.hidden_lr)
             if self.model != "mlp" or self.depth < 2:
                 raise ValueError(
                     f"hidden_lr applies to an mlp with depth >= 2 (hidden-to-hidden layers); "

@@ -94,7 +94,8 @@ register(
     InitMethod(
         name="deep",
         summary="identity-plus-noise for square hidden layers: W = alpha I + N(0, g/n), alpha "
-                "in the neuron's copy window, sqrt(g E[s^2]) = margin / z; paper elsewhere",
+                "in the neuron's copy window (deep=<position> in it), sqrt(g E[s^2]) = margin / z; "
+                "paper elsewhere",
         statistics_fn=_deep_statistics,
         sampler=_deep_weight,
         options=DEEP_OPTIONS,

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from scipy import optimize
 
 from spikeinit._validation import (
     check_finite_nonnegative,
@@ -521,7 +522,7 @@ def isometric_copy_slope(diagonal: float, params: LIFParameters,
     :math:`\alpha h'(\alpha - \theta)` is 1, or ``None`` when no slope in ``slopes`` reaches 1.
 
     Solved numerically on the surrogate table's own derivative (a log-spaced scan for the first
-    crossing of 1, then bisection). For atan the answer is
+    crossing of 1, then Brent's method on the log slope). For atan the answer is
     :math:`a = (\alpha - \sqrt{\alpha^2 - 4\pi^2 d^2}) / (\pi^2 d^2)` with
     :math:`d = \alpha - \theta`, real only for :math:`\alpha \le 2\pi\theta/(2\pi - 1)`:
     snnTorch's delayed reset copies only from :math:`\alpha > 1.43\,\theta` (:math:`T = 3`,
@@ -536,20 +537,14 @@ def isometric_copy_slope(diagonal: float, params: LIFParameters,
         True
     """
     low, high = (check_positive("slopes", value) for value in slopes)
-    grid = np.geomspace(low, high, 241)
+    grid = np.log(np.geomspace(low, high, 241))
 
-    def excess(slope: float) -> float:
-        return copy_path_gain(diagonal, replace(params, surrogate_slope=float(slope))) - 1.0
+    def excess(log_slope: float) -> float:
+        slope = float(np.exp(log_slope))
+        return copy_path_gain(diagonal, replace(params, surrogate_slope=slope)) - 1.0
 
-    values = [excess(slope) for slope in grid]
+    values = [excess(x) for x in grid]
     for i in range(1, len(grid)):
         if (values[i - 1] < 0.0) != (values[i] < 0.0):
-            below, above = grid[i - 1], grid[i]
-            for _ in range(60):
-                middle = float(np.sqrt(below * above))
-                if (excess(middle) < 0.0) == (values[i - 1] < 0.0):
-                    below = middle
-                else:
-                    above = middle
-            return float(np.sqrt(below * above))
+            return float(np.exp(optimize.brentq(excess, grid[i - 1], grid[i], xtol=1e-14)))
     return None

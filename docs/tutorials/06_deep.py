@@ -137,8 +137,9 @@ for init in ("paper", "deep"):
 # near-identity layers it is multiplied per layer by `alpha h'(alpha - theta)`. With the
 # delayed reset of snnTorch's `Leaky` the copy window starts at 1.43 theta, where no atan slope
 # reaches 1; with the immediate reset of SpikingJelly and Norse, `alpha = 1.1` and slope 2 do.
-# The `deep-chain` preset (`spikeinit train --preset deep-chain --init deep=0.1`) adds a 30x
-# smaller learning rate for the hidden chain and reaches 91.9 % at depth 50 (docs/depth.md).
+# The `deep-chain` preset (`spikeinit train --preset deep-chain --init deep=0.1`) adds a 100x
+# smaller learning rate for the hidden chain and reaches 93.2 ± 0.3 % at depth 50 (3 seeds,
+# docs/depth.md).
 
 # %%
 for reset_order, alpha in (("delayed", 1.786), ("immediate", 1.1)):

@@ -11,10 +11,9 @@ passes per layer.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ from spikeinit.network.graph import (
     NeuronSite,
     SynapticLayer,
     discover,
-    is_dropout,
+    dropout_off,
     kept_statistics,
     run_model,
     sample_argument,
@@ -188,7 +187,7 @@ def calibrate(
         raise ValueError(f"tolerance must lie in (0, 1), got {tolerance!r}")
     check_positive_int("max_passes", max_passes)
     _check_target(target, quantity)
-    with _dropout_off(model), kept_statistics(model):
+    with dropout_off(model), kept_statistics(model):
         network = discover(model, sample, forward)
         units, skipped = _units(network, target, quantity, sigma, scale_bias)
         neurons = {u.site.name: (u.site.module, u.site.description.spike_amplitude)
@@ -434,16 +433,3 @@ def _probit(rate: float) -> float:
 
 def _clip(step: float, limit: float = math.log(8.0)) -> float:
     return max(-limit, min(limit, step))
-
-
-@contextlib.contextmanager
-def _dropout_off(model: nn.Module) -> Iterator[None]:
-    changed = [m for m in model.modules()
-               if is_dropout(m) and m.training]
-    for module in changed:
-        module.eval()
-    try:
-        yield
-    finally:
-        for module in changed:
-            module.train()

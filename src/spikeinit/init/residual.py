@@ -136,15 +136,14 @@ class ResidualPlan:
     def share(self, layer: SynapticLayer, std: float, theta: float, rate: float) -> Share | None:
         """The factor on ``layer``'s current std ``std`` (drawn for ``rate`` at effective
         threshold ``theta``) that its place in an addition asks for, or ``None``."""
-        base = self._base_of(layer.name)
+        base = self.stream_base(layer)
         if base is not None:
             fraction = stream_fraction(rate, STREAM_TOLERANCE)
             return Share(math.sqrt(1 - fraction / 2), Note(
                 "modelled", layer.name,
                 f"carries the membrane stream of {base.name}: variance x (1 - rho/2), "
                 f"rho = {fraction:.3g} (rates within +-{STREAM_TOLERANCE:.0%} over the stream)"))
-        addition = next((self.additions[op.name] for op in layer.after
-                         if op.kind == "residual-add" and op.name in self.additions), None)
+        addition = self.addition_after(layer)
         if addition is None:
             return None
         others = addition.others(layer.name)
@@ -153,6 +152,31 @@ class ResidualPlan:
         if all(term.kind == "spikes" and keeps_spikes(term.ops) for term in others):
             return self._mixture_share(layer, addition, others, std, theta, rate)
         return self._stream_share(layer, addition, rate)
+
+    def addition_after(self, layer: SynapticLayer) -> Addition | None:
+        """The addition that ``layer``'s current meets before its neurons, or ``None``."""
+        return next((self.additions[op.name] for op in layer.after
+                     if op.kind == "residual-add" and op.name in self.additions), None)
+
+    def chain_position(self, layer: SynapticLayer) -> tuple[int, int] | None:
+        """``(k, L)`` when ``layer``'s current is added to a membrane stream: the addition is
+        the ``k``-th of the ``L`` of its chain (``k = 0`` when it starts the stream); ``None``
+        when it adds to nothing, or only to spikes."""
+        addition = self.addition_after(layer)
+        if addition is None:
+            return None
+        others = addition.others(layer.name)
+        if not others or all(term.kind == "spikes" and keeps_spikes(term.ops)
+                             for term in others):
+            return None
+        chain = self._chains.get(addition.name, [addition.name])
+        if not self._has_base(addition):
+            return 0, len(chain)
+        return chain.index(addition.name) + 1, len(chain)
+
+    @staticmethod
+    def _has_base(addition: Addition) -> bool:
+        return any(term.kind == "sum" or term.shared for term in addition.operands)
 
     def _mixture_share(self, layer: SynapticLayer, addition: Addition,
                        others: tuple[Operand, ...], std: float, theta: float,
@@ -183,8 +207,7 @@ class ResidualPlan:
     def _stream_share(self, layer: SynapticLayer, addition: Addition, rate: float) -> Share:
         fraction = stream_fraction(rate, STREAM_TOLERANCE)
         chain = self._chains.get(addition.name, [addition.name])
-        has_base = any(term.kind == "sum" or term.shared for term in addition.operands)
-        if has_base:
+        if self._has_base(addition):
             variance = fraction / len(chain)
             why = (f"branch {chain.index(addition.name) + 1} of {len(chain)} adding to a "
                    f"membrane stream: variance x rho/L = {variance:.3g}")
@@ -196,13 +219,13 @@ class ResidualPlan:
                    f"(1 - rho/2)/{parts} = {variance:.3g}")
         return Share(math.sqrt(variance), Note("modelled", layer.name, why))
 
-    def _base_of(self, layer: str) -> Addition | None:
+    def stream_base(self, layer: SynapticLayer) -> Addition | None:
         """The addition whose stream ``layer``'s current starts, when that current also feeds
         neurons directly (the stem of an MS-ResNet)."""
         for addition in self.additions.values():
             for term in addition.operands:
-                if (term.source == layer and term.kind == "synaptic" and term.shared
-                        and not any(o.kind == "spikes" for o in addition.others(layer))):
+                if (term.source == layer.name and term.kind == "synaptic" and term.shared
+                        and not any(o.kind == "spikes" for o in addition.others(layer.name))):
                     return addition
         return None
 

@@ -262,6 +262,19 @@ def run_model(model: nn.Module, batch: Any, forward: Forward | None = None) -> A
 
 
 @contextlib.contextmanager
+def dropout_off(model: nn.Module) -> Iterator[None]:
+    """Put ``model``'s dropout layers in eval mode for the probing passes (restored after)."""
+    changed = [m for m in model.modules() if is_dropout(m) and m.training]
+    for module in changed:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module in changed:
+            module.train()
+
+
+@contextlib.contextmanager
 def kept_statistics(model: nn.Module) -> Iterator[None]:
     """Restore normalization running statistics (BatchNorm buffers) after the probing passes."""
     saved = [(module, {k: v.clone() for k, v in module.named_buffers(recurse=False)

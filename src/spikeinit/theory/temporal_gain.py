@@ -21,9 +21,11 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
+import torch
 from scipy import optimize
 
 from spikeinit._validation import check_choice, check_open_unit_interval, check_positive_int
+from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.temporal import (
     FINITE_WIDTH_SAMPLES,
@@ -35,6 +37,7 @@ from spikeinit.theory.temporal import (
     next_layer_activity,
     simulate_population,
     single_threaded,
+    synaptic_filter,
     temporal_mean_field,
 )
 
@@ -380,6 +383,68 @@ def input_std_for_rate(
             if high - low < 1e-3:
                 break
     return math.exp(0.5 * (low + high))
+
+
+#: Most neurons :func:`scale_for_rate` simulates (an evenly spaced subset beyond it).
+SCALE_SOLVER_NEURONS = 65536
+
+
+def scale_for_rate(
+    currents: torch.Tensor,
+    params: LIFParameters,
+    rate: float,
+    synaptic_decay: float = 0.0,
+    tolerance: float = 1e-3,
+) -> float:
+    r"""The factor :math:`s` at which a LIF population driven by :math:`s\,I` fires at the
+    time-averaged ``rate``: the empirical counterpart of :func:`input_std_for_rate`.
+
+    ``currents`` :math:`I` are ``(T, ...)``: the current each neuron receives at each step, as
+    measured (every column one neuron of one sample; at most :data:`SCALE_SOLVER_NEURONS`
+    of them, evenly spaced, are simulated). Where :func:`input_std_for_rate` assumes a
+    Gaussian process, this keeps the measured distribution: its heavy tails and the spread of
+    variances over channels move the rate at a given :math:`E[I^2]` by 20 % and more
+    (docs/architectures.md). The rate of :math:`s\,I` grows with :math:`s`; the root is
+    found by Brent's method in :math:`\log s` to ``tolerance``. Raises ``ValueError`` when
+    no scale reaches the rate (all-zero currents, or a ceiling below it).
+
+    Example:
+        >>> import torch
+        >>> params = LIFParameters(beta=0.5, threshold=1.0)
+        >>> current = torch.randn(1, 100_000, generator=torch.Generator().manual_seed(0))
+        >>> round(scale_for_rate(current, params, 0.1587), 2)  # Q(1/s) = 0.1587 at s = 1
+        1.0
+    """
+    check_open_unit_interval("rate", rate)
+    steps = currents.shape[0]
+    flat = currents.detach().float().reshape(steps, -1)
+    if flat.shape[1] > SCALE_SOLVER_NEURONS:
+        stride = flat.shape[1] // SCALE_SOLVER_NEURONS
+        flat = flat[:, ::stride][:, :SCALE_SOLVER_NEURONS]
+    flat = synaptic_filter(flat.contiguous(), synaptic_decay)
+    power = float(flat.double().square().mean())
+    if not power > 0:
+        raise ValueError("the currents are all zero: no scale gives them a rate")
+
+    def excess(log_scale: float) -> float:
+        spikes, _ = lif_multistep(flat * math.exp(log_scale), params)
+        return float(spikes.double().mean()) - rate
+
+    guess = math.log(max(params.threshold, 1e-3) / math.sqrt(power))
+    low, high = guess - 1.0, guess + 1.0
+    with single_threaded():
+        for _ in range(12):
+            if excess(low) < 0:
+                break
+            low -= 2.0
+        for _ in range(12):
+            if excess(high) > 0:
+                break
+            high += 2.0
+        else:
+            raise ValueError(f"rate {rate:g} is not reached by these currents at any scale")
+        root = optimize.brentq(excess, low, high, xtol=tolerance)
+    return math.exp(root)
 
 
 def normalized_input_std(

@@ -15,7 +15,7 @@ RESET_ORDERS = ("delayed", "immediate")
 SURROGATES = ("fast-sigmoid", "atan")
 
 #: Bumped whenever a kernel function's signature or meaning changes.
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 RESET_CODES = {name: code for code, name in enumerate(RESETS)}
 ORDER_CODES = {name: code for code, name in enumerate(RESET_ORDERS)}

@@ -142,11 +142,13 @@ inline void backward_step(int64_t width, const S* __restrict__ gs,
 // the reset path into u[t+1] unless the reset is detached):
 //   g[t] = gS[t] + dU(t+1)/ds[t] * a[t+1]
 //   a[t] = g[t] * h'(u[t] - theta) + dU(t+1)/du[t] * a[t+1]     (+ g_u_last at t = T-1)
+//          (+ gU[t], the gradient of the returned membranes, when grad_membrane is given)
 //   dL/dI[t] = a[t],  dL/dbeta += a[t] * du[t]/dbeta,
 //   dL/dtheta += -g[t] * h'(u[t] - theta) + a[t] * du[t]/dtheta
 template <typename S, int R, int O, int G, bool Detach>
 void backward(const S* grad_spikes, const S* membrane, const S* beta, const S* theta,
-              const S* u0, const S* s0, const S* grad_u_last, S* grad_current,
+              const S* u0, const S* s0, const S* grad_u_last, const S* grad_membrane,
+              S* grad_current,
               S* grad_beta, S* grad_theta, S* grad_u0, S* grad_s0, S slope, Shape shape,
               int threads) {
   const int64_t T = shape.steps, B = shape.batch, N = shape.neurons;
@@ -167,11 +169,15 @@ void backward(const S* grad_spikes, const S* membrane, const S* beta, const S* t
     for (int64_t t = T - 1; t >= 1; --t) {
       const int64_t row = (t * B + b) * N + n0;
       const int64_t prev_row = ((t - 1) * B + b) * N + n0;
+      if (grad_membrane)
+        for (int64_t i = 0; i < width; ++i) extra[i] += grad_membrane[row + i];
       backward_step<S, R, O, G, Detach, true>(width, grad_spikes + row, membrane + prev_row,
                                               zeros, bt, th, slope, a_next, u_here, extra, gb,
                                               gt, grad_current + row);
     }
     const int64_t row0 = b * N + n0;
+    if (grad_membrane)
+      for (int64_t i = 0; i < width; ++i) extra[i] += grad_membrane[row0 + i];
     backward_step<S, R, O, G, Detach, false>(width, grad_spikes + row0,
                                              u0 ? u0 + state : zeros, s0 ? s0 + state : zeros,
                                              bt, th, slope, a_next, u_here, extra, gb, gt,
@@ -227,47 +233,47 @@ int forward_any(const S* current, S* spikes, S* membrane, const S* beta, const S
 
 template <typename S, int R, int O, int G>
 int dispatch_backward(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
-                      const S* s0, const S* gul, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
+                      const S* s0, const S* gul, const S* gm, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
                       Shape shape, int detach, int threads) {
   if (detach)
-    backward<S, R, O, G, true>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt, gu0, gs0, slope,
+    backward<S, R, O, G, true>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0, gs0, slope,
                                shape, threads);
   else
-    backward<S, R, O, G, false>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt, gu0, gs0, slope,
+    backward<S, R, O, G, false>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0, gs0, slope,
                                 shape, threads);
   return 0;
 }
 
 template <typename S, int G>
 int backward_reset(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
-                   const S* s0, const S* gul, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
+                   const S* s0, const S* gul, const S* gm, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
                    Shape shape, int reset, int order, int detach, int threads) {
   if (reset == kSubtract && order == kDelayed)
-    return dispatch_backward<S, kSubtract, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kSubtract, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
                                                  gu0, gs0, slope, shape, detach, threads);
   if (reset == kSubtract)
-    return dispatch_backward<S, kSubtract, kImmediate, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kSubtract, kImmediate, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
                                                  gu0, gs0, slope, shape, detach, threads);
   if (reset == kZero)
-    return dispatch_backward<S, kZero, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kZero, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
                                              gu0, gs0, slope, shape, detach, threads);
   if (reset == kNone)
-    return dispatch_backward<S, kNone, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt,
+    return dispatch_backward<S, kNone, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
                                              gu0, gs0, slope, shape, detach, threads);
   return 1;
 }
 
 template <typename S>
 int backward_any(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
-                 const S* s0, const S* gul, S* gi, S* gb, S* gt, S* gu0, S* gs0, int64_t T,
+                 const S* s0, const S* gul, const S* gm, S* gi, S* gb, S* gt, S* gu0, S* gs0, int64_t T,
                  int64_t B, int64_t N, int reset, int order, int detach, int surrogate_kind,
                  double slope, int threads) {
   const Shape shape{T, B, N};
   if (surrogate_kind == kFastSigmoid)
-    return backward_reset<S, kFastSigmoid>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt, gu0,
+    return backward_reset<S, kFastSigmoid>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0,
                                            gs0, S(slope), shape, reset, order, detach, threads);
   if (surrogate_kind == kAtan)
-    return backward_reset<S, kAtan>(gs, mem, beta, theta, u0, s0, gul, gi, gb, gt, gu0, gs0,
+    return backward_reset<S, kAtan>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0, gs0,
                                     S(slope), shape, reset, order, detach, threads);
   return 1;
 }
@@ -287,11 +293,11 @@ int spikeinit_abi_version() { return SPIKEINIT_ABI_VERSION; }
   }                                                                                            \
   int lif_backward_##SUFFIX(const S* grad_spikes, const S* membrane, const S* beta,            \
                             const S* theta, const S* u0, const S* s0, const S* grad_u_last,    \
-                            S* grad_current, S* grad_beta, S* grad_theta, S* grad_u0,          \
+                            const S* grad_membrane, S* grad_current, S* grad_beta, S* grad_theta, S* grad_u0,          \
                             S* grad_s0, int64_t T, int64_t B, int64_t N, int reset, int order, \
                             int detach, int surrogate_kind, double slope, int threads) {       \
     return backward_any<S>(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,            \
-                           grad_current, grad_beta, grad_theta, grad_u0, grad_s0, T, B, N,     \
+                           grad_membrane, grad_current, grad_beta, grad_theta, grad_u0, grad_s0, T, B, N,     \
                            reset, order, detach, surrogate_kind, slope, threads);              \
   }
 

@@ -222,7 +222,7 @@ def _declare(library: ctypes.CDLL) -> None:
         forward.argtypes = [_POINTER] * 8 + [_INT64] * 3 + [_INT] * 3
         forward.restype = _INT
         backward = getattr(library, f"lif_backward_{suffix}")
-        backward.argtypes = ([_POINTER] * 12 + [_INT64] * 3 + [_INT] * 4
+        backward.argtypes = ([_POINTER] * 13 + [_INT64] * 3 + [_INT] * 4
                              + [ctypes.c_double, _INT])
         backward.restype = _INT
     library.event_linear_f32.argtypes = [_POINTER] * 4 + [_INT64] * 3 + [_INT]

@@ -358,28 +358,68 @@ def contiguous_transpose(matrix: Tensor, out: Tensor | None = None) -> Tensor:
     return out
 
 
+def linear_rows(rows: Tensor, weight: Tensor, bias: Tensor | None, event: bool) -> Tensor:
+    r""":math:`y = x W^\top + b` on 2-D ``rows`` ``(R, in)``, with no autograd graph.
+
+    ``event=True`` runs the event kernel on the nonzero entries of ``rows`` (:func:`event_linear`,
+    CPU float32 only), else the GEMM of :func:`~spikeinit.models.gemm.linear_nt`. This is the
+    forward of :class:`EventLinearFunction`, shared with the fused MLP
+    (:mod:`spikeinit.models.fused_mlp`) so that both give the same numbers.
+    """
+    if event:
+        # W^T is made at every call, never cached: PyTorch's fused Adam updates weights in
+        # place without bumping their version counter, so a cache would go stale.
+        in_features, out_features = weight.shape[1], weight.shape[0]
+        weight_t = contiguous_transpose(weight, workspace("weight_t", in_features, out_features))
+        return event_linear(rows, weight_t, bias)
+    return linear_nt(rows, weight, bias)
+
+
+def linear_rows_backward(
+    grad_rows: Tensor, rows: Tensor, weight: Tensor, event: bool,
+    needs: tuple[bool, bool, bool],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    r"""Gradients of :func:`linear_rows` for the output gradient ``grad_rows`` ``(R, out)``:
+
+    .. math::
+
+        \nabla_x = g W, \qquad \nabla_W = (x^\top g)^\top, \qquad \nabla_b = \sum_r g_r,
+
+    each computed only where ``needs`` (input, weight, bias) asks. :math:`\nabla_x` is always a
+    GEMM; :math:`\nabla_W` comes from the events of :math:`x^\top` when ``event``, else a GEMM.
+    """
+    grad_x = grad_weight = grad_bias = None
+    if needs[0]:
+        grad_x = linear_nt(grad_rows, weight.t())
+    if needs[1]:
+        if event:
+            count, in_features = rows.shape
+            rows_t = contiguous_transpose(rows, workspace("input_t", in_features, count))
+            grad_weight_t = event_linear(
+                rows_t, grad_rows, out=workspace("grad_weight_t", in_features, weight.shape[0]))
+            grad_weight = contiguous_transpose(grad_weight_t)
+        else:
+            grad_weight = linear_nt(grad_rows.t(), rows.t())
+    if needs[2]:
+        grad_bias = grad_rows.sum(0)
+    return grad_x, grad_weight, grad_bias
+
+
 class EventLinearFunction(torch.autograd.Function):
     r""":math:`y = x W^\top + b` with an event-driven or GEMM forward and weight gradient.
 
-    Forward: ``event_linear`` (sparse ``x``, ``event=True``) or :func:`linear_nt`. Backward:
-    :math:`\nabla_x = g W` (always a GEMM); :math:`\nabla_W = (x^\top g)^\top`, from the
-    events of :math:`x^\top` or a GEMM; :math:`\nabla_b = \sum_r g_r`. It saves the input and
-    the weight, as ``nn.Linear`` does.
+    Forward: ``event_linear`` (sparse ``x``, ``event=True``) or :func:`linear_nt`
+    (:func:`linear_rows`). Backward (:func:`linear_rows_backward`): :math:`\nabla_x = g W`
+    (always a GEMM); :math:`\nabla_W = (x^\top g)^\top`, from the events of :math:`x^\top`
+    or a GEMM; :math:`\nabla_b = \sum_r g_r`. It saves the input and the weight, as
+    ``nn.Linear`` does.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None,
                 event: bool) -> Tensor:
         rows = x.reshape(-1, x.shape[-1])
-        if event:
-            # W^T is made at every call, never cached: PyTorch's fused Adam updates weights in
-            # place without bumping their version counter, so a cache would go stale.
-            in_features, out_features = weight.shape[1], weight.shape[0]
-            weight_t = contiguous_transpose(weight,
-                                            workspace("weight_t", in_features, out_features))
-            out = event_linear(rows, weight_t, bias)
-        else:
-            out = linear_nt(rows, weight, bias)
+        out = linear_rows(rows, weight, bias, event)
         ctx.event = event
         ctx.input_shape = x.shape
         ctx.set_materialize_grads(False)
@@ -392,21 +432,10 @@ class EventLinearFunction(torch.autograd.Function):
             return None, None, None, None
         rows, weight = ctx.saved_tensors
         grad_rows = grad.reshape(-1, grad.shape[-1])
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = linear_nt(grad_rows, weight.t()).view(ctx.input_shape)
-        if ctx.needs_input_grad[1]:
-            if ctx.event:
-                count, in_features = rows.shape
-                rows_t = contiguous_transpose(rows, workspace("input_t", in_features, count))
-                grad_weight_t = event_linear(
-                    rows_t, grad_rows, out=workspace("grad_weight_t", in_features,
-                                                     weight.shape[0]))
-                grad_weight = contiguous_transpose(grad_weight_t)
-            else:
-                grad_weight = linear_nt(grad_rows.t(), rows.t())
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad_rows.sum(0)
+        grad_x, grad_weight, grad_bias = linear_rows_backward(
+            grad_rows, rows, weight, ctx.event, tuple(ctx.needs_input_grad[:3]))
+        if grad_x is not None:
+            grad_x = grad_x.view(ctx.input_shape)
         return grad_x, grad_weight, grad_bias, None
 
 
@@ -453,6 +482,16 @@ class EventLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         return once_over_time(self._forward_rows, x)
+
+    def choose_path(self, rows: Tensor, needs_graph: bool) -> bool | None:
+        """For the 2-D input ``rows``: ``None`` when the layer would fall back to ``F.linear``
+        (not CPU float32), else whether it takes the event path (and :attr:`last_path`)."""
+        if not self._runs_our_kernels(rows):
+            self.__dict__["last_path"] = "dense"
+            return None
+        event = self._event_eligible(rows, needs_graph)
+        self.__dict__["last_path"] = "event" if event else "dense"  # a plain attribute
+        return event
 
     def _forward_rows(self, x: Tensor) -> Tensor:
         if not self._runs_our_kernels(x):

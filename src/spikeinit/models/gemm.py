@@ -124,15 +124,15 @@ def onednn_available() -> bool:
 def uses_onednn(a: Tensor, b: Tensor) -> bool:
     """Whether :func:`linear_nt` sends ``a @ b.T`` to oneDNN under the current backend."""
     backend = gemm_backend()
-    if backend == "torch":
-        return False
-    eligible = (a.device.type == "cpu" and b.device.type == "cpu"
-                and a.dtype == torch.float32 and b.dtype == torch.float32
-                and a.ndim == 2 and b.ndim == 2 and a.numel() > 0 and b.numel() > 0
-                and 0 not in a.stride() and 0 not in b.stride())
-    if not eligible:
+    if backend == "torch" or a.ndim != 2 or b.ndim != 2:
         return False
     if backend == "auto" and a.shape[0] * a.shape[1] * b.shape[0] < MIN_ONEDNN_MACS:
+        return False  # checked first: the cheapest test, and the answer for small products
+    eligible = (a.device.type == "cpu" and b.device.type == "cpu"
+                and a.dtype == torch.float32 and b.dtype == torch.float32
+                and a.numel() > 0 and b.numel() > 0
+                and 0 not in a.stride() and 0 not in b.stride())
+    if not eligible:
         return False
     if not onednn_available():
         if backend == "onednn":

@@ -95,7 +95,8 @@ def _carry(s: Tensor, beta: Tensor, params: LIFParameters) -> Tensor:
 
 def _backward_torch(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, theta: Tensor,
                     u0: Tensor | None, s0: Tensor | None, grad_u_last: Tensor | None,
-                    params: LIFParameters) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                    params: LIFParameters, grad_membrane: Tensor | None = None,
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     steps = membrane.shape[0]
     zeros = torch.zeros_like(membrane[0])
     u_start = zeros if u0 is None else u0
@@ -115,6 +116,8 @@ def _backward_torch(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, theta: 
         a = g * d + _carry(fired, beta, params) * a_next
         if t == steps - 1 and grad_u_last is not None:
             a = a + grad_u_last
+        if grad_membrane is not None:
+            a = a + grad_membrane[t]
         grad_current[t] = a
         if params.reset == "subtract" and params.reset_order == "immediate":
             grad_beta += a * (u_prev - theta * s_prev)
@@ -155,9 +158,12 @@ def _forward_compiled(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor |
 def _backward_compiled(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, theta: Tensor,
                        u0: Tensor | None, s0: Tensor | None, grad_u_last: Tensor | None,
                        params: LIFParameters, needs: tuple[bool, ...] = (True,) * 5,
+                       grad_membrane: Tensor | None = None,
                        ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None,
                                   Tensor | None]:
-    """The compiled backward; gradients nobody needs are neither computed nor allocated."""
+    """The compiled backward; gradients nobody needs are neither computed nor allocated.
+    ``grad_membrane`` (contiguous, like ``membrane``) adds :math:`\\partial L/\\partial u_t`
+    of the returned membranes into :math:`a_t`."""
     kernel = compiled_kernel()
     steps, batch, neurons = membrane.shape
     grad_current = torch.empty_like(membrane)
@@ -166,7 +172,8 @@ def _backward_compiled(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, thet
         torch.empty_like(membrane[0]) if want else None for want in wanted)
     status = getattr(kernel, f"lif_backward_{_KERNEL_DTYPES[membrane.dtype]}")(
         grad_spikes.data_ptr(), membrane.data_ptr(), beta.data_ptr(), theta.data_ptr(),
-        _pointer(u0), _pointer(s0), _pointer(grad_u_last), grad_current.data_ptr(),
+        _pointer(u0), _pointer(s0), _pointer(grad_u_last), _pointer(grad_membrane),
+        grad_current.data_ptr(),
         _pointer(grad_beta), _pointer(grad_theta), _pointer(grad_u0), _pointer(grad_s0),
         steps, batch, neurons, RESET_CODES[params.reset], ORDER_CODES[params.reset_order],
         int(params.detach_reset), SURROGATE_CODES[params.surrogate], ctypes.c_double(params.slope),
@@ -182,7 +189,9 @@ class FusedLIFFunction(torch.autograd.Function):
     """``(currents (T,B,N), beta (N,), theta (N,), u0, s0) -> (spikes, u[T-1], membranes)``.
 
     ``u0``/``s0`` are the state before the first step (``(B, N)`` or ``None`` for rest). Saves
-    only the membranes (returned too, without gradient) for the backward pass.
+    only the membranes for the backward pass. The membranes are returned too, differentiable:
+    a gradient :math:`\\bar u_t` arriving at them is added into :math:`a_t` (the membrane
+    readout of ``spikeinit train`` uses it, :func:`lif_membranes`).
     """
 
     @staticmethod
@@ -193,25 +202,25 @@ class FusedLIFFunction(torch.autograd.Function):
         spikes, membrane, u_last = run(current, beta, theta, u0, s0, params, True)
         ctx.save_for_backward(membrane, beta, theta, u0, s0)
         ctx.params, ctx.compiled = params, compiled
-        ctx.mark_non_differentiable(membrane)
         ctx.set_materialize_grads(False)  # no zero tensors for the unused outputs
         return spikes, u_last, membrane
 
     @staticmethod
     def backward(ctx: Any, grad_spikes: Tensor | None, grad_u_last: Tensor | None,
-                 _grad_membrane: None) -> tuple:
+                 grad_membrane: Tensor | None) -> tuple:
         membrane, beta, theta, u0, s0 = ctx.saved_tensors
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(membrane)
         grad_spikes = grad_spikes.contiguous()
         grad_u_last = None if grad_u_last is None else grad_u_last.contiguous()
+        grad_membrane = None if grad_membrane is None else grad_membrane.contiguous()
         needs = ctx.needs_input_grad
         if ctx.compiled:
             grads = _backward_compiled(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
-                                       ctx.params, needs)
+                                       ctx.params, needs, grad_membrane)
         else:
             grads = _backward_torch(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
-                                    ctx.params)
+                                    ctx.params, grad_membrane)
         grad_current, grad_beta, grad_theta, grad_u0, grad_s0 = grads
         return (
             grad_current if needs[0] else None,
@@ -264,7 +273,7 @@ def fused_lif(
         spikes, u_last, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, u0, s0,
                                                           params)
         if membranes_out is not None:
-            membranes_out.copy_(membrane.view_as(membranes_out))
+            membranes_out.copy_(membrane.detach().view_as(membranes_out))
     else:
         run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
         spikes, membrane, u_last = run(flat.detach(), beta_vec.detach(), theta_vec.detach(),
@@ -275,3 +284,44 @@ def fused_lif(
     sample_shape = currents.shape[1:]
     return spikes, LIFState(u_last.view(sample_shape), spikes[-1])
 
+
+
+def lif_membranes(
+    currents: Tensor,
+    params: LIFParameters,
+    beta: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Spikes and membranes ``(T, B, ...)`` of ``T`` fused LIF steps from rest, both with
+    gradient.
+
+    :math:`u_t` follows the reset mode and order of ``params`` (:class:`LIFParameters`),
+    :math:`s_t = H(u_t - \theta)`. A loss on the membranes (e.g. the membrane readout
+    :math:`z = \frac1T \sum_t u_t`) backpropagates through the adjoint recursion of the
+    module docstring with :math:`\partial L/\partial u_t` added into :math:`a_t`; the
+    result equals autograd through :func:`~spikeinit.neurons.dynamics.lif_step`, in one node.
+
+    Example:
+        >>> currents = torch.full((3, 1, 1), 1.2, requires_grad=True)
+        >>> spikes, membranes = lif_membranes(currents, LIFParameters(beta=0.5))
+        >>> [round(u, 4) for u in membranes.flatten().tolist()]
+        [1.2, 0.8, 1.6]
+        >>> membranes.mean().backward()  # du/dI: 1 + 0.5 + 0.25 for I[0], 1/3 each
+        >>> [round(g, 4) for g in currents.grad.flatten().tolist()]
+        [0.5833, 0.5, 0.3333]
+    """
+    beta = params.beta if beta is None else beta
+    threshold = params.threshold if threshold is None else threshold
+    steps, batch = currents.shape[:2]
+    flat = currents.reshape(steps, batch, -1).contiguous()
+    neurons = flat.shape[2]
+    beta_vec = _per_neuron(beta, neurons, currents)
+    theta_vec = _per_neuron(threshold, neurons, currents)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (flat, beta_vec, theta_vec)):
+        spikes, _, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, None, None,
+                                                     params)
+    else:
+        run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
+        spikes, membrane, _ = run(flat.detach(), beta_vec.detach(), theta_vec.detach(), None,
+                                  None, params, True)
+    return spikes.view(currents.shape), membrane.view(currents.shape)

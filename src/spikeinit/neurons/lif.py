@@ -95,6 +95,10 @@ class LIF(nn.Module):
         self.statistics = ActivityStatistics()
         self.state: LIFState | None = None
         self._step = 0
+        self._replayed: tuple[Tensor, Tensor, LIFState] | None = None
+        #: ``(currents, their version, membranes)`` left by a fused stack's forward for the
+        #: output layer (:meth:`spikeinit.models.SpikingMLP.forward`), else ``None``.
+        self.membrane_memo: tuple[Tensor, int, Tensor] | None = None
 
     def _value_tensor(self, name: str, value: float, shape: tuple[int, ...],
                       learn: bool) -> Tensor | None:
@@ -151,7 +155,41 @@ class LIF(nn.Module):
     def reset_statistics(self) -> None:
         self.statistics = ActivityStatistics()
 
+    def replay(self, current: Tensor, spikes: Tensor, state: LIFState) -> Tensor:
+        """Deliver spikes computed elsewhere (a fused stack of layers,
+        :mod:`spikeinit.models.fused_mlp`) through this module's call.
+
+        The module's forward hooks (and pre-hooks) see ``current`` and ``spikes`` as if the
+        layer had computed ``spikes = LIF(current)`` itself, and the layer's state and step
+        count advance as they would; nothing is recomputed. Returns what the call returned
+        (``spikes``, unless a forward hook replaced it). A pre-hook that replaces the input
+        cannot be honoured: that raises ``RuntimeError``.
+        """
+        # Plain attributes, set past nn.Module.__setattr__ (which looks for parameters,
+        # buffers and submodules first): this runs for every layer at every training step.
+        self.__dict__["_replayed"] = (current, spikes, state)
+        try:
+            return self(current)
+        finally:
+            self.__dict__["_replayed"] = None
+
+    def _take_replayed(self, current: Tensor) -> Tensor:
+        expected, spikes, state = self._replayed  # type: ignore[misc]
+        attributes = self.__dict__
+        attributes["_replayed"] = None
+        if current is not expected:
+            raise RuntimeError("a forward pre-hook replaced the input of a LIF layer inside a "
+                               "fused stack, which cannot honour it; build the network with "
+                               "fused=False")
+        attributes["state"] = state
+        attributes["_step"] = self._step + current.shape[0]
+        return spikes
+
     def forward(self, current: Tensor) -> Tensor:
+        if getattr(self, "_replayed", None) is not None:
+            return self._take_replayed(current)
+        if getattr(self, "membrane_memo", None) is not None:
+            self.__dict__["membrane_memo"] = None  # computed here now, not by a stack
         if self.step_mode == "single":
             return self._forward_sequence(current.unsqueeze(0)).squeeze(0)
         return self._forward_sequence(current)

@@ -16,12 +16,25 @@ import math
 import torch
 from torch import Tensor
 
+EXACT_FLOAT32_SUM = 2**24
+"""Up to this many elements a float32 sum of integers (spikes) is exact."""
+
+PENDING_SUMS = 256
+"""The cheap mode folds its float32 per-tensor sums into the float64 total this many at a
+time."""
+
 
 class Moments:
     r"""Running count, sum and sum of squares of the elements of a stream of tensors.
 
     With ``check_finite`` (default) non-finite elements are counted as 0 and flagged in
     :attr:`nonfinite`; with ``squares=False`` only the count and the sum are kept (the mean).
+    Sums are accumulated in float64. In the cheap mode (``squares=False`` and
+    ``check_finite=False``, the training loop's spike counter, called once per layer and step)
+    a float32 tensor of at most :data:`EXACT_FLOAT32_SUM` elements is summed in float32 (no
+    float64 copy of it: exact for spike counts, integers below 2^24, and within float32
+    rounding otherwise), and these per-tensor sums are added up in float64 in batches of
+    :data:`PENDING_SUMS`, or when the total is read: one tensor operation per call.
 
     Example:
         >>> m = Moments()
@@ -34,14 +47,36 @@ class Moments:
         self.count = 0
         self.keep_squares = squares
         self.check_finite = check_finite
-        self._total: Tensor | None = None
+        self._total_: Tensor | None = None
+        self._pending: list[Tensor] = []
         self._squares: Tensor | None = None
         self._nonfinite: Tensor | None = None
+
+    @property
+    def _total(self) -> Tensor | None:
+        """The float64 sum so far (the pending float32 sums folded in)."""
+        if self._pending:
+            folded = torch.stack(self._pending).double().sum()
+            self._pending = []
+            self._total_ = folded if self._total_ is None else self._total_ + folded
+        return self._total_
+
+    @_total.setter
+    def _total(self, value: Tensor | None) -> None:
+        self._total_ = value
 
     def add(self, x: Tensor) -> None:
         """Accumulate every element of ``x`` (in float64)."""
         x = x.detach()
-        if x.numel() == 0:
+        numel = x.numel()
+        if numel == 0:
+            return
+        if (not self.check_finite and not self.keep_squares and x.dtype == torch.float32
+                and numel <= EXACT_FLOAT32_SUM):
+            self._pending.append(x.sum())
+            if len(self._pending) >= PENDING_SUMS:
+                _ = self._total  # fold them in
+            self.count += numel
             return
         if self.check_finite:
             bad = ~torch.isfinite(x)

@@ -5,7 +5,7 @@
     logits are integers in ``[0, T]``.
 ``membrane``
     ``z = (1/T) sum_t u_t``: the output LIF layer's membrane averaged over the steps, recomputed
-    (with its reset) from the output layer's input currents, which a forward pre-hook keeps.
+    (with its reset) from the output layer's input currents, which a forward hook keeps.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from spikeinit.network.probe import ActivityProbe
 from spikeinit.neurons.dynamics import initial_state, lif_step
+from spikeinit.neurons.fused import lif_membranes
 from spikeinit.neurons.lif import LIF
 
 LOSSES = ("membrane", "counts")
@@ -26,7 +27,21 @@ def lif_layers(model: nn.Module) -> list[tuple[str, LIF]]:
 
 
 def membrane_trace(lif: LIF, currents: Tensor) -> Tensor:
-    """Membrane ``u[t]`` ``(T, B, ...)`` of ``lif`` driven by ``currents`` from rest (with grad)."""
+    """Membrane ``u[t]`` ``(T, B, ...)`` of ``lif`` driven by ``currents`` from rest (with grad).
+
+    A ``fused`` LIF runs its fused loop, with the membranes' gradient in its hand-written
+    backward (:func:`~spikeinit.neurons.fused.lif_membranes`: one autograd node); a
+    ``reference`` one the step-by-step autograd loop. When ``lif`` is the output layer of a
+    fused :class:`~spikeinit.models.SpikingMLP` whose last forward took exactly ``currents``
+    (the same, unmodified tensor), the membranes that forward computed are returned: the same
+    values, with their gradient through the fused stack, and nothing recomputed.
+    """
+    memo = getattr(lif, "membrane_memo", None)
+    if (memo is not None and memo[0] is currents and memo[1] == currents._version
+            and lif.engine == "fused"):
+        return memo[2]
+    if lif.engine == "fused":
+        return lif_membranes(currents, lif.params, lif.beta, lif.threshold)[1]
     state = initial_state(currents[0])
     membranes = []
     for t in range(currents.shape[0]):
@@ -46,7 +61,9 @@ class TrainingProbe:
         self.recorder = ActivityProbe({name: (lif, 1.0) for name, lif in self.layers},
                                       currents=False).attach()
         self.output_current: Tensor | None = None
-        self._keep_handle = (self.layers[-1][1].register_forward_pre_hook(self._keep)
+        # A forward hook (not a pre-hook, which would stop a SpikingMLP from fusing its
+        # layers) sees the output layer's input as well.
+        self._keep_handle = (self.layers[-1][1].register_forward_hook(self._keep)
                              if keep_output_current else None)
 
     @property
@@ -57,7 +74,7 @@ class TrainingProbe:
     def enabled(self, value: bool) -> None:
         self.recorder.enabled = value
 
-    def _keep(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+    def _keep(self, module: nn.Module, inputs: tuple[Tensor, ...], _output: object) -> None:
         self.output_current = inputs[0]
 
     def rates(self) -> Tensor:

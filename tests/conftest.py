@@ -47,3 +47,20 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not found at {path} (set SPIKEINIT_DATA_DIR)")
     return path
+
+
+@pytest.fixture(params=["compiled", "python"])
+def backend(request, monkeypatch) -> str:
+    """Run a test on the compiled LIF kernel and on the pure-PyTorch loops (every module that
+    chooses between them is told there is no kernel)."""
+    import spikeinit.models.fused_mlp as fused_mlp
+    import spikeinit.neurons.fused as fused
+    from spikeinit.kernels import compiled_kernel
+
+    if request.param == "compiled":
+        if compiled_kernel() is None:
+            pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
+    else:
+        for module in (fused, fused_mlp):
+            monkeypatch.setattr(module, "uses_compiled_kernel", lambda tensor: False)
+    return request.param

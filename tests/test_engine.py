@@ -21,18 +21,6 @@ from spikeinit.neurons.fused import FusedLIFFunction, fused_lif
 RESETS = ["subtract", "zero", "none"]
 ORDERS = ["delayed", "immediate"]
 SURROGATES = ["fast-sigmoid", "atan"]
-BACKENDS = ["compiled", "python"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
-    """Run a test on the compiled kernel and on the pure-PyTorch loops."""
-    if request.param == "compiled":
-        if compiled_kernel() is None:
-            pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
-    else:
-        monkeypatch.setattr(fused, "uses_compiled_kernel", lambda tensor: False)
-    return request.param
 
 
 def random_case(dtype=torch.float64, steps=7, batch=3, neurons=5, seed=0):

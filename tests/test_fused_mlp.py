@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 import spikeinit.models.fused_mlp as fused_mlp
-import spikeinit.neurons.fused as fused
 from spikeinit.experiments.training import (
     TrainConfig,
     TrainingProbe,
@@ -25,18 +24,6 @@ from spikeinit.neurons.fused import lif_membranes
 
 ORDERS = ["delayed", "immediate"]
 SURROGATES = ["fast-sigmoid", "atan"]
-
-
-@pytest.fixture(params=["compiled", "python"])
-def backend(request, monkeypatch):
-    """The compiled LIF kernel and the pure-PyTorch loops."""
-    if request.param == "compiled":
-        if compiled_kernel() is None:
-            pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
-    else:
-        monkeypatch.setattr(fused_mlp, "uses_compiled_kernel", lambda tensor: False)
-        monkeypatch.setattr(fused, "uses_compiled_kernel", lambda tensor: False)
-    return request.param
 
 
 @pytest.fixture

@@ -255,13 +255,8 @@ def fused_lif(
     neuron) and may require grad. With no graph to build (inference, or nothing requiring
     grad) the membranes are not kept unless ``membranes_out`` asks for them.
     """
-    beta = params.beta if beta is None else beta
-    threshold = params.threshold if threshold is None else threshold
-    steps, batch = currents.shape[:2]
-    flat = currents.reshape(steps, batch, -1).contiguous()
-    neurons = flat.shape[2]
-    beta_vec = _per_neuron(beta, neurons, currents)
-    theta_vec = _per_neuron(threshold, neurons, currents)
+    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold)
+    steps, batch, neurons = flat.shape
     u0 = s0 = None
     if state is not None:
         u0 = state.membrane.reshape(batch, neurons).to(flat.dtype).contiguous()
@@ -284,6 +279,18 @@ def fused_lif(
     sample_shape = currents.shape[1:]
     return spikes, LIFState(u_last.view(sample_shape), spikes[-1])
 
+
+def _flat_inputs(currents: Tensor, params: LIFParameters, beta: float | Tensor | None,
+                 threshold: float | Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """``currents`` as a contiguous ``(T, B, N)`` and beta and threshold as ``(N,)`` vectors
+    (``params``' values where not given)."""
+    beta = params.beta if beta is None else beta
+    threshold = params.threshold if threshold is None else threshold
+    steps, batch = currents.shape[:2]
+    flat = currents.reshape(steps, batch, -1).contiguous()
+    neurons = flat.shape[2]
+    return (flat, _per_neuron(beta, neurons, currents),
+            _per_neuron(threshold, neurons, currents))
 
 
 def lif_membranes(
@@ -310,13 +317,7 @@ def lif_membranes(
         >>> [round(g, 4) for g in currents.grad.flatten().tolist()]
         [0.5833, 0.5, 0.3333]
     """
-    beta = params.beta if beta is None else beta
-    threshold = params.threshold if threshold is None else threshold
-    steps, batch = currents.shape[:2]
-    flat = currents.reshape(steps, batch, -1).contiguous()
-    neurons = flat.shape[2]
-    beta_vec = _per_neuron(beta, neurons, currents)
-    theta_vec = _per_neuron(threshold, neurons, currents)
+    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (flat, beta_vec, theta_vec)):
         spikes, _, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, None, None,
                                                      params)

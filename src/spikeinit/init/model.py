@@ -34,7 +34,7 @@ from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.realized import Realized, RealizeUnit, realize_units
 from spikeinit.init.registry import InitMethod, get_method
-from spikeinit.init.residual import ResidualPlan, center_filters
+from spikeinit.init.residual import ResidualPlan, center_filters, scale_module
 from spikeinit.network.graph import (
     SYNAPTIC_TYPES,
     Forward,
@@ -503,7 +503,7 @@ def initialize(
                 used *= share  # the gamma it set
             if realizing:
                 units.append(RealizeUnit(layer, layer.module if norm is None else norm.module,
-                                         ctx, behind_norm=norm is not None))
+                                         ctx))
             record = InitRecord(
                 layer.name, method, ctx.fan_in, mean,
                 variance**0.5, neuron=layer.target_name, threshold=ctx.threshold, beta=ctx.beta,
@@ -571,14 +571,6 @@ def _realizing(realize: bool | None, sample: Any, plan: ResidualPlan, point: Ope
     return realize
 
 
-def _scale(module: nn.Module, factor: float, bias: bool = True) -> None:
-    """Multiply ``module``'s weight (and, with ``bias``, its bias) by ``factor`` in place."""
-    with torch.no_grad():
-        module.weight.mul_(factor)
-        if bias and isinstance(getattr(module, "bias", None), Tensor):
-            module.bias.mul_(factor)
-
-
 def _exact_on_data(layer: SynapticLayer, data: Tensor, ctx: LayerContext, variance: float,
                    notes: list[Note]) -> float:
     r"""Rescale a layer fed by data so that its current's second moment on the sample is the
@@ -595,7 +587,7 @@ def _exact_on_data(layer: SynapticLayer, data: Tensor, ctx: LayerContext, varian
     if not (measured > 0 and intended > 0 and math.isfinite(measured)):
         return variance
     factor = math.sqrt(intended / measured)
-    _scale(layer.module, factor)
+    scale_module(layer.module, factor)
     notes.append(Note("measured", layer.name,
                       f"its current on the sample had E[I^2] = {measured:.4g} for the "
                       f"{intended:.4g} drawn for: weights x {factor:.4g}"))
@@ -620,9 +612,9 @@ def _residual_share(plan: ResidualPlan, layer: SynapticLayer, ctx: LayerContext,
         if share is not None:
             factor = share.factor
             if norm is not None:
-                _scale(norm.module, factor, bias=False)  # its gamma; its beta is 0
+                scale_module(norm.module, factor, bias=False)  # its gamma; its beta is 0
             else:
-                _scale(layer.module, factor)
+                scale_module(layer.module, factor)
             std *= share.factor
             if norm is None:
                 variance *= share.factor**2

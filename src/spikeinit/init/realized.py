@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from spikeinit.adapters.registry import first_tensor
 from spikeinit.init.context import LayerContext
-from spikeinit.init.residual import STREAM_TOLERANCE, ResidualPlan
+from spikeinit.init.residual import STREAM_TOLERANCE, ResidualPlan, scale_module
 from spikeinit.network.graph import (
     Forward,
     NetworkMap,
@@ -66,7 +66,7 @@ BRANCH_FLOOR = 0.05
 
 @dataclass(frozen=True)
 class Realized:
-    """What :func:`realize_layer` did: the factor on the layer's current, and why."""
+    """What :func:`realize_units` did for one layer: the factor on the layer's current, and why."""
 
     factor: float
     note: Note
@@ -88,15 +88,6 @@ def second_moments(current: Tensor, steps: int) -> Tensor:
     """
     rows = current.detach().double().reshape(steps, -1)
     return rows @ rows.T / rows.shape[1]
-
-
-def std_for_rate(ctx: LayerContext, rate: float, current: Tensor) -> float:
-    r""":math:`\sigma^*`: the root mean square at which the layer's neurons, driven by
-    ``current`` (``(T, ...)``) rescaled, fire at ``rate`` over the steps:
-    :math:`s\sqrt{E[I^2]}` with :math:`s` from
-    :func:`~spikeinit.theory.temporal_gain.scale_for_rate`."""
-    scale = scale_for_rate(current, ctx.neuron, rate, ctx.synaptic_decay)
-    return scale * math.sqrt(float(current.detach().double().square().mean()))
 
 
 class _Capture:
@@ -195,16 +186,20 @@ class RealizeUnit:
     layer: SynapticLayer
     driver: nn.Module
     ctx: LayerContext
-    behind_norm: bool = False
+
+    @property
+    def behind_norm(self) -> bool:
+        """Whether the scaled module is a norm behind the layer (its gamma), not the layer."""
+        return self.driver is not self.layer.module
 
 
 def realize_units(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
-                  plan: ResidualPlan, units: Sequence[RealizeUnit], rate: float,
-                  one_pass: bool | None = None) -> dict[str, Realized]:
+                  plan: ResidualPlan, units: Sequence[RealizeUnit],
+                  rate: float) -> dict[str, Realized]:
     """Make every unit exact on the sample, in forward order; what was done, per layer name.
 
     Where every measured population runs all its steps in one call (multi-step neurons), one
-    pass does it all (``one_pass=None`` or ``True``): a hook before each population rescales
+    pass does it all: a hook before each population rescales
     its driver and, in place, the current it is about to receive, so that everything
     downstream sees the rescaled network. Neurons called once per step need the whole
     current before the factor is known: one pass per layer, stopped at its neurons' last call.
@@ -212,7 +207,7 @@ def realize_units(model: nn.Module, sample: Any, forward: Forward | None, networ
     measured = [unit for unit in units if _site(network, plan, unit) is not None]
     done: dict[str, Realized] = {}
     with dropout_off(model), kept_statistics(model):
-        if one_pass is not False and all(_calls(network, unit) == 1 for unit in measured):
+        if all(_calls(network, unit) == 1 for unit in measured):
             done = _in_one_pass(model, sample, forward, network, plan, measured, rate)
         for unit in measured:  # what one pass could not do (or every unit, one step a call)
             if unit.layer.name in done:
@@ -222,7 +217,7 @@ def realize_units(model: nn.Module, sample: Any, forward: Forward | None, networ
             if pair is not None:
                 result = _factor(plan, unit, *pair, rate)
                 if result is not None:
-                    _scale(unit.driver, result.factor)
+                    scale_module(unit.driver, result.factor)
                     done[unit.layer.name] = result
     return done
 
@@ -279,7 +274,7 @@ def _in_one_pass(model: nn.Module, sample: Any, forward: Forward | None, network
                         current.add_(branch, alpha=result.factor - 1.0)
                 except RuntimeError:  # a view that cannot be written: one pass per layer
                     return
-                _scale(unit.driver, result.factor)
+                scale_module(unit.driver, result.factor)
                 done[unit.layer.name] = result
         return hook
 
@@ -306,8 +301,8 @@ def _factor(plan: ResidualPlan, unit: RealizeUnit, current: Tensor, branch: Tens
     power = float(moments.diagonal().mean())
     if not (power > 0 and math.isfinite(power)):
         return None
-    try:
-        sigma = std_for_rate(ctx, rate, current)
+    try:  # sigma*: the rms at which the neurons, driven by the current rescaled, fire at rate
+        sigma = scale_for_rate(current, ctx.neuron, rate, ctx.synaptic_decay) * math.sqrt(power)
     except ValueError:
         return None
     fraction = stream_fraction(rate, STREAM_TOLERANCE)
@@ -339,11 +334,3 @@ def _describe(moments: Tensor) -> str:
         return "(one step)"
     off = (float(moments.sum()) - float(moments.diagonal().sum())) / (steps * (steps - 1))
     return f"{off / diagonal:.3g} (mean off the diagonal)"
-
-
-def _scale(module: nn.Module, factor: float) -> None:
-    with torch.no_grad():
-        module.weight.mul_(factor)
-        bias = getattr(module, "bias", None)
-        if isinstance(bias, Tensor):
-            bias.mul_(factor)

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from spikeinit.network.graph import Addition, NetworkMap, Operand, SynapticLayer
 from spikeinit.network.moments import SPIKE_PRESERVING, keeps_spikes, through
@@ -239,6 +239,15 @@ class ResidualPlan:
     def _amplitude(self, neuron: str | None) -> float:
         site = self.network.neuron(neuron) if neuron is not None else None
         return site.description.spike_amplitude if site and site.description else 1.0
+
+
+def scale_module(module: nn.Module, factor: float, bias: bool = True) -> None:
+    """Multiply ``module``'s weight (and, with ``bias``, its bias) by ``factor`` in place:
+    a layer's current, or a norm's output (its gamma and beta), times ``factor``."""
+    with torch.no_grad():
+        module.weight.mul_(factor)
+        if bias and isinstance(getattr(module, "bias", None), Tensor):
+            module.bias.mul_(factor)
 
 
 def center_filters(weight: Tensor) -> None:

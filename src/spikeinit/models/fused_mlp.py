@@ -103,6 +103,43 @@ def _lif_forward(current: Tensor, beta: Tensor, theta: Tensor, params: LIFParame
     return spikes, membrane, u_last, compiled
 
 
+class _LayerRun(NamedTuple):
+    rows: list[Tensor]
+    membranes: list[Tensor | None]
+    spikes: list[Tensor]
+    currents: list[Tensor]
+    last: list[Tensor]
+    paths: list[bool | None]
+    compiled: list[bool]
+
+
+def _forward_layers(layers: Sequence[StackLayer], steps: int, repeated: bool, x: Tensor,
+                    tensors: Sequence[Tensor | None], with_graph: bool) -> _LayerRun:
+    """The forward pass of the stack, layer by layer: each layer's input rows, membranes
+    (kept only ``with_graph``), spikes, currents, final membranes, product path and LIF
+    backend. Without a graph every input is read detached."""
+    def plain(tensor: Tensor | None) -> Tensor | None:
+        return tensor if with_graph or tensor is None else tensor.detach()
+
+    run = _LayerRun([], [], [], [], [], [], [])
+    batch = x.shape[-2]
+    rows = plain(x if repeated else x.reshape(-1, x.shape[-1]))
+    for index, layer in enumerate(layers):
+        weight, bias, beta, theta = (plain(t) for t in tensors[4 * index: 4 * index + 4])
+        product, path = _product(layer, rows, weight, bias, with_graph)
+        neurons = weight.shape[0]
+        if repeated and index == 0:
+            current = product.unsqueeze(0).expand(steps, batch, neurons).contiguous()
+        else:
+            current = product.view(steps, batch, neurons)
+        spikes, membrane, u_last, kernel = _lif_forward(current, beta, theta, layer.params,
+                                                        with_graph)
+        for field, value in zip(run, (rows, membrane, spikes, current, u_last, path, kernel)):
+            field.append(value)
+        rows = spikes.view(steps * batch, neurons)
+    return run
+
+
 class FusedStackFunction(torch.autograd.Function):
     """``(layers, steps, repeated, x, W_1, b_1, beta_1, theta_1, ..., W_L, ...)`` ->
     ``(s^1..s^L, I^1..I^L, u^1..u^L, u^1_{T-1}..u^L_{T-1})`` (see the module docstring).
@@ -117,34 +154,14 @@ class FusedStackFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, layers: Sequence[StackLayer], steps: int, repeated: bool, x: Tensor,
                 *tensors: Tensor | None) -> tuple[Tensor, ...]:
-        spikes_out, currents_out, last_out, saved = [], [], [], []
-        paths, compiled = [], []
-        batch = x.shape[-2]
-        rows = x if repeated else x.reshape(-1, x.shape[-1])
-        for index, layer in enumerate(layers):
-            weight, bias, beta, theta = tensors[4 * index: 4 * index + 4]
-            product, path = _product(layer, rows, weight, bias, True)
-            neurons = weight.shape[0]
-            if repeated and index == 0:
-                current = product.unsqueeze(0).expand(steps, batch, neurons).contiguous()
-            else:
-                current = product.view(steps, batch, neurons)
-            spikes, membrane, u_last, kernel = _lif_forward(current, beta, theta, layer.params,
-                                                            True)
-            saved += [rows, membrane]
-            paths.append(path)
-            compiled.append(kernel)
-            spikes_out.append(spikes)
-            currents_out.append(current)
-            last_out.append(u_last)
-            rows = spikes.view(steps * batch, neurons)
+        run = _forward_layers(layers, steps, repeated, x, tensors, with_graph=True)
+        saved = [t for pair in zip(run.rows, run.membranes) for t in pair]
         ctx.save_for_backward(*saved, *tensors)
-        ctx.layers, ctx.paths, ctx.compiled = layers, paths, compiled
+        ctx.layers, ctx.paths, ctx.compiled = layers, run.paths, run.compiled
         ctx.repeated, ctx.x_shape = repeated, x.shape
-        ctx.mark_non_differentiable(*last_out)
+        ctx.mark_non_differentiable(*run.last)
         ctx.set_materialize_grads(False)
-        membranes_out = saved[1::2]
-        return (*spikes_out, *currents_out, *membranes_out, *last_out)
+        return (*run.spikes, *run.currents, *run.membranes, *run.last)
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
@@ -259,22 +276,5 @@ def linear_lif_stack(
         outputs = FusedStackFunction.apply(layers, steps, repeated, x, *tensors)
         return StackOutputs(list(outputs[:count]), list(outputs[count: 2 * count]),
                             list(outputs[2 * count: 3 * count]), list(outputs[3 * count:]))
-    spikes_out, currents_out, last_out = [], [], []
-    batch = x.shape[-2]
-    rows = x if repeated else x.reshape(-1, x.shape[-1])
-    for index, layer in enumerate(layers):
-        weight, bias, beta, theta = tensors[4 * index: 4 * index + 4]
-        product, _ = _product(layer, rows.detach(), weight.detach(),
-                              None if bias is None else bias.detach(), False)
-        neurons = weight.shape[0]
-        if repeated and index == 0:
-            current = product.unsqueeze(0).expand(steps, batch, neurons).contiguous()
-        else:
-            current = product.view(steps, batch, neurons)
-        spikes, _, u_last, _ = _lif_forward(current, beta.detach(), theta.detach(),
-                                            layer.params, False)
-        spikes_out.append(spikes)
-        currents_out.append(current)
-        last_out.append(u_last)
-        rows = spikes.view(steps * batch, neurons)
-    return StackOutputs(spikes_out, currents_out, [None] * count, last_out)
+    run = _forward_layers(layers, steps, repeated, x, tensors, with_graph=False)
+    return StackOutputs(run.spikes, run.currents, [None] * count, run.last)

@@ -86,6 +86,7 @@ from spikeinit.experiments.training import make_optimizer
 from spikeinit.kernels import tuning
 from spikeinit.machine import describe, describe_line
 from spikeinit.models import EventLinear
+from spikeinit.models.conv_layout import use_layout
 from spikeinit.models.event_linear import input_rate
 from spikeinit.models.gemm import linear_nt, onednn_available, use_backend
 from spikeinit.models.time_distributed import repeated_over_time
@@ -359,13 +360,16 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     note: str = ""
     gemm_backend: str | None = None
+    conv_layout: str | None = None
 
 
 def train_step(trainer: Trainer, x: Tensor, target: Tensor) -> None:
     """One step: cross-entropy of the spike counts summed over T, backward, optimizer step."""
-    backend = (contextlib.nullcontext() if trainer.gemm_backend is None
-               else use_backend(trainer.gemm_backend))
-    with backend:
+    with contextlib.ExitStack() as settings:
+        if trainer.gemm_backend is not None:
+            settings.enter_context(use_backend(trainer.gemm_backend))
+        if trainer.conv_layout is not None:
+            settings.enter_context(use_layout(trainer.conv_layout))
         trainer.optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(trainer.forward(x).sum(0), target)
         loss.backward()
@@ -574,8 +578,17 @@ def workload_conv(sizes: Sizes, args: argparse.Namespace, report: Report) -> Non
     weights = synaptic_weights(model)
     skipped: dict[str, str] = {}
     trainers = trainers_for(model, weights, VGG_POOLS, skipped, plain=False, compiled=False)
+    contiguous = copy.deepcopy(model)
+    trainers.insert(1, Trainer("spikeinit (contiguous)", run_spikeinit(contiguous),
+                               list(contiguous.parameters()),
+                               make_optimizer(contiguous.parameters(), LR),
+                               "SPIKEINIT_CONV_LAYOUT=contiguous (the layout before issue 17)",
+                               conv_layout="contiguous"))
     floors = {"gemm-only": (gemm_conv(model, x.contiguous()),
-                            "conv/linear fwd+bwd alone at real shapes (no neurons, no pooling)")}
+                            "conv/linear fwd+bwd alone at real shapes (no neurons, no pooling)"),
+              "gemm-only (channels-last)": (
+                  gemm_conv(model, x.contiguous(), channels_last=True),
+                  "the same, every conv input channels-last")}
     rows = time_training(trainers, floors, x, target, sizes.conv_train_steps, args, skipped)
     report.tables["conv"] = rows
     report.skipped["conv"] = skipped

@@ -219,12 +219,14 @@ def gemm_training(weights: Sequence[Tensor], rows: int, seed: int,
     return run
 
 
-def gemm_conv(model: nn.Sequential, x: Tensor) -> Callable[[], None]:
+def gemm_conv(model: nn.Sequential, x: Tensor, channels_last: bool = False
+              ) -> Callable[[], None]:
     """Each conv/linear forward + backward alone (autograd) at its real input shape.
 
     No neurons and no pooling: every synaptic layer gets a random input of the shape it sees in
     the real network (T folded into the batch), forward, then ``autograd.grad`` for its weight
-    and (except the first layer) its input.
+    and (except the first layer) its input; with ``channels_last`` the conv inputs (and so
+    outputs and gradients) are channels-last.
     """
     inputs: list[Tensor] = []
     layers: list[nn.Module] = []
@@ -232,7 +234,10 @@ def gemm_conv(model: nn.Sequential, x: Tensor) -> Callable[[], None]:
     def hook(module: nn.Module, args: tuple[Tensor, ...], _: Tensor) -> None:
         frames = args[0].reshape(-1, *args[0].shape[-3:]) if isinstance(module, nn.Conv2d) \
             else args[0].reshape(-1, args[0].shape[-1])
-        inputs.append(torch.rand_like(frames))
+        frames = torch.rand(frames.shape)
+        if channels_last and frames.ndim == 4:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        inputs.append(frames)
         layers.append(module)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
@@ -252,7 +257,7 @@ def gemm_conv(model: nn.Sequential, x: Tensor) -> Callable[[], None]:
             else:
                 out = F.linear(tensor, weight)
             wrt = [weight, tensor] if tensor.requires_grad else [weight]
-            torch.autograd.grad(out, wrt, torch.ones_like(out))
+            torch.autograd.grad(out, wrt, torch.ones_like(out))  # ones_like keeps the layout
 
     return run
 

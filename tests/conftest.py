@@ -64,3 +64,38 @@ def backend(request, monkeypatch) -> str:
         for module in (fused, fused_mlp):
             monkeypatch.setattr(module, "uses_compiled_kernel", lambda tensor: False)
     return request.param
+
+
+class FakeClock:
+    """A clock for the measurements of ``spikeinit.kernels.tuning`` that advances only when a
+    test says so (``now += seconds``): decisions, budget and cache are checked without timing
+    anything real."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+TEST_MACHINE = (("cpu", "Test CPU 9000"), ("cpu_features", "0123456789abcdef"),
+                ("torch", "9.9"))
+
+
+@pytest.fixture
+def tuning_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """For tests of measured choices: a private empty cache folder, a fresh 1000 s budget, a
+    fake clock (returned), a fixed machine identity and a quiet machine. The compiled kernels
+    are loaded from the usual cache first (they would be built again in the new folder)."""
+    from spikeinit.kernels import compiled_kernel, tuning
+
+    compiled_kernel()
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("SPIKEINIT_CACHE_DIR", str(folder))
+    monkeypatch.setattr(tuning, "_budget", tuning.Budget(1000.0))
+    clock = FakeClock()
+    monkeypatch.setattr(tuning, "clock", clock)
+    monkeypatch.setattr(tuning, "machine_identity", lambda: TEST_MACHINE)
+    monkeypatch.setattr(tuning, "machine_quiet", lambda: True)
+    return clock

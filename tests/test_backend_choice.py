@@ -16,23 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TEST_MACHINE as MACHINE
+from conftest import FakeClock
 from spikeinit.kernels import compiled_kernel, tuning
 from spikeinit.models import EventLinear, gemm
 
 event_linear = importlib.import_module("spikeinit.models.event_linear")
-
-MACHINE = (("cpu", "Test CPU 9000"), ("cpu_features", "0123456789abcdef"), ("torch", "9.9"))
-
-
-class FakeClock:
-    """``now`` advances only when a fake backend runs."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def _as_list(value: float | list[float]) -> list[float]:
     return list(value) if isinstance(value, list) else [value]
@@ -62,29 +51,13 @@ class Backends:
         return sum(self.calls.values())
 
 
-@pytest.fixture(scope="module")
-def kernel_loaded() -> bool:
-    """Load the compiled kernels from the usual cache before a test points the cache elsewhere
-    (it would be built again there)."""
-    return compiled_kernel() is not None
-
-
 @pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-            kernel_loaded: bool) -> Iterator[Backends]:
-    """A private empty cache folder, a fresh (fake) 1000 s budget, a fake clock, fake backends,
-    a fixed machine identity, and no decisions in memory (before and after)."""
-    folder = tmp_path / "cache"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("SPIKEINIT_CACHE_DIR", str(folder))
+def machine(tuning_sandbox: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backends]:
+    """:func:`tuning_sandbox` (a private cache, a fake clock and budget, a fixed machine),
+    fake backends, and no decisions in memory (before and after)."""
     monkeypatch.delenv("SPIKEINIT_GEMM", raising=False)
     monkeypatch.delenv("SPIKEINIT_EVENT_RATE", raising=False)
-    monkeypatch.setattr(tuning, "_budget", tuning.Budget(1000.0))
-    clock = FakeClock()
-    monkeypatch.setattr(tuning, "clock", clock)
-    monkeypatch.setattr(tuning, "machine_identity", lambda: MACHINE)
-    monkeypatch.setattr(tuning, "machine_quiet", lambda: True)
-    backends = Backends(clock)
+    backends = Backends(tuning_sandbox)
     monkeypatch.setattr(gemm, "_onednn_product", lambda a, b: backends.run("onednn", a, b))
     monkeypatch.setattr(gemm, "_torch_product", lambda a, b: backends.run("torch", a, b))
     monkeypatch.setattr(gemm, "onednn_available", lambda: True)

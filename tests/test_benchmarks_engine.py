@@ -19,6 +19,9 @@ def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(output.read_text())
     assert {"A", "B", "conv"} <= set(report["tables"])
+    conv = {row["engine"] for row in report["tables"]["conv"]}
+    assert {"gemm-only", "gemm-only (channels-last)", "spikeinit",
+            "spikeinit (contiguous)"} <= conv
     engines = {row["engine"] for row in report["tables"]["A"]}
     assert {"gemm-only", "eager reference", "spikeinit dense", "spikeinit"} <= engines
     forced = report["checks"]["A_teacher_forced"]
@@ -31,5 +34,5 @@ def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):
     meta = report["meta"]
     assert meta["cpu"] and meta["cpu_vendor"] and meta["threads"] == 1 and meta["torch"]
     assert len(meta["load_average"]) == 3 and "load_average_end" in meta and meta["date"]
-    assert set(meta["choices"]) == {"gemm", "event"}
+    assert set(meta["choices"]) == {"gemm", "event", "conv"}
     assert "CPU: " in result.stdout and "run-time choices" in result.stdout

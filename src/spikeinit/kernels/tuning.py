@@ -292,14 +292,18 @@ class Choices:
 
 
 def all_choices() -> dict[str, dict[str, dict[str, Any]]]:
-    """The decisions in force for the current thread count: ``{"gemm": ..., "event": ...}``
+    """The decisions in force for the current thread count:
+    ``{"gemm": ..., "event": ..., "conv": ...}``
     (:func:`spikeinit.models.gemm.backend_choices`,
-    :func:`spikeinit.models.event_linear.event_rate_choices`)."""
+    :func:`spikeinit.models.event_linear.event_rate_choices`,
+    :func:`spikeinit.models.conv_layout.layout_choices`)."""
     import importlib
 
     gemm = importlib.import_module("spikeinit.models.gemm")
     event_linear = importlib.import_module("spikeinit.models.event_linear")
-    return {"gemm": gemm.backend_choices(), "event": event_linear.event_rate_choices()}
+    conv_layout = importlib.import_module("spikeinit.models.conv_layout")
+    return {"gemm": gemm.backend_choices(), "event": event_linear.event_rate_choices(),
+            "conv": conv_layout.layout_choices()}
 
 
 def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
@@ -315,6 +319,12 @@ def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         rate = entry.get("max_rate")
         limit = f"events up to rate {rate:.3f}" if rate is not None else "fixed fallback rate"
         lines.append(f"event path {name:30s} -> {limit} [{entry['source']}]")
+    for name, entry in choices.get("conv", {}).items():
+        times = ""
+        if "channels_last_s" in entry:
+            times = (f" (channels-last {entry['channels_last_s'] * 1e3:.3f} ms, contiguous "
+                     f"{entry['contiguous_s'] * 1e3:.3f} ms, {entry['frames']} frames)")
+        lines.append(f"conv {name:36s} -> {entry['layout']}{times} [{entry['source']}]")
     return lines or ["none yet (no product large enough to measure)"]
 
 

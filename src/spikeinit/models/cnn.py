@@ -14,6 +14,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
+from spikeinit.models.conv_layout import conv_frames, keep_grad_layout
 from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.time_distributed import (
@@ -78,7 +79,7 @@ class ConvBlock(nn.Module):
 
     def _synapse(self, frames: Tensor) -> Tensor:
         """Input currents of the neurons for frames ``(N, C, H, W)``."""
-        currents = self.conv(frames)
+        currents = conv_frames(self.conv, frames)
         return currents if self.norm is None else self.norm(currents)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -87,7 +88,7 @@ class ConvBlock(nn.Module):
         else:
             currents = self._synapse(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         spikes = self.neurons(currents)
-        return fold_time(self.pool, spikes)
+        return keep_grad_layout(fold_time(self.pool, spikes))
 
 
 class SpikingCNN(nn.Module):

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.models.cnn import NORMS
+from spikeinit.models.conv_layout import conv_frames
 from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.time_distributed import (
     TimeDistributed,
@@ -91,7 +92,7 @@ class ConvNorm(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels) if norm == "batch" else None
 
     def _frames(self, frames: Tensor) -> Tensor:
-        currents = self.conv(frames)
+        currents = conv_frames(self.conv, frames)
         return currents if self.norm is None else self.norm(currents)
 
     def forward(self, x: Tensor) -> Tensor:

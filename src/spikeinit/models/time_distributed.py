@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from spikeinit._validation import check_positive_int
@@ -33,8 +35,41 @@ def once_over_time(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 
 def _run_once(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    frame = function(x[0])
-    return frame.unsqueeze(0).expand(x.shape[0], *frame.shape).contiguous()
+    return repeat_frame(function(x[0]), x.shape[0])
+
+
+def repeat_frame(frame: Tensor, steps: int) -> Tensor:
+    r"""``frame`` ``(B, ...)`` copied into a new ``(steps, B, ...)`` tensor, each step laid out
+    as ``frame`` is (a channels-last frame stays channels-last; others are contiguous).
+
+    The gradient is :math:`\nabla_{\text{frame}} = \sum_t \nabla_{y_t}`, summed in the same
+    layout (PyTorch's own sum over the time axis of channels-last steps returns a contiguous
+    frame, slowly, and the convolution behind it would convert it back).
+
+    Example:
+        >>> frame = torch.rand(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+        >>> y = repeat_frame(frame, 5)
+        >>> y.shape, y[4].is_contiguous(memory_format=torch.channels_last), torch.equal(y[4], frame)
+        (torch.Size([5, 2, 3, 4, 4]), True, True)
+    """
+    if frame.ndim != 4 or frame.is_contiguous() or \
+            not frame.is_contiguous(memory_format=torch.channels_last):
+        return frame.unsqueeze(0).expand(steps, *frame.shape).contiguous()
+    return _RepeatChannelsLast.apply(frame, steps)
+
+
+class _RepeatChannelsLast(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, frame: Tensor, steps: int) -> Tensor:
+        out = torch.empty_strided((steps, *frame.shape), (frame.numel(), *frame.stride()),
+                                  dtype=frame.dtype, device=frame.device)
+        return out.copy_(frame.unsqueeze(0).expand(steps, *frame.shape))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        # (T, B, C, H, W) with channels-last steps is (T, B, H, W, C) in memory: sum there
+        total = grad.permute(0, 1, 3, 4, 2).sum(0)
+        return total.permute(0, 3, 1, 2), None
 
 
 def check_frame_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:

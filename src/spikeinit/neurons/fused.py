@@ -232,12 +232,14 @@ class FusedLIFFunction(torch.autograd.Function):
         )
 
 
-def _per_neuron(value: float | Tensor, neurons: int, like: Tensor) -> Tensor:
-    """Broadcast a per-layer or per-neuron value to a contiguous ``(neurons,)`` vector."""
+def _per_neuron(value: float | Tensor, neurons: int, like: Tensor,
+                layout: NeuronLayout) -> Tensor:
+    """Broadcast a per-layer or per-neuron value to a contiguous ``(neurons,)`` vector in
+    ``layout``'s neuron order."""
     if not isinstance(value, Tensor):
         return torch.full((neurons,), float(value), dtype=like.dtype, device=like.device)
     value = value.to(dtype=like.dtype, device=like.device)
-    return value.expand(like.shape[2:]).reshape(neurons).contiguous()
+    return layout.per_neuron(value.expand(like.shape[2:])).contiguous()
 
 
 def fused_lif(
@@ -255,12 +257,13 @@ def fused_lif(
     neuron) and may require grad. With no graph to build (inference, or nothing requiring
     grad) the membranes are not kept unless ``membranes_out`` asks for them.
     """
-    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold)
+    layout = NeuronLayout.of(currents)
+    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold, layout)
     steps, batch, neurons = flat.shape
     u0 = s0 = None
     if state is not None:
-        u0 = state.membrane.reshape(batch, neurons).to(flat.dtype).contiguous()
-        s0 = state.spikes.reshape(batch, neurons).to(flat.dtype).contiguous()
+        u0 = layout.flat_state(state.membrane, batch, neurons).to(flat.dtype).contiguous()
+        s0 = layout.flat_state(state.spikes, batch, neurons).to(flat.dtype).contiguous()
     inputs = (flat, beta_vec, theta_vec, u0, s0)
     grad_needed = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in inputs)
@@ -268,29 +271,79 @@ def fused_lif(
         spikes, u_last, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, u0, s0,
                                                           params)
         if membranes_out is not None:
-            membranes_out.copy_(membrane.detach().view_as(membranes_out))
+            membranes_out.copy_(layout.unflatten(membrane.detach(), currents.shape))
     else:
         run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
         spikes, membrane, u_last = run(flat.detach(), beta_vec.detach(), theta_vec.detach(),
                                        u0, s0, params, membranes_out is not None)
         if membranes_out is not None:
-            membranes_out.copy_(membrane.view_as(membranes_out))
-    spikes = spikes.view(currents.shape)
-    sample_shape = currents.shape[1:]
-    return spikes, LIFState(u_last.view(sample_shape), spikes[-1])
+            membranes_out.copy_(layout.unflatten(membrane, currents.shape))
+    spikes = layout.unflatten(spikes, currents.shape)
+    u_last = layout.unflatten(u_last.unsqueeze(0), (1, *currents.shape[1:]))[0]
+    return spikes, LIFState(u_last, spikes[-1])
+
+
+class NeuronLayout:
+    """The order in which the neurons of a ``(T, B, ...)`` tensor lie in memory.
+
+    The kernel runs over a contiguous ``(T, B, N)`` block. A tensor whose frames are
+    channels-last (``(T, B, C, H, W)`` with strides of ``(T, B, H, W, C)``, as channels-last
+    convolutions return it) is such a block already, with the neurons in ``(H, W, C)`` order:
+    it is run in that order, not copied to ``(C, H, W)`` order and back, and the spikes keep
+    its layout. ``order`` is the permutation of the sample dimensions (``None``: as they are).
+    """
+
+    __slots__ = ("order",)
+
+    def __init__(self, order: tuple[int, ...] | None) -> None:
+        self.order = order
+
+    @classmethod
+    def of(cls, currents: Tensor) -> NeuronLayout:
+        if currents.ndim == 5 and not currents.is_contiguous() and \
+                currents.permute(0, 1, 3, 4, 2).is_contiguous():
+            return cls((1, 2, 0))
+        return cls(None)
+
+    def _permute(self, tensor: Tensor, leading: int) -> Tensor:
+        if self.order is None:
+            return tensor
+        return tensor.permute(*range(leading), *(leading + d for d in self.order))
+
+    def flatten(self, currents: Tensor) -> Tensor:
+        """``(T, B, ...)`` -> contiguous ``(T, B, N)`` in memory order (a view when it is)."""
+        steps, batch = currents.shape[:2]
+        return self._permute(currents, 2).reshape(steps, batch, -1).contiguous()
+
+    def flat_state(self, state: Tensor, batch: int, neurons: int) -> Tensor:
+        """A ``(B, ...)`` state as ``(B, N)`` in the same neuron order."""
+        return self._permute(state, 1).reshape(batch, neurons)
+
+    def per_neuron(self, values: Tensor) -> Tensor:
+        """One sample's values ``(...)`` as ``(N,)`` in the same neuron order."""
+        return self._permute(values, 0).reshape(-1)
+
+    def unflatten(self, flat: Tensor, shape: tuple[int, ...] | torch.Size) -> Tensor:
+        """A ``(T, B, N)`` result as ``shape`` ``(T, B, ...)``, a view in this layout."""
+        if self.order is None:
+            return flat.view(shape)
+        permuted = [shape[0], shape[1], *(shape[2 + d] for d in self.order)]
+        inverse = [self.order.index(d) for d in range(len(self.order))]
+        return flat.view(permuted).permute(0, 1, *(2 + d for d in inverse))
 
 
 def _flat_inputs(currents: Tensor, params: LIFParameters, beta: float | Tensor | None,
-                 threshold: float | Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """``currents`` as a contiguous ``(T, B, N)`` and beta and threshold as ``(N,)`` vectors
-    (``params``' values where not given)."""
+                 threshold: float | Tensor | None,
+                 layout: NeuronLayout | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``currents`` as a contiguous ``(T, B, N)`` in ``layout``'s neuron order, and beta and
+    threshold as ``(N,)`` vectors in the same order (``params``' values where not given)."""
+    layout = NeuronLayout.of(currents) if layout is None else layout
     beta = params.beta if beta is None else beta
     threshold = params.threshold if threshold is None else threshold
-    steps, batch = currents.shape[:2]
-    flat = currents.reshape(steps, batch, -1).contiguous()
+    flat = layout.flatten(currents)
     neurons = flat.shape[2]
-    return (flat, _per_neuron(beta, neurons, currents),
-            _per_neuron(threshold, neurons, currents))
+    return (flat, _per_neuron(beta, neurons, currents, layout),
+            _per_neuron(threshold, neurons, currents, layout))
 
 
 def lif_membranes(
@@ -317,7 +370,8 @@ def lif_membranes(
         >>> [round(g, 4) for g in currents.grad.flatten().tolist()]
         [0.5833, 0.5, 0.3333]
     """
-    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold)
+    layout = NeuronLayout.of(currents)
+    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold, layout)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (flat, beta_vec, theta_vec)):
         spikes, _, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, None, None,
                                                      params)
@@ -325,4 +379,5 @@ def lif_membranes(
         run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
         spikes, membrane, _ = run(flat.detach(), beta_vec.detach(), theta_vec.detach(), None,
                                   None, params, True)
-    return spikes.view(currents.shape), membrane.view(currents.shape)
+    return (layout.unflatten(spikes, currents.shape),
+            layout.unflatten(membrane, currents.shape))

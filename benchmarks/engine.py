@@ -12,9 +12,13 @@ ratios use), ``gemm-only (oneDNN)`` (the same products through oneDNN, forced),
 ``gemm-only (spikeinit)`` (the products spikeinit runs, through the backend its ``auto``
 setting measured faster on this CPU, ``spikeinit.models.gemm``), a hand-written eager PyTorch
 reference (A) or plain-autograd LIF (B), spikeinit, and snnTorch, SpikingJelly and Norse where
-installed (each skipped with its reason otherwise). B and conv feed every engine the same
-input, a static image broadcast over T (``image.expand(T, ...)``, as ``spikeinit train``
-does); spikeinit recognises it and runs the first layer once, the others compute it T times.
+installed (each skipped with its reason otherwise). In B, ``spikeinit`` is the network built as
+a user would, ``SpikingMLP`` (its ``Linear -> LIF`` blocks one fused autograd node), and
+``spikeinit (module by module)`` the same ``EventLinear``/``LIF`` modules in an
+``nn.Sequential``; in conv, ``spikeinit (contiguous)`` runs without channels-last. B and conv
+feed every engine the same input, a static image broadcast over T (``image.expand(T, ...)``,
+as ``spikeinit train`` does); spikeinit recognises it and runs the first layer once, the
+others compute it T times.
 All engines share spikeinit's ``initialize(model, "paper")`` weights. Spikes are checked layer
 by layer, teacher-forced.
 Peak memory is the profiler's live-tensor high-water mark of one training step; "saved" is what
@@ -69,6 +73,7 @@ from engine_references import (
     run_spikeinit,
     spikeinit_layer,
     spikeinit_mlp,
+    spikeinit_stack,
     spikeinit_vgg,
     synaptic_weights,
     teacher_forced,
@@ -377,12 +382,20 @@ def train_step(trainer: Trainer, x: Tensor, target: Tensor) -> None:
 
 
 def trainers_for(
-    model: nn.Sequential, weights: Sequence[Tensor], pools: Sequence[bool],
+    model: nn.Module, weights: Sequence[Tensor], pools: Sequence[bool],
     skipped: dict[str, str], plain: bool, compiled: bool,
+    module_by_module: nn.Module | None = None,
 ) -> list[Trainer]:
-    """spikeinit (fused Adam), plain autograd (B only) and the installed peers (default Adam)."""
+    """spikeinit (fused Adam), plain autograd (B only) and the installed peers (default Adam);
+    ``module_by_module``, if given, is the same network as ``model`` run layer by layer."""
     trainers = [Trainer("spikeinit", run_spikeinit(model), list(model.parameters()),
                         make_optimizer(model.parameters(), LR))]
+    if module_by_module is not None:
+        trainers.append(Trainer("spikeinit (module by module)", run_spikeinit(module_by_module),
+                                list(module_by_module.parameters()),
+                                make_optimizer(module_by_module.parameters(), LR),
+                                "nn.Sequential(EventLinear, LIF, ...): one autograd node "
+                                "per module"))
     if plain:
         with_mm = copy.deepcopy(model)
         trainers.append(Trainer("spikeinit (torch.mm)", run_spikeinit(with_mm),
@@ -502,7 +515,9 @@ def workload_b(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
     spikeinit.initialize(model, "paper", sample=x)
     weights = synaptic_weights(model)
     skipped: dict[str, str] = {}
-    trainers = trainers_for(model, weights, (), skipped, plain=True, compiled=args.compile)
+    stack = spikeinit_stack(sizes.b_sizes, weights)
+    trainers = trainers_for(stack, weights, (), skipped, plain=True, compiled=args.compile,
+                            module_by_module=model)
     gemm = gemm_training(weights, steps * batch, args.seed + 3)
     ours = gemm_training(weights, steps * batch, args.seed + 3, linear_nt, first_rows=batch)
     floors = {"gemm-only": (gemm, "torch.mm, all layers on T*B rows, no optimizer")}
@@ -513,7 +528,7 @@ def workload_b(sizes: Sizes, args: argparse.Namespace, report: Report) -> None:
     rows = time_training(trainers, floors, x, target, sizes.b_train_steps, args, skipped)
     report.tables["B"] = rows
     report.skipped["B"] = skipped
-    report.split = step_split(next(t for t in trainers if t.name == "spikeinit"), model, x,
+    report.split = step_split(next(t for t in trainers if t.name == "spikeinit"), stack, x,
                               target, ours, args)
     report.checks["B_synapse_paths"] = synapse_paths(model, x)
     report.checks["B_forward_backward_memory"] = forward_backward_memory(trainers, x, target)

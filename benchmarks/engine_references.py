@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine_peers import BETA, SLOPE, THRESHOLD, Engine
-from spikeinit.models import ConvBlock, EventLinear
+from spikeinit.models import ConvBlock, EventLinear, SpikingMLP
 from spikeinit.models.gemm import use_backend
 from spikeinit.neurons import LIF, reset_states
 
@@ -56,6 +56,17 @@ def spikeinit_mlp(sizes: Sequence[int], order: str = "delayed",
         layers += [EventLinear(fan_in, fan_out, bias=False, event_driven=event_driven),
                    LIF(**lif_options(order))]
     return nn.Sequential(*layers)
+
+
+def spikeinit_stack(sizes: Sequence[int], weights: Sequence[Tensor]) -> SpikingMLP:
+    """The same network as :func:`spikeinit_mlp` built as a user would, a ``SpikingMLP``
+    without input layer (its ``Linear -> LIF`` blocks run as one fused autograd node), with
+    the given weights."""
+    stack = SpikingMLP(list(sizes), bias=False, input_layer=False, **lif_options())
+    with torch.no_grad():
+        for linear, weight in zip(stack.synapses, weights, strict=True):
+            linear.weight.copy_(weight)
+    return stack
 
 
 def spikeinit_layer(model: nn.Sequential) -> Callable[[int, Tensor], Tensor]:

@@ -101,6 +101,7 @@ MIN_SYNAPSES = 65_536
 """Smaller weight matrices stay dense: below this the call overhead eats the saving."""
 
 _RATE_SAMPLE_ROWS = 128
+_RATE_SAMPLE_ENTRIES = 32_768
 
 
 _rate_override: list[float | None] = []
@@ -265,7 +266,8 @@ def forget_event_choices() -> None:
 
 
 def input_rate(x: Tensor) -> float:
-    r"""Fraction of nonzero entries, estimated from at most 128 rows spread over the input.
+    r"""Fraction of nonzero entries, estimated from rows spread over the input: at most 128,
+    and no more than fill 32768 entries (at least one row).
 
     Counted as :math:`\sum \operatorname{sign}|x|` (exact in float32 below :math:`2^{24}`
     entries; a NaN counts as zero): on CPU, ``torch.count_nonzero`` takes about 9x as long,
@@ -276,8 +278,8 @@ def input_rate(x: Tensor) -> float:
         0.5
     """
     rows = x.reshape(-1, x.shape[-1])
-    stride = max(1, rows.shape[0] // _RATE_SAMPLE_ROWS)
-    sample = rows[::stride].detach()
+    count = min(_RATE_SAMPLE_ROWS, max(1, _RATE_SAMPLE_ENTRIES // max(rows.shape[1], 1)))
+    sample = rows[::max(1, rows.shape[0] // count)][:count].detach()
     if sample.is_floating_point():
         count = float(sample.abs().sign_().sum())
     else:

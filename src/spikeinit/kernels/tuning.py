@@ -78,6 +78,48 @@ lock = threading.RLock()
 measures the GEMM it competes with)."""
 
 
+class Setting:
+    """A choice read from an environment variable (``variable``, one of ``choices``, empty
+    meaning ``"auto"``), which :meth:`use` overrides for a block of code.
+
+    Example:
+        >>> mode = Setting("SPIKEINIT_EXAMPLE_MODE", ("auto", "fast", "exact"), "mode")
+        >>> with mode.use("exact"):
+        ...     mode.value()
+        'exact'
+        >>> mode.value()  # the variable is not set
+        'auto'
+    """
+
+    def __init__(self, variable: str, choices: tuple[str, ...], label: str) -> None:
+        self.variable = variable
+        self.choices = choices
+        self.label = label
+        self._override: list[str] = []
+
+    def checked(self, value: str, source: str) -> str:
+        value = value.strip().lower() or "auto"
+        if value not in self.choices:
+            raise ValueError(f"{source} must be one of {', '.join(self.choices)}, "
+                             f"got {value!r}")
+        return value
+
+    def value(self) -> str:
+        """The innermost :meth:`use`, else the environment variable (default ``auto``)."""
+        if self._override:
+            return self._override[-1]
+        return self.checked(os.environ.get(self.variable, "auto"), self.variable)
+
+    @contextlib.contextmanager
+    def use(self, value: str) -> Iterator[None]:
+        """Run the enclosed code with ``value`` (checked; the error names :attr:`label`)."""
+        self._override.append(self.checked(value, self.label))
+        try:
+            yield
+        finally:
+            self._override.pop()
+
+
 class Budget:
     """Measuring time spent by this process, against a limit (seconds)."""
 
@@ -306,24 +348,27 @@ def all_choices() -> dict[str, dict[str, dict[str, Any]]]:
             "conv": conv_layout.layout_choices()}
 
 
+def _times(entry: dict[str, Any], labels: dict[str, str], extra: str = "") -> str:
+    """`` (label a ms, label b ms[, extra])`` from an entry's measured seconds, or ``""``."""
+    if not all(key in entry for key in labels):
+        return ""
+    parts = [f"{label} {entry[key] * 1e3:.3f} ms" for key, label in labels.items()]
+    return f" ({', '.join([*parts, extra] if extra else parts)})"
+
+
 def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """:func:`all_choices` as lines of text, one per decision."""
     lines = []
     for name, entry in choices.get("gemm", {}).items():
-        times = ""
-        if "onednn_s" in entry:
-            times = (f" (oneDNN {entry['onednn_s'] * 1e3:.3f} ms, torch.mm "
-                     f"{entry['torch_s'] * 1e3:.3f} ms)")
+        times = _times(entry, {"onednn_s": "oneDNN", "torch_s": "torch.mm"})
         lines.append(f"GEMM {name:20s} -> {entry['backend']}{times} [{entry['source']}]")
     for name, entry in choices.get("event", {}).items():
         rate = entry.get("max_rate")
         limit = f"events up to rate {rate:.3f}" if rate is not None else "fixed fallback rate"
         lines.append(f"event path {name:30s} -> {limit} [{entry['source']}]")
     for name, entry in choices.get("conv", {}).items():
-        times = ""
-        if "channels_last_s" in entry:
-            times = (f" (channels-last {entry['channels_last_s'] * 1e3:.3f} ms, contiguous "
-                     f"{entry['contiguous_s'] * 1e3:.3f} ms, {entry['frames']} frames)")
+        times = _times(entry, {"channels_last_s": "channels-last", "contiguous_s": "contiguous"},
+                       f"{entry.get('frames')} frames")
         lines.append(f"conv {name:36s} -> {entry['layout']}{times} [{entry['source']}]")
     return lines or ["none yet (no product large enough to measure)"]
 

@@ -33,8 +33,7 @@ LIF runs over channels-last currents in their memory order
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -56,26 +55,16 @@ PROBE_MACS = 2**28
 pass under this many multiply-adds (at least one frame): about 10-20 ms on one core, so that
 measuring both layouts, forward and backward, stays within a few hundred milliseconds."""
 
-_override: list[str] = []
-
-
-def _checked(value: str, source: str) -> str:
-    value = value.strip().lower() or "auto"
-    if value not in CONV_LAYOUTS:
-        raise ValueError(f"{source} must be one of {', '.join(CONV_LAYOUTS)}, got {value!r}")
-    return value
+_setting = tuning.Setting(LAYOUT_VARIABLE, CONV_LAYOUTS, "layout")
 
 
 def conv_layout() -> str:
     """The layout setting in force: the innermost :func:`use_layout`, else
     ``SPIKEINIT_CONV_LAYOUT`` (default ``auto``)."""
-    if _override:
-        return _override[-1]
-    return _checked(os.environ.get(LAYOUT_VARIABLE, "auto"), LAYOUT_VARIABLE)
+    return _setting.value()
 
 
-@contextlib.contextmanager
-def use_layout(layout: str) -> Iterator[None]:
+def use_layout(layout: str) -> contextlib.AbstractContextManager[None]:
     """Run the enclosed code with another layout setting (``auto``, ``channels_last`` or
     ``contiguous``).
 
@@ -85,11 +74,7 @@ def use_layout(layout: str) -> Iterator[None]:
         ...     conv_frames(conv, frames).is_contiguous(memory_format=torch.channels_last)
         True
     """
-    _override.append(_checked(layout, "layout"))
-    try:
-        yield
-    finally:
-        _override.pop()
+    return _setting.use(layout)
 
 
 def is_channels_last(x: Tensor) -> bool:

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -65,26 +63,16 @@ at least this many times oneDNN's: a tie goes to ``torch.mm``, bit-identical to
 ``nn.Linear``."""
 
 
-_override: list[str] = []
-
-
-def _checked(value: str, source: str) -> str:
-    value = value.strip().lower() or "auto"
-    if value not in GEMM_BACKENDS:
-        raise ValueError(f"{source} must be one of {', '.join(GEMM_BACKENDS)}, got {value!r}")
-    return value
+_setting = tuning.Setting("SPIKEINIT_GEMM", GEMM_BACKENDS, "backend")
 
 
 def gemm_backend() -> str:
     """The backend in force: the innermost :func:`use_backend`, else ``SPIKEINIT_GEMM``
     (default ``auto``)."""
-    if _override:
-        return _override[-1]
-    return _checked(os.environ.get("SPIKEINIT_GEMM", "auto"), "SPIKEINIT_GEMM")
+    return _setting.value()
 
 
-@contextlib.contextmanager
-def use_backend(backend: str) -> Iterator[None]:
+def use_backend(backend: str) -> contextlib.AbstractContextManager[None]:
     """Run the enclosed code with another GEMM backend (``auto``, ``onednn`` or ``torch``).
 
     Example:
@@ -94,11 +82,7 @@ def use_backend(backend: str) -> Iterator[None]:
         ...     torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
         True
     """
-    _override.append(_checked(backend, "backend"))
-    try:
-        yield
-    finally:
-        _override.pop()
+    return _setting.use(backend)
 
 
 def _onednn_linear(a: Tensor, b: Tensor, bias: Tensor | None) -> Tensor:

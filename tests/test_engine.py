@@ -9,14 +9,15 @@ import sys
 
 import pytest
 import torch
+from torch import Tensor
 
 import spikeinit.neurons.fused as fused
 from spikeinit import initialize
 from spikeinit.experiments.training import make_optimizer
-from spikeinit.kernels import compiled_kernel, kernel_preference
+from spikeinit.kernels import RECOMPUTE_STEPS, compiled_kernel, kernel_preference
 from spikeinit.models import EventLinear, TimeDistributed, deep_network
 from spikeinit.neurons import LIF, LIFParameters, LIFState, lif_multistep
-from spikeinit.neurons.fused import FusedLIFFunction, fused_lif
+from spikeinit.neurons.fused import FusedLIFFunction, RecomputingLIFFunction, fused_lif
 
 RESETS = ["subtract", "zero", "none"]
 ORDERS = ["delayed", "immediate"]
@@ -373,3 +374,57 @@ def test_cache_dir_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
     assert fallback.name.startswith("spikeinit-")
     monkeypatch.setenv("SPIKEINIT_CACHE_DIR", str(tmp_path / "chosen"))
     assert compiled.cache_dir() == tmp_path / "chosen"
+
+
+# ----------------------------------------------------------------------------- recomputation
+
+
+@pytest.mark.parametrize(("reset", "order", "detach", "surrogate"),
+                         list(itertools.product(RESETS, ORDERS, [True, False], SURROGATES)))
+def test_recomputing_the_membranes_gives_the_gradients_of_saving_them(reset, order, detach,
+                                                                        surrogate):
+    if compiled_kernel() is None:
+        pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
+    params = LIFParameters(reset=reset, reset_order=order, detach_reset=detach,
+                           surrogate=surrogate, surrogate_slope=3.0)
+    x, beta, theta, u0, s0 = random_case(torch.float32, steps=RECOMPUTE_STEPS, batch=4,
+                                         neurons=300, seed=5)  # 300: two chunks, one partial
+    weights = torch.randn(RECOMPUTE_STEPS, 4, 300), torch.randn(4, 300)
+    results = []
+    for function in (FusedLIFFunction, RecomputingLIFFunction):
+        leaves = [t.clone().requires_grad_() for t in (x, beta, theta, u0, s0)]
+        spikes, u_last, *_ = function.apply(*leaves, params)
+        loss = (spikes * weights[0]).sum() + (u_last * weights[1]).sum()
+        results.append((spikes.detach(), u_last.detach(), torch.autograd.grad(loss, leaves)))
+    (spikes, u_last, grads), (re_spikes, re_u_last, re_grads) = results
+    assert spikes.sum() > 0
+    assert torch.equal(re_spikes, spikes) and torch.equal(re_u_last, u_last)
+    for name, got, want in zip(("current", "beta", "theta", "u0", "s0"), re_grads, grads):
+        assert torch.equal(got, want), name
+
+
+def _saved_storages(steps: int) -> tuple[Tensor, list[int]]:
+    x = torch.randn(steps, 8, 100, requires_grad=True)
+    pointers: list[int] = []
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: pointers.append(t.untyped_storage().data_ptr()) or t, lambda t: t):
+        LIF()(x)
+    return x, pointers
+
+
+def test_up_to_recompute_steps_the_currents_are_saved_instead_of_the_membranes():
+    if compiled_kernel() is None:
+        pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
+    x, pointers = _saved_storages(RECOMPUTE_STEPS)
+    assert x.untyped_storage().data_ptr() in pointers  # no membranes: the currents themselves
+    x, pointers = _saved_storages(RECOMPUTE_STEPS + 1)
+    assert x.untyped_storage().data_ptr() not in pointers  # the membranes, a new tensor
+
+
+def test_the_kernel_refuses_to_recompute_more_steps_than_its_buffer_holds():
+    if compiled_kernel() is None:
+        pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
+    x, beta, theta, *_ = random_case(torch.float32, steps=RECOMPUTE_STEPS + 1)
+    with pytest.raises(RuntimeError, match="status 2"):
+        fused._backward_compiled(torch.ones_like(x), x, beta, theta, None, None, None,
+                                 LIFParameters(), recompute=True)

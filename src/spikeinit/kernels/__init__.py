@@ -6,7 +6,13 @@ codes), written once. :mod:`spikeinit.neurons.fused` and :mod:`spikeinit.models.
 call them, with a pure-PyTorch fallback where they are unavailable.
 """
 
-from spikeinit.kernels.abi import ABI_VERSION, ORDER_CODES, RESET_CODES, SURROGATE_CODES
+from spikeinit.kernels.abi import (
+    ABI_VERSION,
+    ORDER_CODES,
+    RECOMPUTE_STEPS,
+    RESET_CODES,
+    SURROGATE_CODES,
+)
 from spikeinit.kernels.loader import (
     KERNEL_PREFERENCES,
     KernelBuildError,
@@ -21,6 +27,7 @@ from spikeinit.kernels.loader import (
 
 __all__ = [
     "ABI_VERSION",
+    "RECOMPUTE_STEPS",
     "KERNEL_PREFERENCES",
     "ORDER_CODES",
     "RESET_CODES",

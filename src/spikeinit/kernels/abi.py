@@ -15,7 +15,10 @@ RESET_ORDERS = ("delayed", "immediate")
 SURROGATES = ("fast-sigmoid", "atan")
 
 #: Bumped whenever a kernel function's signature or meaning changes.
-ABI_VERSION = 4
+ABI_VERSION = 5
+
+#: The most steps the backward recomputes the membranes for, from the saved currents.
+RECOMPUTE_STEPS = 16
 
 RESET_CODES = {name: code for code, name in enumerate(RESETS)}
 ORDER_CODES = {name: code for code, name in enumerate(RESET_ORDERS)}
@@ -33,7 +36,8 @@ def defines() -> list[str]:
         >>> "-DSPIKEINIT_RESET_SUBTRACT=0" in defines()
         True
     """
-    flags = [f"-DSPIKEINIT_ABI_VERSION={ABI_VERSION}"]
+    flags = [f"-DSPIKEINIT_ABI_VERSION={ABI_VERSION}",
+             f"-DSPIKEINIT_RECOMPUTE_STEPS={RECOMPUTE_STEPS}"]
     for prefix, codes in (("RESET", RESET_CODES), ("ORDER", ORDER_CODES),
                           ("SURROGATE", SURROGATE_CODES)):
         flags += [f"-D{_macro(prefix, name)}={code}" for name, code in codes.items()]

@@ -21,6 +21,9 @@
 namespace {
 
 constexpr int64_t kChunk = 256;  // neurons whose state stays in registers/L1 across all T
+// The backward can take the currents instead of the saved membranes and recompute u[t] of a
+// chunk into a local buffer, for up to this many steps (Python checks T against it).
+constexpr int64_t kRecomputeSteps = SPIKEINIT_RECOMPUTE_STEPS;
 
 // The codes come from Python (spikeinit/kernels/abi.py passes them as -D flags).
 enum Reset { kSubtract = SPIKEINIT_RESET_SUBTRACT, kZero = SPIKEINIT_RESET_ZERO,
@@ -145,33 +148,58 @@ inline void backward_step(int64_t width, const S* __restrict__ gs,
 //          (+ gU[t], the gradient of the returned membranes, when grad_membrane is given)
 //   dL/dI[t] = a[t],  dL/dbeta += a[t] * du[t]/dbeta,
 //   dL/dtheta += -g[t] * h'(u[t] - theta) + a[t] * du[t]/dtheta
+// With `recompute`, `membrane` holds the currents I[t] instead, and each chunk first runs the
+// forward recursion (the same arithmetic as `forward`, so the same u[t]) into a local buffer:
+// the forward pass then writes no membranes, a third less memory traffic.
 template <typename S, int R, int O, int G, bool Detach>
 void backward(const S* grad_spikes, const S* membrane, const S* beta, const S* theta,
               const S* u0, const S* s0, const S* grad_u_last, const S* grad_membrane,
               S* grad_current,
               S* grad_beta, S* grad_theta, S* grad_u0, S* grad_s0, S slope, Shape shape,
-              int threads) {
+              bool recompute, int threads) {
   const int64_t T = shape.steps, B = shape.batch, N = shape.neurons;
   for_each_chunk(shape, threads, [&](int64_t b, int64_t n0, int64_t width) {
     const int64_t state = b * N + n0;
     const S* bt = beta + n0;
     const S* th = theta + n0;
+    S recomputed[kRecomputeSteps * kChunk];
+    if (recompute) {
+      S u[kChunk], s[kChunk];
+      if (u0) for (int64_t i = 0; i < width; ++i) u[i] = u0[state + i];
+      else for (int64_t i = 0; i < width; ++i) u[i] = S(0);
+      if (s0) for (int64_t i = 0; i < width; ++i) s[i] = s0[state + i];
+      else for (int64_t i = 0; i < width; ++i) s[i] = S(0);
+      for (int64_t t = 0; t < T; ++t) {
+        const S* x = membrane + (t * B + b) * N + n0;
+        S* out = recomputed + t * kChunk;
+        for (int64_t i = 0; i < width; ++i) {
+          const S v = integrate<S, R, O>(u[i], s[i], x[i], bt[i], th[i]);
+          s[i] = v > th[i] ? S(1) : S(0);
+          u[i] = v;
+          out[i] = v;
+        }
+      }
+    }
+    // u[t] of this chunk
+    auto u_row = [&](int64_t t) -> const S* {
+      return recompute ? recomputed + t * kChunk : membrane + (t * B + b) * N + n0;
+    };
     S a_next[kChunk], gb[kChunk], gt[kChunk], u_here[kChunk], extra[kChunk], zeros[kChunk];
+    const S* u_last_row = u_row(T - 1);
     for (int64_t i = 0; i < width; ++i) {
       zeros[i] = S(0);
       a_next[i] = S(0);
       gb[i] = S(0);
       gt[i] = S(0);
-      u_here[i] = membrane[((T - 1) * B + b) * N + n0 + i];
+      u_here[i] = u_last_row[i];
     }
     const S* last = grad_u_last ? grad_u_last + state : zeros;
     for (int64_t i = 0; i < width; ++i) extra[i] = last[i];
     for (int64_t t = T - 1; t >= 1; --t) {
       const int64_t row = (t * B + b) * N + n0;
-      const int64_t prev_row = ((t - 1) * B + b) * N + n0;
       if (grad_membrane)
         for (int64_t i = 0; i < width; ++i) extra[i] += grad_membrane[row + i];
-      backward_step<S, R, O, G, Detach, true>(width, grad_spikes + row, membrane + prev_row,
+      backward_step<S, R, O, G, Detach, true>(width, grad_spikes + row, u_row(t - 1),
                                               zeros, bt, th, slope, a_next, u_here, extra, gb,
                                               gt, grad_current + row);
     }
@@ -234,32 +262,33 @@ int forward_any(const S* current, S* spikes, S* membrane, const S* beta, const S
 template <typename S, int R, int O, int G>
 int dispatch_backward(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
                       const S* s0, const S* gul, const S* gm, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
-                      Shape shape, int detach, int threads) {
+                      Shape shape, int detach, bool recompute, int threads) {
   if (detach)
     backward<S, R, O, G, true>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0, gs0, slope,
-                               shape, threads);
+                               shape, recompute, threads);
   else
     backward<S, R, O, G, false>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0, gs0, slope,
-                                shape, threads);
+                                shape, recompute, threads);
   return 0;
 }
 
 template <typename S, int G>
 int backward_reset(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
                    const S* s0, const S* gul, const S* gm, S* gi, S* gb, S* gt, S* gu0, S* gs0, S slope,
-                   Shape shape, int reset, int order, int detach, int threads) {
+                   Shape shape, int reset, int order, int detach, bool recompute,
+                   int threads) {
   if (reset == kSubtract && order == kDelayed)
     return dispatch_backward<S, kSubtract, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
-                                                 gu0, gs0, slope, shape, detach, threads);
+                                                 gu0, gs0, slope, shape, detach, recompute, threads);
   if (reset == kSubtract)
     return dispatch_backward<S, kSubtract, kImmediate, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
-                                                 gu0, gs0, slope, shape, detach, threads);
+                                                 gu0, gs0, slope, shape, detach, recompute, threads);
   if (reset == kZero)
     return dispatch_backward<S, kZero, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
-                                             gu0, gs0, slope, shape, detach, threads);
+                                             gu0, gs0, slope, shape, detach, recompute, threads);
   if (reset == kNone)
     return dispatch_backward<S, kNone, kDelayed, G>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt,
-                                             gu0, gs0, slope, shape, detach, threads);
+                                             gu0, gs0, slope, shape, detach, recompute, threads);
   return 1;
 }
 
@@ -267,14 +296,17 @@ template <typename S>
 int backward_any(const S* gs, const S* mem, const S* beta, const S* theta, const S* u0,
                  const S* s0, const S* gul, const S* gm, S* gi, S* gb, S* gt, S* gu0, S* gs0, int64_t T,
                  int64_t B, int64_t N, int reset, int order, int detach, int surrogate_kind,
-                 double slope, int threads) {
+                 double slope, int recompute, int threads) {
   const Shape shape{T, B, N};
+  if (recompute && T > kRecomputeSteps) return 2;
   if (surrogate_kind == kFastSigmoid)
     return backward_reset<S, kFastSigmoid>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0,
-                                           gs0, S(slope), shape, reset, order, detach, threads);
+                                           gs0, S(slope), shape, reset, order, detach,
+                                           recompute != 0, threads);
   if (surrogate_kind == kAtan)
     return backward_reset<S, kAtan>(gs, mem, beta, theta, u0, s0, gul, gm, gi, gb, gt, gu0, gs0,
-                                    S(slope), shape, reset, order, detach, threads);
+                                    S(slope), shape, reset, order, detach, recompute != 0,
+                                    threads);
   return 1;
 }
 
@@ -295,10 +327,11 @@ int spikeinit_abi_version() { return SPIKEINIT_ABI_VERSION; }
                             const S* theta, const S* u0, const S* s0, const S* grad_u_last,    \
                             const S* grad_membrane, S* grad_current, S* grad_beta, S* grad_theta, S* grad_u0,          \
                             S* grad_s0, int64_t T, int64_t B, int64_t N, int reset, int order, \
-                            int detach, int surrogate_kind, double slope, int threads) {       \
+                            int detach, int surrogate_kind, double slope, int recompute,       \
+                            int threads) {                                                     \
     return backward_any<S>(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,            \
                            grad_membrane, grad_current, grad_beta, grad_theta, grad_u0, grad_s0, T, B, N,     \
-                           reset, order, detach, surrogate_kind, slope, threads);              \
+                           reset, order, detach, surrogate_kind, slope, recompute, threads);   \
   }
 
 SPIKEINIT_DEFINE(f32, float)

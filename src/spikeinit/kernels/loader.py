@@ -223,7 +223,7 @@ def _declare(library: ctypes.CDLL) -> None:
         forward.restype = _INT
         backward = getattr(library, f"lif_backward_{suffix}")
         backward.argtypes = ([_POINTER] * 13 + [_INT64] * 3 + [_INT] * 4
-                             + [ctypes.c_double, _INT])
+                             + [ctypes.c_double, _INT, _INT])
         backward.restype = _INT
     library.event_linear_f32.argtypes = [_POINTER] * 4 + [_INT64] * 3 + [_INT]
     library.event_linear_f32.restype = _INT

@@ -39,7 +39,8 @@ class LIF(nn.Module):
     ``learn_threshold`` make them trainable (beta is clamped to [0, 1] in use).
 
     ``engine="fused"`` (default) runs all T steps in one fused pass with a hand-written
-    backward (:mod:`spikeinit.neurons.fused`), keeping only the membranes for backward;
+    backward (:mod:`spikeinit.neurons.fused`), keeping one tensor for backward (the
+    membranes, or the currents they are recomputed from);
     ``engine="reference"`` is the plain step-by-step autograd loop, for checking.
 
     Example:

@@ -226,15 +226,21 @@ class FusedLIFFunction(torch.autograd.Function):
         else:
             grads = _backward_torch(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
                                     ctx.params, grad_membrane)
-        grad_current, grad_beta, grad_theta, grad_u0, grad_s0 = grads
-        return (
-            grad_current if needs[0] else None,
-            grad_beta.sum(0) if needs[1] else None,
-            grad_theta.sum(0) if needs[2] else None,
-            grad_u0 if needs[3] else None,
-            grad_s0 if needs[4] else None,
-            None,
-        )
+        return _input_grads(grads, needs)
+
+
+def _input_grads(grads: tuple[Tensor | None, ...], needs: tuple[bool, ...]) -> tuple:
+    """The kernel's ``(current, beta, theta, u0, s0)`` gradients as an autograd Function
+    returns them: ``None`` where not needed, beta and theta summed over the batch."""
+    grad_current, grad_beta, grad_theta, grad_u0, grad_s0 = grads
+    return (
+        grad_current if needs[0] else None,
+        grad_beta.sum(0) if needs[1] else None,
+        grad_theta.sum(0) if needs[2] else None,
+        grad_u0 if needs[3] else None,
+        grad_s0 if needs[4] else None,
+        None,
+    )
 
 
 class RecomputingLIFFunction(torch.autograd.Function):
@@ -262,17 +268,9 @@ class RecomputingLIFFunction(torch.autograd.Function):
                        else grad_spikes.contiguous())
         grad_u_last = None if grad_u_last is None else grad_u_last.contiguous()
         needs = ctx.needs_input_grad
-        grad_current, grad_beta, grad_theta, grad_u0, grad_s0 = _backward_compiled(
+        return _input_grads(_backward_compiled(
             grad_spikes, current, beta, theta, u0, s0, grad_u_last, ctx.params, needs,
-            recompute=True)
-        return (
-            grad_current if needs[0] else None,
-            grad_beta.sum(0) if needs[1] else None,
-            grad_theta.sum(0) if needs[2] else None,
-            grad_u0 if needs[3] else None,
-            grad_s0 if needs[4] else None,
-            None,
-        )
+            recompute=True), needs)
 
 
 def recomputes(current: Tensor) -> bool:

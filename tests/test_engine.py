@@ -428,3 +428,13 @@ def test_the_kernel_refuses_to_recompute_more_steps_than_its_buffer_holds():
     with pytest.raises(RuntimeError, match="status 2"):
         fused._backward_compiled(torch.ones_like(x), x, beta, theta, None, None, None,
                                  LIFParameters(), recompute=True)
+
+
+def test_changing_the_saved_currents_in_place_is_reported_not_miscomputed():
+    if compiled_kernel() is None:
+        pytest.skip("the compiled LIF kernel is unavailable (no C++ compiler)")
+    currents = torch.randn(3, 2, 10, requires_grad=True) * 2
+    spikes = LIF()(currents)
+    currents.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        spikes.sum().backward()

@@ -3,11 +3,11 @@ r"""Memory layout of the convolutions: channels-last or contiguous, whichever is
 A ``(N, C, H, W)`` tensor can lie in memory as ``N, C, H, W`` (contiguous, PyTorch's default)
 or as ``N, H, W, C`` (``torch.channels_last``). The numbers are the same; the speed is not.
 oneDNN, which runs PyTorch's CPU convolutions, has faster kernels for channels-last at many
-shapes (on an Intel Xeon, 2026-12-01: the backward pass of a 32 -> 32 channel 3x3 convolution
-over 96 frames of 32x32 took 1.9x less time, a 64 -> 64 one at 16x16 about the same), and max
-pooling over channels-last frames takes a seventh of the time. Which layout is faster depends on
-the CPU and the shape, so it is measured, not assumed, like the GEMM backend
-(:mod:`spikeinit.models.gemm`).
+shapes (on an Intel Xeon family 6 model 207, 2026-12-01: the backward pass of a 32 -> 32
+channel 3x3 convolution over 96 frames of 32x32 took 1.9x less time, a 64 -> 64 one at 16x16
+about the same), and max pooling over channels-last frames takes a seventh of the time.
+Which layout is faster depends on the CPU and the shape, so it is measured, not assumed, like
+the GEMM backend (:mod:`spikeinit.models.gemm`).
 
 ``SPIKEINIT_CONV_LAYOUT`` (or the :func:`use_layout` context manager) chooses:
 
@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit.kernels import tuning
+from spikeinit.neurons.fused import is_channels_last
 
 CONV_LAYOUTS = ("auto", "channels_last", "contiguous")
 """Values of the ``SPIKEINIT_CONV_LAYOUT`` environment variable."""
@@ -75,16 +76,6 @@ def use_layout(layout: str) -> contextlib.AbstractContextManager[None]:
         True
     """
     return _setting.use(layout)
-
-
-def is_channels_last(x: Tensor) -> bool:
-    """Whether ``x`` is ``(N, C, H, W)`` or ``(T, B, C, H, W)`` with channels-last frames (and
-    not also plainly contiguous, as a tensor with one channel or one pixel is)."""
-    if x.ndim == 4:
-        return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    if x.ndim == 5:
-        return not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
-    return False
 
 
 # ----------------------------------------------------------------------------- measured choice
@@ -217,8 +208,9 @@ def conv_frames(conv: nn.Conv2d, frames: Tensor) -> Tensor:
     return conv(frames)
 
 
-def _to_layout_of(grad: Tensor, like_channels_last: bool) -> Tensor:
-    if not like_channels_last or is_channels_last(grad):
+def _channels_last(grad: Tensor) -> Tensor:
+    """``grad`` (4-D frames or 5-D steps of frames) with channels-last frames."""
+    if is_channels_last(grad):
         return grad
     if grad.ndim == 4:
         return grad.contiguous(memory_format=torch.channels_last)
@@ -226,14 +218,15 @@ def _to_layout_of(grad: Tensor, like_channels_last: bool) -> Tensor:
 
 
 class _KeepGradLayout(torch.autograd.Function):
+    """Identity on a channels-last ``x``; its gradient made channels-last."""
+
     @staticmethod
     def forward(ctx: Any, x: Tensor) -> Tensor:
-        ctx.channels_last = is_channels_last(x)
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
-        return _to_layout_of(grad, ctx.channels_last)
+        return _channels_last(grad)
 
 
 def keep_grad_layout(x: Tensor) -> Tensor:
@@ -241,7 +234,8 @@ def keep_grad_layout(x: Tensor) -> Tensor:
     to ``x``'s (channels-last) layout before it flows further back.
 
     The operations behind ``x`` (max pooling, convolutions) run their backward pass much slower
-    on a mix of layouts than on one (on an Intel Xeon, pooling's backward 3.5x slower); a
+    on a mix of layouts than on one (Intel Xeon family 6 model 207: pooling's backward 3.5x
+    slower); a
     ``Flatten`` after a channels-last block sends its gradient back contiguous.
 
     Example:

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from spikeinit.models.event_linear import EventLinear, linear_rows, linear_rows_backward
+from spikeinit.models.time_distributed import repeat_frame
 from spikeinit.neurons.fused import (
     _backward_compiled,
     _backward_torch,
@@ -129,7 +130,7 @@ def _forward_layers(layers: Sequence[StackLayer], steps: int, repeated: bool, x:
         product, path = _product(layer, rows, weight, bias, with_graph)
         neurons = weight.shape[0]
         if repeated and index == 0:
-            current = product.unsqueeze(0).expand(steps, batch, neurons).contiguous()
+            current = repeat_frame(product, steps)
         else:
             current = product.view(steps, batch, neurons)
         spikes, membrane, u_last, kernel = _lif_forward(current, beta, theta, layer.params,

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit._validation import check_positive_int
+from spikeinit.neurons.fused import is_channels_last
 
 
 def repeated_over_time(x: Tensor) -> bool:
@@ -52,8 +53,7 @@ def repeat_frame(frame: Tensor, steps: int) -> Tensor:
         >>> y.shape, y[4].is_contiguous(memory_format=torch.channels_last), torch.equal(y[4], frame)
         (torch.Size([5, 2, 3, 4, 4]), True, True)
     """
-    if frame.ndim != 4 or frame.is_contiguous() or \
-            not frame.is_contiguous(memory_format=torch.channels_last):
+    if frame.ndim != 4 or not is_channels_last(frame):
         return frame.unsqueeze(0).expand(steps, *frame.shape).contiguous()
     return _RepeatChannelsLast.apply(frame, steps)
 

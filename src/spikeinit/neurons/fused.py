@@ -304,8 +304,7 @@ def fused_lif(
     neuron) and may require grad. With no graph to build (inference, or nothing requiring
     grad) the membranes are not kept unless ``membranes_out`` asks for them.
     """
-    layout = NeuronLayout.of(currents)
-    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold, layout)
+    layout, flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold)
     steps, batch, neurons = flat.shape
     u0 = s0 = None
     if state is not None:
@@ -332,6 +331,21 @@ def fused_lif(
     return spikes, LIFState(u_last, spikes[-1])
 
 
+def is_channels_last(x: Tensor) -> bool:
+    """Whether ``x`` is ``(N, C, H, W)`` or ``(T, B, C, H, W)`` with channels-last frames (and
+    not also plainly contiguous, as a tensor with one channel or one pixel is).
+
+    Example:
+        >>> is_channels_last(torch.rand(2, 3, 4, 4).contiguous(memory_format=torch.channels_last))
+        True
+    """
+    if x.ndim == 4:
+        return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if x.ndim == 5:
+        return not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
+    return False
+
+
 class NeuronLayout:
     """The order in which the neurons of a ``(T, B, ...)`` tensor lie in memory.
 
@@ -349,10 +363,7 @@ class NeuronLayout:
 
     @classmethod
     def of(cls, currents: Tensor) -> NeuronLayout:
-        if currents.ndim == 5 and not currents.is_contiguous() and \
-                currents.permute(0, 1, 3, 4, 2).is_contiguous():
-            return cls((1, 2, 0))
-        return cls(None)
+        return cls((1, 2, 0) if currents.ndim == 5 and is_channels_last(currents) else None)
 
     def _permute(self, tensor: Tensor, leading: int) -> Tensor:
         if self.order is None:
@@ -382,16 +393,17 @@ class NeuronLayout:
 
 
 def _flat_inputs(currents: Tensor, params: LIFParameters, beta: float | Tensor | None,
-                 threshold: float | Tensor | None,
-                 layout: NeuronLayout | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """``currents`` as a contiguous ``(T, B, N)`` in ``layout``'s neuron order, and beta and
-    threshold as ``(N,)`` vectors in the same order (``params``' values where not given)."""
-    layout = NeuronLayout.of(currents) if layout is None else layout
+                 threshold: float | Tensor | None
+                 ) -> tuple[NeuronLayout, Tensor, Tensor, Tensor]:
+    """The memory order of ``currents``' neurons (:class:`NeuronLayout`), ``currents`` as a
+    contiguous ``(T, B, N)`` in that order, and beta and threshold as ``(N,)`` vectors in the
+    same order (``params``' values where not given)."""
+    layout = NeuronLayout.of(currents)
     beta = params.beta if beta is None else beta
     threshold = params.threshold if threshold is None else threshold
     flat = layout.flatten(currents)
     neurons = flat.shape[2]
-    return (flat, _per_neuron(beta, neurons, currents, layout),
+    return (layout, flat, _per_neuron(beta, neurons, currents, layout),
             _per_neuron(threshold, neurons, currents, layout))
 
 
@@ -419,8 +431,7 @@ def lif_membranes(
         >>> [round(g, 4) for g in currents.grad.flatten().tolist()]
         [0.5833, 0.5, 0.3333]
     """
-    layout = NeuronLayout.of(currents)
-    flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold, layout)
+    layout, flat, beta_vec, theta_vec = _flat_inputs(currents, params, beta, threshold)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (flat, beta_vec, theta_vec)):
         spikes, _, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, None, None,
                                                      params)

@@ -10,7 +10,7 @@ workload are timed round-robin ``--repeats`` times (median and min of ``time.per
 Engines: ``gemm-only`` (the matmuls / convolutions alone with ``torch.mm``: the floor the
 ratios use), ``gemm-only (oneDNN)`` (the same products through oneDNN, forced),
 ``gemm-only (spikeinit)`` (the products spikeinit runs, through the backend its ``auto``
-setting measured faster on this CPU, ``spikeinit.models.gemm``), a hand-written eager PyTorch
+setting measured faster on this CPU, ``spikeinit.engine.gemm``), a hand-written eager PyTorch
 reference (A) or plain-autograd LIF (B), spikeinit, and snnTorch, SpikingJelly and Norse where
 installed (each skipped with its reason otherwise). In B, ``spikeinit`` is the network built as
 a user would, ``SpikingMLP`` (its ``Linear -> LIF`` blocks one fused autograd node), and
@@ -35,7 +35,7 @@ scheduled; the run prints the load average and a warning, and ``--threads 1`` is
 The run prints (and writes to ``--json``) the CPU (model, vendor, family and model numbers),
 threads, torch version, load average and date, and at the end spikeinit's run-time choices:
 the GEMM backend per shape class and the event-path rates, measured on this CPU and cached
-(``spikeinit.kernels.tuning``). ``--tuning-budget`` (default 10 s) lets those measurements
+(``spikeinit.engine.tuning``). ``--tuning-budget`` (default 10 s) lets those measurements
 finish during the warm-up, so the timed runs see the steady state that the cache gives every
 later process (the library's own budget is 0.3 s per process).
 """
@@ -87,14 +87,14 @@ from engine_report import (
     print_table,
     write_json,
 )
+from spikeinit.engine import decisions, tuning
+from spikeinit.engine.conv_layout import use_layout
+from spikeinit.engine.event_linear import input_rate
+from spikeinit.engine.gemm import linear_nt, onednn_available, use_backend
+from spikeinit.engine.layout import repeated_over_time
 from spikeinit.experiments.training import make_optimizer
-from spikeinit.kernels import tuning
 from spikeinit.machine import describe, describe_line
 from spikeinit.models import EventLinear
-from spikeinit.models.conv_layout import use_layout
-from spikeinit.models.event_linear import input_rate
-from spikeinit.models.gemm import linear_nt, onednn_available, use_backend
-from spikeinit.models.time_distributed import repeated_over_time
 from spikeinit.neurons import LIF
 from timing import wall_times
 
@@ -661,11 +661,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.workloads:
         workloads[name](sizes, args, report)
     print()
-    report.meta["choices"] = tuning.all_choices()
+    report.meta["choices"] = decisions.all_choices()
     report.meta["tuning_seconds_spent"] = tuning.budget().spent
     print(f"spikeinit's run-time choices ({torch.get_num_threads()} thread(s)); measuring took "
           f"{tuning.budget().spent:.2f} s in this process:")
-    print("\n".join("  " + line for line in tuning.format_choices(report.meta["choices"])))
+    print("\n".join("  " + line for line in decisions.format_choices(report.meta["choices"])))
     report.meta["load_average_end"] = warn_if_loaded(args.threads, own=args.threads)
     if args.json is not None:
         write_json(report, args.json)

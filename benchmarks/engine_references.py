@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine_peers import BETA, SLOPE, THRESHOLD, Engine
+from spikeinit.engine.gemm import use_backend
 from spikeinit.models import ConvBlock, EventLinear, SpikingMLP
-from spikeinit.models.gemm import use_backend
 from spikeinit.neurons import LIF, reset_states
 
 SPIKE_TOLERANCE = 1e-4

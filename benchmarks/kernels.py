@@ -2,19 +2,19 @@
 
 * The fused LIF: forward and backward time per neuron-step for several (T, B, N) shapes,
   against the step-by-step reference loop (``lif_multistep`` with autograd).
-* The dense GEMM: oneDNN (``spikeinit.models.gemm.linear_nt`` with the backend forced) against
+* The dense GEMM: oneDNN (``spikeinit.engine.gemm.linear_nt`` with the backend forced) against
   ``torch.mm`` (MKL) for the three products of a training step (forward, input gradient, weight
   gradient), and the backend ``auto`` measured faster on this CPU for each.
 * ``EventLinear`` in training (forward, input and weight gradients) with and without events.
 * The event-driven synapse (``event_linear``) against the GEMM spikeinit would otherwise use
   (``linear_nt``, auto backend) by input rate, and against ``torch.mm``: where the event path
   pays (``MIN_OUT_FEATURES``; the rates ``EventLinear`` measures at run time, and the fallback
-  ``MAX_EVENT_RATE*`` in ``spikeinit.models.event_linear``).
+  ``MAX_EVENT_RATE*`` in ``spikeinit.engine.event_linear``).
 
     python benchmarks/kernels.py [--threads 2] [--repeats 10] [--json runs/kernels.json]
 
 The run prints (and writes to ``--json``) the CPU, threads, torch version, load average and
-date, and the GEMM backends and event rates spikeinit chose (``spikeinit.kernels.tuning``).
+date, and the GEMM backends and event rates spikeinit chose (``spikeinit.engine.tuning``).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from typing import Any
 
 import torch
 
+from spikeinit.engine import decisions, tuning
+from spikeinit.engine.event_linear import event_linear, use_event_rate
+from spikeinit.engine.gemm import linear_nt, onednn_available, use_backend, uses_onednn
+from spikeinit.engine.kernels import compiled_kernel
 from spikeinit.io import write_json_atomic
-from spikeinit.kernels import compiled_kernel, tuning
 from spikeinit.machine import describe, describe_line
 from spikeinit.models import EventLinear
-from spikeinit.models.event_linear import event_linear, use_event_rate
-from spikeinit.models.gemm import linear_nt, onednn_available, use_backend, uses_onednn
 from spikeinit.neurons import LIFParameters, lif_multistep
 from spikeinit.neurons.fused import fused_lif
 from timing import best_time
@@ -176,9 +177,9 @@ def main() -> None:
     tables = {"lif": lif_table(args.repeats), "gemm": gemm_table(args.repeats),
               "event": event_table(args.repeats),
               "event_training": event_training_table(args.repeats)}
-    meta["choices"] = tuning.all_choices()
+    meta["choices"] = decisions.all_choices()
     print(f"\nspikeinit's run-time choices ({torch.get_num_threads()} thread(s)):")
-    print("\n".join("  " + line for line in tuning.format_choices(meta["choices"])))
+    print("\n".join("  " + line for line in decisions.format_choices(meta["choices"])))
     meta["load_average_end"] = list(os.getloadavg())
     print(f"load average at the end {meta['load_average_end'][0]:.2f}")
     if args.json is not None:

@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spikeinit.engine import decisions
 from spikeinit.experiments.training import (
     TrainConfig,
     TrainingProbe,
@@ -76,7 +77,6 @@ from spikeinit.experiments.training.encoding import RunEncoder
 from spikeinit.experiments.training.readout import lif_layers
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import write_json_atomic
-from spikeinit.kernels import tuning
 from spikeinit.machine import describe, describe_line
 from spikeinit.neurons.surrogate import atan_derivative
 
@@ -564,13 +564,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             meta[f"load_average_before_{threads}_threads"] = load_line(threads)
         times = time_engines(engines, pool, args.repeats, args.steps_per_repeat, args.warmup)
         tables[str(threads)] = make_rows(engines, times, args.steps_per_repeat, args.batch)
-        seen_choices[threads] = tuning.all_choices()
+        seen_choices[threads] = decisions.all_choices()
         print_table(threads, tables[str(threads)], args.steps_per_repeat, args.repeats)
     print()
     meta["choices"] = {str(threads): choices for threads, choices in seen_choices.items()}
     for threads, choices in seen_choices.items():
-        print(f"spikeinit's run-time choices at {threads} thread(s) (spikeinit.kernels.tuning):")
-        print("\n".join("  " + line for line in tuning.format_choices(choices)))
+        print(f"spikeinit's run-time choices at {threads} thread(s) (spikeinit.engine.tuning):")
+        print("\n".join("  " + line for line in decisions.format_choices(choices)))
     meta["load_average_end"] = load_line()
     report = {"meta": meta, "checks": checks, "skipped": skipped,
               "tables": {k: [asdict(r) for r in rows] for k, rows in tables.items()}}

@@ -55,7 +55,7 @@ def backend(request, monkeypatch) -> str:
     chooses between them is told there is no kernel)."""
     import spikeinit.models.fused_mlp as fused_mlp
     import spikeinit.neurons.fused as fused
-    from spikeinit.kernels import compiled_kernel
+    from spikeinit.engine.kernels import compiled_kernel
 
     if request.param == "compiled":
         if compiled_kernel() is None:
@@ -67,7 +67,7 @@ def backend(request, monkeypatch) -> str:
 
 
 class FakeClock:
-    """A clock for the measurements of ``spikeinit.kernels.tuning`` that advances only when a
+    """A clock for the measurements of ``spikeinit.engine.tuning`` that advances only when a
     test says so (``now += seconds``): decisions, budget and cache are checked without timing
     anything real."""
 
@@ -83,11 +83,13 @@ TEST_MACHINE = (("cpu", "Test CPU 9000"), ("cpu_features", "0123456789abcdef"),
 
 
 @pytest.fixture
-def tuning_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+def tuning_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     """For tests of measured choices: a private empty cache folder, a fresh 1000 s budget, a
-    fake clock (returned), a fixed machine identity and a quiet machine. The compiled kernels
+    fake clock (returned), a fixed machine identity, a quiet machine, and a vetting child that passes every candidate
+    without being started. The compiled kernels
     are loaded from the usual cache first (they would be built again in the new folder)."""
-    from spikeinit.kernels import compiled_kernel, tuning
+    from spikeinit.engine import decisions, tuning, vet
+    from spikeinit.engine.kernels import compiled_kernel
 
     compiled_kernel()
     folder = tmp_path / "cache"
@@ -98,4 +100,7 @@ def tuning_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeClock
     monkeypatch.setattr(tuning, "clock", clock)
     monkeypatch.setattr(tuning, "machine_identity", lambda: TEST_MACHINE)
     monkeypatch.setattr(tuning, "machine_quiet", lambda: True)
-    return clock
+    monkeypatch.setattr(vet._vetter, "run", lambda request: (True, ""))  # tests of vet: real
+    decisions.forget_all()
+    yield clock
+    decisions.forget_all()

@@ -9,35 +9,90 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "spikeinit"
 
+#: The engine sits at the bottom: it may import only itself and these leaf modules (which
+#: import nothing of spikeinit).
+BASE_MODULES = ("io", "machine", "_validation")
+
 #: package -> the spikeinit packages it must never import (directly, at any depth).
 FORBIDDEN = {
-    "kernels": ("neurons", "theory", "init", "network", "adapters", "models", "experiments"),
+    "engine": ("neurons", "theory", "init", "network", "adapters", "models", "experiments",
+               "data", "cli", "sweep", "calibration", "health", "tables"),
     "neurons": ("theory", "init", "network", "adapters", "models", "experiments"),
     "theory": ("init", "network", "adapters", "models", "experiments"),
     "network": ("init", "models", "experiments"),
 }
 
+DYNAMIC_IMPORTS = {"import_module", "__import__", "find_spec", "spec_from_file_location"}
 
-def imported_packages(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+
+def _module_name(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module the file ``path`` of the package imports (:func:`modules_in`)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    return modules_in(path.read_text(), package)
+
+
+def modules_in(source: str, package: str) -> set[str]:
+    """Every module ``source`` (a module of ``package``) imports: import statements, relative
+    imports (resolved) and dynamic imports (``importlib.import_module``, ``__import__`` and the
+    like, whose argument must be a literal: anything else is reported as ``<dynamic>``)."""
+    tree = ast.parse(source)
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                names.add(".".join([*base, *([node.module] if node.module else [])]))
+            elif node.module:
+                names.add(node.module)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-    return {name.split(".")[1] for name in names
-            if name.startswith("spikeinit.") and len(name.split(".")) > 1}
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called in DYNAMIC_IMPORTS:
+                name = _module_name(node.args[0]) if node.args else None
+                names.add(name or "<dynamic>")
+    return names
+
+
+def packages_of(modules: set[str]) -> set[str]:
+    return {name.split(".")[1] if name != "<dynamic>" else name for name in modules
+            if name == "<dynamic>" or (name.startswith("spikeinit.") and name.count(".") >= 1)}
+
+
+def imported_packages(path: Path) -> set[str]:
+    return packages_of(imported_modules(path))
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_no_import_against_the_arrow(package: str) -> None:
     offending = {}
-    for path in sorted((PACKAGE / package).glob("*.py")):
-        bad = imported_packages(path) & set(FORBIDDEN[package])
+    for path in sorted((PACKAGE / package).rglob("*.py")):
+        bad = imported_packages(path) & {*FORBIDDEN[package], "<dynamic>"}
         if bad:
-            offending[path.name] = sorted(bad)
+            offending[str(path.relative_to(PACKAGE))] = sorted(bad)
     assert not offending, f"spikeinit.{package} imports {offending}"
+
+
+def test_the_engine_imports_only_itself_and_the_leaf_modules() -> None:
+    allowed = {"engine", *BASE_MODULES}
+    for name in BASE_MODULES:
+        assert not imported_packages(PACKAGE / f"{name}.py"), name
+    offending = {str(path.relative_to(PACKAGE)): sorted(imported_packages(path) - allowed)
+                 for path in sorted((PACKAGE / "engine").rglob("*.py"))
+                 if imported_packages(path) - allowed}
+    assert not offending, f"spikeinit.engine imports {offending}"
+
+
+def test_dynamic_and_relative_imports_are_seen() -> None:
+    source = ("import importlib\nfrom ..models import mlp\nfrom .gemm import linear_nt\n"
+              "x = importlib.import_module('spikeinit.init')\ny = __import__(name)\n")
+    assert packages_of(modules_in(source, "spikeinit.engine")) == {
+        "models", "engine", "init", "<dynamic>"}
 
 
 def test_theory_holds_no_modules() -> None:

@@ -1,4 +1,4 @@
-"""Choices measured at run time (spikeinit.kernels.tuning): the GEMM backend under
+"""Choices measured at run time (spikeinit.engine.tuning): the GEMM backend under
 SPIKEINIT_GEMM=auto and the event-path rate under SPIKEINIT_EVENT_RATE=auto.
 
 No test here times anything real: a fake clock advances by scripted durations when a backend
@@ -7,7 +7,6 @@ runs, so the decisions, the budget and the cache are checked deterministically.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -18,10 +17,10 @@ import torch
 
 from conftest import TEST_MACHINE as MACHINE
 from conftest import FakeClock
-from spikeinit.kernels import compiled_kernel, tuning
-from spikeinit.models import EventLinear, gemm
+from spikeinit.engine import decisions, event_linear, gemm, tuning
+from spikeinit.engine.kernels import compiled_kernel
+from spikeinit.models import EventLinear
 
-event_linear = importlib.import_module("spikeinit.models.event_linear")
 
 def _as_list(value: float | list[float]) -> list[float]:
     return list(value) if isinstance(value, list) else [value]
@@ -167,7 +166,15 @@ def test_the_budget_caps_measuring_and_then_torch_mm_serves_unmeasured(machine, 
     assert machine.total_calls == calls and tuning.budget().spent == spent
     entry = gemm.backend_choices()[gemm.shape_class(*second)]
     assert entry == {"backend": "torch", "source": "unmeasured (budget spent)"}
-    assert set(cached()) == {gemm.shape_class(*first)}  # the unmeasured class is not cached
+    # kept too: a later process with budget left must not choose differently
+    assert cached()[gemm.shape_class(*second)]["decided"] == "unmeasured (budget spent)"
+
+
+def test_a_budget_of_zero_keeps_nothing_unmeasured(machine, monkeypatch):
+    monkeypatch.setattr(tuning, "_budget", tuning.Budget(0.0))
+    a, b = operands()
+    assert gemm.measured_choice(a, b) == "torch" and machine.total_calls == 0
+    assert cached() == {}
 
 
 def test_a_warm_up_is_charged_at_most_as_much_as_a_timed_run(machine):
@@ -261,14 +268,14 @@ def test_a_cache_file_others_can_write_is_ignored(machine):
     assert machine.total_calls > calls  # not trusted: measured again
 
 
-def test_a_noisy_measurement_serves_this_process_but_is_not_cached(machine):
+def test_a_noisy_measurement_is_kept_like_any_other(machine):
     # The two timed runs of each backend disagree by 2x and overlap: no clear winner.
     machine.script(onednn=[1.0, 1.0, 1.9], torch_mm=[1.5, 1.5, 3.0])
     a, b = operands()
     assert gemm.measured_choice(a, b) == "onednn"  # best 1.0 against best 1.5
     assert gemm.backend_choices()[gemm.shape_class(a, b)]["source"].startswith(
         "measured (noisy")
-    assert cached() == {}
+    assert cached()[gemm.shape_class(a, b)]["backend"] == "onednn"  # the same in every process
 
 
 def test_on_a_busy_machine_the_one_thread_choice_serves_several_threads(machine, monkeypatch):
@@ -290,7 +297,7 @@ def test_on_a_busy_machine_the_one_thread_choice_serves_several_threads(machine,
         assert gemm.measured_choice(a, b) == "onednn"
         assert set(threads_seen) == {1}  # measured on one thread
         assert gemm.backend_choices()[name]["source"] == "measured, on 1 thread (machine busy)"
-        assert cached() == {}  # nothing cached for 2 threads
+        assert cached()[name]["backend"] == "onednn"  # kept for 2 threads too
         with tuning.single_threaded():
             assert cached()[name]["backend"] == "onednn"  # cached for 1 thread
         gemm.forget_choices()
@@ -438,11 +445,11 @@ def test_the_choices_are_listed_for_the_benchmarks(machine):
     machine.script(1.0, 2.0)
     a, b = operands()
     gemm.measured_choice(a, b)
-    found = tuning.all_choices()
+    found = decisions.all_choices()
     assert found["gemm"][gemm.shape_class(a, b)]["backend"] == "onednn"
-    lines = tuning.format_choices(found)
+    lines = decisions.format_choices(found)
     assert any(gemm.shape_class(a, b) in line and "-> onednn" in line for line in lines)
-    assert tuning.format_choices({"gemm": {}, "event": {}}) == [
+    assert decisions.format_choices({"gemm": {}, "event": {}}) == [
         "none yet (no product large enough to measure)"]
 
 

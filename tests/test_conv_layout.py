@@ -1,4 +1,4 @@
-"""Channels-last convolutions (spikeinit.models.conv_layout, issue 17): the layout is chosen by
+"""Channels-last convolutions (spikeinit.engine.conv_layout, issue 17): the layout is chosen by
 measurement, every layer downstream follows it without copies, and the results are those of
 the contiguous layout.
 
@@ -14,16 +14,16 @@ import torch
 from torch import nn
 
 from conftest import FakeClock
-from spikeinit.kernels import tuning
-from spikeinit.models import ConvBlock, SpikingCNN, SpikingResNet, conv_layout
-from spikeinit.models.conv_layout import (
+from spikeinit.engine import conv_layout, decisions, tuning
+from spikeinit.engine.conv_layout import (
     conv_frames,
     frame_layout,
     is_channels_last,
     keep_grad_layout,
     use_layout,
 )
-from spikeinit.models.time_distributed import repeat_frame
+from spikeinit.engine.layout import repeat_frame
+from spikeinit.models import ConvBlock, SpikingCNN, SpikingResNet
 from spikeinit.neurons import LIF
 from spikeinit.neurons.fused import fused_lif, lif_membranes
 from spikeinit.neurons.parameters import LIFParameters
@@ -184,7 +184,7 @@ def test_auto_takes_the_layout_measured_faster_and_caches_it(probes, channels_la
     conv_layout.forget_choices()
     assert frame_layout(conv, frames) == expected
     assert conv_layout.layout_choices()[name]["source"] == "cache"
-    lines = tuning.format_choices(tuning.all_choices())
+    lines = decisions.format_choices(decisions.all_choices())
     assert any(name in line and f"-> {expected}" in line for line in lines)
 
 

@@ -13,8 +13,8 @@ from torch import Tensor
 
 import spikeinit.neurons.fused as fused
 from spikeinit import initialize
+from spikeinit.engine.kernels import RECOMPUTE_STEPS, compiled_kernel, kernel_preference
 from spikeinit.experiments.training import make_optimizer
-from spikeinit.kernels import RECOMPUTE_STEPS, compiled_kernel, kernel_preference
 from spikeinit.models import EventLinear, TimeDistributed, deep_network
 from spikeinit.neurons import LIF, LIFParameters, LIFState, lif_multistep
 from spikeinit.neurons.fused import FusedLIFFunction, RecomputingLIFFunction, fused_lif
@@ -363,7 +363,7 @@ def test_event_driven_deep_network_matches_dense_teacher_forced(one_thread, monk
 
 
 def test_cache_dir_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
-    from spikeinit.kernels import loader as compiled
+    from spikeinit.engine.kernels import loader as compiled
 
     monkeypatch.delenv("SPIKEINIT_CACHE_DIR", raising=False)
     monkeypatch.setattr(compiled.Path, "home", lambda: tmp_path)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import spikeinit.models.fused_mlp as fused_mlp
+from spikeinit.engine.event_linear import use_event_rate
+from spikeinit.engine.kernels import compiled_kernel
 from spikeinit.experiments.training import (
     TrainConfig,
     TrainingProbe,
@@ -16,9 +18,7 @@ from spikeinit.experiments.training import (
     logits,
     membrane_trace,
 )
-from spikeinit.kernels import compiled_kernel
 from spikeinit.models import SpikingMLP
-from spikeinit.models.event_linear import use_event_rate
 from spikeinit.neurons import LIF, LIFParameters
 from spikeinit.neurons.fused import lif_membranes
 

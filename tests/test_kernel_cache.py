@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 import pytest
 
+from spikeinit.engine.kernels import ABI_VERSION, KernelBuildError, verified
+from spikeinit.engine.kernels import loader as kernel_build
 from spikeinit.io import write_atomic
-from spikeinit.kernels import ABI_VERSION, KernelBuildError, verified
-from spikeinit.kernels import loader as kernel_build
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The synaptic side of the engine: oneDNN GEMMs, event-driven training, frames repeated
-over time (spikeinit.models.gemm, event_linear, time_distributed)."""
+over time (spikeinit.engine.gemm, event_linear, time_distributed)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikeinit.kernels import compiled_kernel
-from spikeinit.models import EventLinear, TimeDistributed, gemm
-from spikeinit.models.event_linear import (
+from spikeinit.engine import gemm
+from spikeinit.engine.event_linear import (
     MAX_EVENT_RATE,
     MAX_EVENT_RATE_MM,
     MAX_EVENT_RATE_TRAINING,
@@ -21,7 +20,10 @@ from spikeinit.models.event_linear import (
     static_event_rate,
     workspace,
 )
-from spikeinit.models.time_distributed import fold_time, repeated_over_time
+from spikeinit.engine.kernels import compiled_kernel
+from spikeinit.engine.layout import repeated_over_time
+from spikeinit.models import EventLinear, TimeDistributed
+from spikeinit.models.time_distributed import fold_time
 
 
 def kernel_required() -> None:
@@ -187,7 +189,7 @@ def test_repeated_over_time_recognises_stride_zero_time_only():
 @pytest.mark.parametrize("event_driven", [True, False])
 def test_a_frame_repeated_over_time_is_multiplied_once_with_the_same_result(event_driven,
                                                                             monkeypatch):
-    event_linear_module = importlib.import_module("spikeinit.models.event_linear")
+    event_linear_module = importlib.import_module("spikeinit.engine.event_linear")
     rows_seen = []
 
     def recording_linear_nt(a, b, bias=None):
@@ -244,7 +246,7 @@ def test_use_backend_overrides_the_environment_and_restores_it(monkeypatch):
 
 
 def test_without_the_compiled_kernel_the_gemm_backend_still_serves(monkeypatch):
-    event_linear_module = importlib.import_module("spikeinit.models.event_linear")
+    event_linear_module = importlib.import_module("spikeinit.engine.event_linear")
     calls = []
 
     def counting_linear_nt(a, b, bias=None):

@@ -14,6 +14,7 @@ import torch
 
 from spikeinit.cli import train as cli_train
 from spikeinit.cli.main import main
+from spikeinit.engine import tuning
 from spikeinit.experiments.distributed import DistributedContext
 from spikeinit.experiments.training import TrainConfig, TrainResult, encode, loop, train
 from spikeinit.experiments.training.factory import (
@@ -22,7 +23,6 @@ from spikeinit.experiments.training.factory import (
     parameter_groups,
 )
 from spikeinit.experiments.training.loop import THREAD_VARIABLES
-from spikeinit.kernels import tuning
 from spikeinit.neurons import LIF
 from spikeinit.sweep import make_run
 

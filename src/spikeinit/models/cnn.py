@@ -14,15 +14,14 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
-from spikeinit.models.conv_layout import conv_frames, keep_grad_layout
-from spikeinit.models.event_linear import EventLinear
+from spikeinit.engine.conv_layout import conv_frames, keep_grad_layout
+from spikeinit.engine.event_linear import EventLinear
+from spikeinit.engine.layout import once_over_time, repeated_over_time
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.time_distributed import (
     check_frame_shape,
     check_frames,
     fold_time,
-    once_over_time,
-    repeated_over_time,
 )
 from spikeinit.neurons.lif import LIF, reset_states
 

@@ -12,7 +12,7 @@ Layer by layer (layer-major, all ``T`` steps at once), with :math:`h^0 = x` and
 where :math:`\mathrm{LIF}_l` is the fused multi-step LIF of :mod:`spikeinit.neurons.fused`
 (every reset mode and order, every surrogate of :mod:`spikeinit.neurons.surrogate`). The
 products are those of :class:`~spikeinit.models.EventLinear` (:func:`linear_rows`: the GEMM
-backend of :mod:`spikeinit.models.gemm`, or the event kernel on sparse inputs), so the spikes
+backend of :mod:`spikeinit.engine.gemm`, or the event kernel on sparse inputs), so the spikes
 are the same as layer by layer through the modules. A frame repeated over time
 (:func:`~spikeinit.models.time_distributed.repeated_over_time`, the ``direct`` encoding) is
 multiplied once, on ``B`` rows.
@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spikeinit.models.event_linear import EventLinear, linear_rows, linear_rows_backward
-from spikeinit.models.time_distributed import repeat_frame
+from spikeinit.engine.event_linear import EventLinear, linear_rows, linear_rows_backward
+from spikeinit.engine.layout import repeat_frame
 from spikeinit.neurons.fused import (
     _backward_compiled,
     _backward_torch,

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit._validation import check_positive_int
-from spikeinit.models.event_linear import EventLinear
+from spikeinit.engine.event_linear import EventLinear
+from spikeinit.engine.layout import repeated_over_time
 from spikeinit.models.fused_mlp import StackLayer, linear_lif_stack, neuron_vector
-from spikeinit.models.time_distributed import repeated_over_time
 from spikeinit.neurons.dynamics import LIFState
 from spikeinit.neurons.lif import LIF, reset_states
 

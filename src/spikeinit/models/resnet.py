@@ -45,15 +45,14 @@ from typing import Any
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
+from spikeinit.engine.conv_layout import conv_frames
+from spikeinit.engine.event_linear import EventLinear
+from spikeinit.engine.layout import once_over_time, repeated_over_time
 from spikeinit.models.cnn import NORMS
-from spikeinit.models.conv_layout import conv_frames
-from spikeinit.models.event_linear import EventLinear
 from spikeinit.models.time_distributed import (
     TimeDistributed,
     check_frame_shape,
     check_frames,
-    once_over_time,
-    repeated_over_time,
 )
 from spikeinit.neurons.lif import LIF, reset_states
 

@@ -26,7 +26,7 @@ The partial derivatives, per reset mode and order, as
     zero (either order):  (-beta*u[t],    beta*(1-s[t]),   u[t-1]*(1 - s[t-1]),     0)
     none:                 (0,             beta,            u[t-1],                  0)
 
-The time loop runs in the compiled kernel (:mod:`spikeinit.kernels`) for float32 and
+The time loop runs in the compiled kernel (:mod:`spikeinit.engine.kernels`) for float32 and
 float64 CPU tensors, and in the equivalent PyTorch loops otherwise (other devices and dtypes,
 or no compiler). Both follow the reference :func:`spikeinit.neurons.dynamics.lif_multistep`
 operation by operation, so the spikes are identical.
@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spikeinit.kernels import (
+from spikeinit.engine.kernels import (
     ORDER_CODES,
     RECOMPUTE_STEPS,
     RESET_CODES,
@@ -48,6 +48,7 @@ from spikeinit.kernels import (
     compiled_kernel,
     kernel_threads,
 )
+from spikeinit.engine.layout import NeuronLayout
 from spikeinit.neurons.dynamics import LIFState, integrate
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.surrogate import surrogate_derivative
@@ -168,7 +169,7 @@ def _backward_compiled(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, thet
     ``grad_membrane`` (contiguous, like ``membrane``) adds :math:`\\partial L/\\partial u_t`
     of the returned membranes into :math:`a_t`. With ``recompute``, ``membrane`` holds the
     currents instead and the kernel recomputes the membranes (at most
-    :data:`~spikeinit.kernels.abi.RECOMPUTE_STEPS` steps)."""
+    :data:`~spikeinit.engine.kernels.abi.RECOMPUTE_STEPS` steps)."""
     kernel = compiled_kernel()
     steps, batch, neurons = membrane.shape
     grad_current = torch.empty_like(membrane)
@@ -248,7 +249,7 @@ class RecomputingLIFFunction(torch.autograd.Function):
     saving the currents instead of the membranes: the forward pass writes only the spikes, and
     the backward recomputes each chunk's membranes before its adjoint recursion (the same
     arithmetic, so the same gradients as :class:`FusedLIFFunction`). For ``T`` up to
-    :data:`~spikeinit.kernels.abi.RECOMPUTE_STEPS`; the layer's memory is the same (the
+    :data:`~spikeinit.engine.kernels.abi.RECOMPUTE_STEPS`; the layer's memory is the same (the
     currents are kept instead of the membranes), its forward traffic a third lower.
     """
 
@@ -329,67 +330,6 @@ def fused_lif(
     spikes = layout.unflatten(spikes, currents.shape)
     u_last = layout.unflatten(u_last.unsqueeze(0), (1, *currents.shape[1:]))[0]
     return spikes, LIFState(u_last, spikes[-1])
-
-
-def is_channels_last(x: Tensor) -> bool:
-    """Whether ``x`` is ``(N, C, H, W)`` or ``(T, B, C, H, W)`` with channels-last frames (and
-    not also plainly contiguous, as a tensor with one channel or one pixel is).
-
-    Example:
-        >>> is_channels_last(torch.rand(2, 3, 4, 4).contiguous(memory_format=torch.channels_last))
-        True
-    """
-    if x.ndim == 4:
-        return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    if x.ndim == 5:
-        return not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
-    return False
-
-
-class NeuronLayout:
-    """The order in which the neurons of a ``(T, B, ...)`` tensor lie in memory.
-
-    The kernel runs over a contiguous ``(T, B, N)`` block. A tensor whose frames are
-    channels-last (``(T, B, C, H, W)`` with strides of ``(T, B, H, W, C)``, as channels-last
-    convolutions return it) is such a block already, with the neurons in ``(H, W, C)`` order:
-    it is run in that order, not copied to ``(C, H, W)`` order and back, and the spikes keep
-    its layout. ``order`` is the permutation of the sample dimensions (``None``: as they are).
-    """
-
-    __slots__ = ("order",)
-
-    def __init__(self, order: tuple[int, ...] | None) -> None:
-        self.order = order
-
-    @classmethod
-    def of(cls, currents: Tensor) -> NeuronLayout:
-        return cls((1, 2, 0) if currents.ndim == 5 and is_channels_last(currents) else None)
-
-    def _permute(self, tensor: Tensor, leading: int) -> Tensor:
-        if self.order is None:
-            return tensor
-        return tensor.permute(*range(leading), *(leading + d for d in self.order))
-
-    def flatten(self, currents: Tensor) -> Tensor:
-        """``(T, B, ...)`` -> contiguous ``(T, B, N)`` in memory order (a view when it is)."""
-        steps, batch = currents.shape[:2]
-        return self._permute(currents, 2).reshape(steps, batch, -1).contiguous()
-
-    def flat_state(self, state: Tensor, batch: int, neurons: int) -> Tensor:
-        """A ``(B, ...)`` state as ``(B, N)`` in the same neuron order."""
-        return self._permute(state, 1).reshape(batch, neurons)
-
-    def per_neuron(self, values: Tensor) -> Tensor:
-        """One sample's values ``(...)`` as ``(N,)`` in the same neuron order."""
-        return self._permute(values, 0).reshape(-1)
-
-    def unflatten(self, flat: Tensor, shape: tuple[int, ...] | torch.Size) -> Tensor:
-        """A ``(T, B, N)`` result as ``shape`` ``(T, B, ...)``, a view in this layout."""
-        if self.order is None:
-            return flat.view(shape)
-        permuted = [shape[0], shape[1], *(shape[2 + d] for d in self.order)]
-        inverse = [self.order.index(d) for d in range(len(self.order))]
-        return flat.view(permuted).permute(0, 1, *(2 + d for d in inverse))
 
 
 def _flat_inputs(currents: Tensor, params: LIFParameters, beta: float | Tensor | None,

@@ -10,7 +10,7 @@ from spikeinit._validation import (
     check_positive,
     check_unit_interval,
 )
-from spikeinit.kernels.abi import RESET_ORDERS, RESETS  # the names the kernel codes
+from spikeinit.engine.kernels.abi import RESET_ORDERS, RESETS  # the names the kernel codes
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, DEFAULT_SURROGATE, SURROGATES
 
 __all__ = ["RESETS", "RESET_ORDERS", "LIFParameters"]

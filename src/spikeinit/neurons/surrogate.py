@@ -4,7 +4,7 @@ This module owns the table of surrogates: their names, default slopes and deriva
 :math:`h'(x)` of the Heaviside step at the membrane distance to threshold :math:`x = u -
 \theta`. The derivatives are pure functions that work on NumPy arrays and on torch tensors
 alike, so the LIF engine, the compiled kernel (built with the table's codes, see
-:mod:`spikeinit.kernels`) and the theory (:mod:`spikeinit.theory.surrogate`) share one
+:mod:`spikeinit.engine.kernels`) and the theory (:mod:`spikeinit.theory.surrogate`) share one
 definition.
 """
 
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from spikeinit._validation import check_choice, check_positive
-from spikeinit.kernels.abi import SURROGATES as KERNEL_SURROGATES
+from spikeinit.engine.kernels.abi import SURROGATES as KERNEL_SURROGATES
 
 FAST_SIGMOID_SLOPE = 25.0  # snnTorch's fast_sigmoid default
 ATAN_SLOPE = 2.0  # snnTorch's atan default
@@ -57,7 +57,7 @@ class Surrogate:
 _ENTRIES = {"fast-sigmoid": (FAST_SIGMOID_SLOPE, fast_sigmoid_derivative),
             "atan": (ATAN_SLOPE, atan_derivative)}
 #: Every surrogate, in the order of their codes in the compiled kernel
-#: (:data:`spikeinit.kernels.abi.SURROGATES`, which names them; a name without an entry here
+#: (:data:`spikeinit.engine.kernels.abi.SURROGATES`, which names them; a name without an entry here
 #: fails at import).
 SURROGATE_TABLE: tuple[Surrogate, ...] = tuple(
     Surrogate(name, *_ENTRIES[name]) for name in KERNEL_SURROGATES)

@@ -10,6 +10,7 @@ gradient of the same global batch. Only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import numbers
 import os
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from spikeinit._validation import check_positive_int
 from spikeinit.data import dataset_info
+from spikeinit.engine import tuning
 from spikeinit.experiments.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -53,7 +55,6 @@ from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import folder_lock, remove_temporaries
-from spikeinit.kernels import tuning
 
 EVAL_BATCH = 256
 
@@ -90,11 +91,13 @@ def train(
 
     **Thread count.** Small models gain little from a second intra-op thread, and on a shared
     machine several threads can make them many times slower, so by default the count is
-    measured, not assumed (:class:`~spikeinit.kernels.tuning.ThreadTrial`): the first training
+    measured, not assumed (:class:`~spikeinit.engine.tuning.ThreadTrial`): the first training
     steps alternate between one thread and the process's count (a few untimed and timed steps
     each; they are real steps, nothing is computed twice), and the count with the lower median
     wall time runs the rest of the run, evaluation included. A trial still running at the end of
-    the first epoch ends there, with the steps timed so far. The numbers depend on the count
+    the first epoch ends there, with the steps timed so far. The trial's schedule is fixed and
+    its choice is kept per machine and workload (:func:`workload_key`), so a second process
+    of the same command gives the same numbers (``SPIKEINIT_TUNING=exact``: no trial). The numbers depend on the count
     through float rounding only; the count is saved in the checkpoint, and ``resume=True`` sets
     it again instead of measuring (a checkpoint without one, written before the count was saved,
     leaves the count as ``threads`` says, with ``None`` leaving it alone). ``result.threads``
@@ -165,22 +168,31 @@ def check_threads(threads: object) -> None:
 
 def _measure_by_default(device: str) -> bool:
     """Whether ``threads=None`` measures the count: on the CPU, when no variable of
-    :data:`THREAD_VARIABLES` fixes it and the process has more than one thread."""
+    :data:`THREAD_VARIABLES` fixes it, the process has more than one thread and
+    ``SPIKEINIT_TUNING`` is not ``exact``."""
     fixed = any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES)
-    return device.startswith("cpu") and not fixed and torch.get_num_threads() > 1
+    return (device.startswith("cpu") and not fixed and torch.get_num_threads() > 1
+            and not tuning.exact())
+
+
+def workload_key(model: nn.Module, config: TrainConfig) -> str:
+    """What a kept thread-count choice is for: the architecture, the batch and the steps."""
+    text = f"{model!r} batch={config.batch} steps={config.steps} data={config.dataset}"
+    return "train " + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class _ThreadPlan:
     """The intra-op thread count of a run's training steps: fixed (set at construction), or
-    measured over the first steps by a :class:`~spikeinit.kernels.tuning.ThreadTrial` between
+    measured over the first steps by a :class:`~spikeinit.engine.tuning.ThreadTrial` between
     one thread and the current count (``measure``; with one thread there is nothing to
     measure)."""
 
-    def __init__(self, fixed: int | None = None, measure: bool = False) -> None:
+    def __init__(self, fixed: int | None = None, measure: bool = False,
+                 key: str | None = None) -> None:
         if fixed is not None:
             torch.set_num_threads(fixed)
         current = torch.get_num_threads()
-        self.trial = (tuning.ThreadTrial(candidates=(1, current))
+        self.trial = (tuning.ThreadTrial(candidates=(1, current), key=key)
                       if measure and current > 1 else None)
         self._fixed = current
 
@@ -207,7 +219,7 @@ class _ThreadPlan:
 
 
 def _thread_plan(threads: int | str | None, saved: int | None, resumed: bool, device: str,
-                 say: Callable[[str], None]) -> _ThreadPlan:
+                 say: Callable[[str], None], key: str | None = None) -> _ThreadPlan:
     """The thread count of the run's steps, as :func:`train` documents it (an integer
     ``threads`` is already set; ``saved`` is the resumed checkpoint's count, ``resumed``
     whether a checkpoint was loaded)."""
@@ -219,7 +231,7 @@ def _thread_plan(threads: int | str | None, saved: int | None, resumed: bool, de
     if saved is not None:
         return _ThreadPlan(fixed=saved)
     if threads == "auto" or (threads is None and not resumed and _measure_by_default(device)):
-        return _ThreadPlan(measure=True)
+        return _ThreadPlan(measure=True, key=key)
     return _ThreadPlan()
 
 
@@ -320,7 +332,8 @@ def _train(
             say(f"resumed from {checkpoint_path} after epoch {start_epoch}")
         else:
             say(f"no checkpoint at {checkpoint_path}; starting from scratch")
-    plan = _thread_plan(threads, saved_threads, resumed, device, say)
+    plan = _thread_plan(threads, saved_threads, resumed, device, say,
+                        key=workload_key(model, config))
     result.threads = plan.threads
 
     weights = [layer.module.weight for layer in find_synaptic_layers(model)]

@@ -7,7 +7,7 @@ shapes (on an Intel Xeon family 6 model 207, 2026-12-01: the backward pass of a 
 channel 3x3 convolution over 96 frames of 32x32 took 1.9x less time, a 64 -> 64 one at 16x16
 about the same), and max pooling over channels-last frames takes a seventh of the time.
 Which layout is faster depends on the CPU and the shape, so it is measured, not assumed, like
-the GEMM backend (:mod:`spikeinit.models.gemm`).
+the GEMM backend (:mod:`spikeinit.engine.gemm`).
 
 ``SPIKEINIT_CONV_LAYOUT`` (or the :func:`use_layout` context manager) chooses:
 
@@ -17,15 +17,22 @@ the GEMM backend (:mod:`spikeinit.models.gemm`).
   convolution of a class times both layouts, forward and (when training) backward, interleaved,
   on at most :data:`PROBE_MACS` multiply-adds worth of its frames; channels-last must be
   :data:`MIN_SPEEDUP` times faster. The measurement spends the per-process budget of
-  :mod:`spikeinit.kernels.tuning` and is cached per CPU, torch version and thread count. A class
-  met after the budget is spent, and every non-CPU tensor, stays contiguous.
+  :mod:`spikeinit.engine.tuning` and is kept per CPU, torch version and thread count (the
+  same choice in every later process). Before channels-last is timed for a class, it is run
+  once in a child process (:mod:`spikeinit.engine.vet`); a class whose child died stays
+  contiguous. A class met after the budget is spent, every non-CPU tensor, and everything
+  under ``SPIKEINIT_TUNING=exact`` stays contiguous.
 - ``channels_last``: every 2-D convolution of spikeinit's models runs channels-last.
 - ``contiguous``: the frames are left as they come (PyTorch's default behaviour).
+
+Whatever the setting, a convolution in :data:`spikeinit.engine.hazards.KNOWN_BAD` (a strided
+1x1 convolution with fewer than 16 input channels: oneDNN issue #6035) runs contiguous, frames
+and weight, in the forward and the backward pass, and is never timed channels-last.
 
 The layout changes the order of the sums inside the convolution, so results agree to float32
 rounding, not bit for bit. Everything downstream follows the layout without copies: the fused
 LIF runs over channels-last currents in their memory order
-(:class:`spikeinit.neurons.fused.NeuronLayout`), pooling keeps it, and
+(:class:`spikeinit.engine.layout.NeuronLayout`), pooling keeps it, and
 :func:`keep_grad_layout` makes gradients that come back in the other layout (from a
 ``Flatten``) turn into this one once, before the pooling's backward pass.
 """
@@ -39,13 +46,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spikeinit.kernels import tuning
-from spikeinit.neurons.fused import is_channels_last
+from spikeinit.engine import hazards, settings, tuning, vet
+from spikeinit.engine.layout import is_channels_last
 
-CONV_LAYOUTS = ("auto", "channels_last", "contiguous")
+CONV_LAYOUTS = settings.CONV_LAYOUTS
 """Values of the ``SPIKEINIT_CONV_LAYOUT`` environment variable."""
 
-LAYOUT_VARIABLE = "SPIKEINIT_CONV_LAYOUT"
+LAYOUT_VARIABLE = settings.CONV_LAYOUT.variable
 
 MIN_SPEEDUP = 1.05
 """Under ``auto``, channels-last is chosen only when the contiguous layout's best time is at
@@ -56,7 +63,7 @@ PROBE_MACS = 2**28
 pass under this many multiply-adds (at least one frame): about 10-20 ms on one core, so that
 measuring both layouts, forward and backward, stays within a few hundred milliseconds."""
 
-_setting = tuning.Setting(LAYOUT_VARIABLE, CONV_LAYOUTS, "layout")
+_setting = settings.CONV_LAYOUT
 
 
 def conv_layout() -> str:
@@ -116,10 +123,15 @@ def conv_class(conv: nn.Conv2d, frames: Tensor) -> str:
 
 def frame_layout(conv: nn.Conv2d, frames: Tensor) -> str:
     """``"channels_last"`` or ``"contiguous"``: the layout ``conv`` runs ``frames``
-    ``(N, C, H, W)`` in, under the setting in force (:func:`conv_layout`)."""
+    ``(N, C, H, W)`` in, under the setting in force (:func:`conv_layout`). Never
+    channels-last for a convolution in :data:`spikeinit.engine.hazards.KNOWN_BAD`."""
+    if hazards.channels_last_hazard(conv) is not None:
+        return "contiguous"
     setting = conv_layout()
     if setting != "auto":
         return setting
+    if tuning.exact():
+        return "contiguous"
     if frames.device.type != "cpu" or not frames.is_floating_point() or frames.ndim != 4 \
             or frames.numel() == 0:
         return "contiguous"
@@ -150,7 +162,9 @@ def _probe_run(conv: nn.Conv2d, probe: Tensor, layout: str, mode: str) -> Callab
     weight = conv.weight.detach().clone().requires_grad_(mode != "infer")
     bias = None if conv.bias is None else conv.bias.detach()
     with torch.no_grad():
-        grad = torch.randn_like(conv._conv_forward(x, weight, bias))
+        out = conv._conv_forward(x, weight, bias)
+        grad = torch.randn(out.shape, dtype=out.dtype,
+                           generator=torch.Generator().manual_seed(0))  # not the user's
     wrt = [weight, x] if mode == "train+input" else [weight]
 
     def run() -> None:
@@ -167,6 +181,10 @@ def _probe_run(conv: nn.Conv2d, probe: Tensor, layout: str, mode: str) -> Callab
 def _measure(conv: nn.Conv2d, frames: Tensor) -> dict[str, Any]:
     mode = _mode(conv, frames)
     probe = _probe_frames(conv, frames)
+    if tuning.budget().exhausted:
+        return {"layout": "contiguous", "source": "unmeasured (budget spent)"}
+    if not vet.vetted(vet.conv_request(conv, probe.shape, mode, probe.dtype)):
+        return {"layout": "contiguous", "source": "channels-last failed in a child process"}
     samples = tuning.time_interleaved(
         {layout: _probe_run(conv, probe, layout, mode) for layout in ("channels_last",
                                                                       "contiguous")})
@@ -178,14 +196,14 @@ def _measure(conv: nn.Conv2d, frames: Tensor) -> dict[str, Any]:
     return {"layout": "channels_last" if faster else "contiguous",
             "channels_last_s": best["channels_last"], "contiguous_s": best["contiguous"],
             "frames": int(probe.shape[0]),
-            "source": "measured" if clean else "measured (noisy: not cached)"}
+            "source": "measured" if clean else "measured (noisy)"}
 
 
 def layout_choices() -> dict[str, dict[str, Any]]:
     """The ``auto`` setting's decisions for the current thread count, by :func:`conv_class`:
     ``layout``, the best seconds ``channels_last_s`` and ``contiguous_s`` of the probe,
     ``frames`` (how many frames it ran) and ``source`` (as in
-    :func:`spikeinit.models.gemm.backend_choices`)."""
+    :func:`spikeinit.engine.gemm.backend_choices`)."""
     return _choices.items()
 
 
@@ -202,9 +220,17 @@ def forget_choices() -> None:
 def conv_frames(conv: nn.Conv2d, frames: Tensor) -> Tensor:
     """``conv(frames)`` for frames ``(N, C, H, W)``, with the frames in the layout of
     :func:`frame_layout` (the output follows it). The gradient of ``frames`` comes back in
-    the layout the convolution ran in."""
-    if frame_layout(conv, frames) == "channels_last" and not is_channels_last(frames):
+    the layout the convolution ran in. A convolution of
+    :data:`spikeinit.engine.hazards.KNOWN_BAD` gets contiguous frames and weight even when
+    they arrive channels-last (PyTorch would run channels-last if either were)."""
+    layout = frame_layout(conv, frames)
+    if layout == "channels_last" and not is_channels_last(frames):
         frames = frames.contiguous(memory_format=torch.channels_last)
+    elif layout == "contiguous" and hazards.channels_last_hazard(conv) is not None:
+        frames = frames.contiguous()
+        if not conv.weight.is_contiguous():
+            with torch.no_grad():
+                conv.weight.data = conv.weight.data.contiguous()
     return conv(frames)
 
 

@@ -3,7 +3,7 @@
 The kernels have no torch headers, so ``g++`` builds them in about a second on first use. The
 shared library is cached under ``$SPIKEINIT_CACHE_DIR`` (default ``~/.cache/spikeinit``, else a
 per-user folder in the system's temporary directory), keyed by a hash of the sources, the
-compiler, the flags (with the ABI of :mod:`spikeinit.kernels.abi`) and the CPU.
+compiler, the flags (with the ABI of :mod:`spikeinit.engine.kernels.abi`) and the CPU.
 
 Nothing is loaded unverified:
 
@@ -21,8 +21,8 @@ results more slowly. (``SPIKEINIT_KERNEL`` was called ``SPIKEINIT_ENGINE`` befor
 is still read, with a deprecation warning. ``LIF(engine=...)`` is a different setting: the
 fused or the reference time loop of one layer.)
 
-``python -c "from spikeinit.kernels import build; print(build())"`` builds the kernels ahead of
-time and prints the library's path.
+``python -c "from spikeinit.engine.kernels import build; print(build())"`` builds the kernels
+ahead of time and prints the library's path.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ from pathlib import Path
 
 import torch
 
+from spikeinit.engine import settings
+from spikeinit.engine.kernels.abi import ABI_VERSION, defines
 from spikeinit.io import write_atomic
-from spikeinit.kernels.abi import ABI_VERSION, defines
 
 SOURCES = (Path(__file__).with_name("lif_kernel.cpp"), Path(__file__).with_name("event_kernel.cpp"))
-KERNEL_PREFERENCES = ("auto", "compiled", "python")
-KERNEL_VARIABLE = "SPIKEINIT_KERNEL"
-_OLD_VARIABLE = "SPIKEINIT_ENGINE"
+KERNEL_PREFERENCES = settings.KERNEL_PREFERENCES
+KERNEL_VARIABLE = settings.KERNEL.variable
 _BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-ffp-contract=off"]
 
 
@@ -58,16 +58,7 @@ class KernelBuildError(RuntimeError):
 
 def kernel_preference() -> str:
     """``$SPIKEINIT_KERNEL``: ``auto`` (default), ``compiled`` or ``python``."""
-    name = KERNEL_VARIABLE
-    value = os.environ.get(KERNEL_VARIABLE)
-    if value is None and os.environ.get(_OLD_VARIABLE) is not None:
-        name, value = _OLD_VARIABLE, os.environ[_OLD_VARIABLE]
-        warnings.warn(f"{_OLD_VARIABLE} is now called {KERNEL_VARIABLE}", DeprecationWarning,
-                      stacklevel=2)
-    value = (value or "auto").strip().lower() or "auto"
-    if value not in KERNEL_PREFERENCES:
-        raise ValueError(f"{name} must be one of {', '.join(KERNEL_PREFERENCES)}, got {value!r}")
-    return value
+    return str(settings.KERNEL.value())
 
 
 def _uid() -> int | None:
@@ -99,7 +90,7 @@ def _private_folder(path: Path) -> bool:
 def cache_dir() -> Path:
     """``$SPIKEINIT_CACHE_DIR``, else ``~/.cache/spikeinit`` if it can be created and written,
     else ``spikeinit-<uid>`` in the system's temporary directory (created with mode 0700)."""
-    root = os.environ.get("SPIKEINIT_CACHE_DIR")
+    root = settings.CACHE_DIR.value()
     if root:
         return Path(root)
     home = Path.home() / ".cache" / "spikeinit"

@@ -10,7 +10,7 @@ the input. Spikes are binary and sparse: a row with :math:`k` nonzero inputs nee
 
 that is :math:`\text{rate} \cdot R \cdot n_{in} \cdot n_{out}` additions, read as contiguous
 rows of the transpose :math:`W^\top`. The compiled kernel
-(``spikeinit/kernels/event_kernel.cpp``) beats a dense GEMM below a rate that depends on the
+(``spikeinit/engine/kernels/event_kernel.cpp``) beats a dense GEMM below a rate that depends on the
 CPU, the GEMM backend and the layer's shape (``docs/benchmarks.md`` and ``docs/engine.md``,
 measured with ``benchmarks/kernels.py``). ``EventLinear`` uses it automatically when the input
 is float32 on the CPU, the kernel is compiled, the layer has at least :data:`MIN_OUT_FEATURES`
@@ -22,7 +22,7 @@ a process meets a layer shape whose input rate is at most :data:`MAX_MEASURED_RA
 on synthetic spikes of that shape (at most 512 rows), the GEMM path and the event path at
 input rates 0.02 and 0.15 (forward alone at inference, forward plus weight gradient in
 training), fits the event time as a line in the rate and takes the rate where it meets the
-GEMM's time. The measurement shares the per-process budget of :mod:`spikeinit.kernels.tuning`
+GEMM's time. The measurement shares the per-process budget of :mod:`spikeinit.engine.tuning`
 and is cached per CPU, torch version and thread count beside the GEMM choices;
 :func:`event_rate_choices` lists them. Where nothing could be measured (budget spent) the
 fixed rates measured on an AMD EPYC apply: :data:`MAX_EVENT_RATE` against the oneDNN GEMM
@@ -41,7 +41,7 @@ which is the same kernel applied to :math:`x^\top` and :math:`g`
 (:class:`EventLinearFunction`). The input gradient :math:`g W` is dense (the surrogate
 gradient is nonzero everywhere) and stays a GEMM.
 
-Dense products go through :func:`spikeinit.models.gemm.linear_nt` (oneDNN where available,
+Dense products go through :func:`spikeinit.engine.gemm.linear_nt` (oneDNN where available,
 see that module); the transposes the event kernel needs are made by a tiled kernel
 (:func:`contiguous_transpose`, faster than ``w.t().contiguous()``: docs/benchmarks.md).
 
@@ -57,20 +57,19 @@ threshold; ``benchmarks/engine.py`` measures how often).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spikeinit.kernels import compiled_kernel, kernel_threads, tuning
-from spikeinit.models.gemm import gemm_backend, linear_nt, uses_onednn
-from spikeinit.models.time_distributed import once_over_time
+from spikeinit.engine import settings, tuning
+from spikeinit.engine.gemm import gemm_backend, linear_nt, uses_onednn
+from spikeinit.engine.kernels import compiled_kernel, kernel_threads
+from spikeinit.engine.layout import once_over_time
 
-EVENT_RATE_VARIABLE = "SPIKEINIT_EVENT_RATE"
+EVENT_RATE_VARIABLE = settings.EVENT_RATE.variable
 """``auto`` (default: the rate is measured per CPU and layer shape) or a fixed rate in [0, 1]."""
 
 MAX_MEASURED_RATE = 0.5
@@ -104,32 +103,13 @@ _RATE_SAMPLE_ROWS = 128
 _RATE_SAMPLE_ENTRIES = 32_768
 
 
-_rate_override: list[float | None] = []
-
-
-def _checked_rate(value: str | float, source: str) -> float | None:
-    text = str(value).strip().lower()
-    if text in ("", "auto"):
-        return None
-    try:
-        rate = float(text)
-    except ValueError:
-        rate = float("nan")
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"{source} must be auto or a rate in [0, 1], got {value!r}")
-    return rate
-
-
 def event_rate_setting() -> float | None:
     """The fixed rate in force (the innermost :func:`use_event_rate`, else
     ``$SPIKEINIT_EVENT_RATE``), or ``None`` for ``auto`` (measured, the default)."""
-    if _rate_override:
-        return _rate_override[-1]
-    return _checked_rate(os.environ.get(EVENT_RATE_VARIABLE, "auto"), EVENT_RATE_VARIABLE)
+    return settings.EVENT_RATE.value()
 
 
-@contextlib.contextmanager
-def use_event_rate(rate: float | str | None) -> Iterator[None]:
+def use_event_rate(rate: float | str | None) -> contextlib.AbstractContextManager[None]:
     """Run the enclosed code with a fixed event-path rate (``None`` or ``"auto"``: measured).
 
     Example:
@@ -139,11 +119,7 @@ def use_event_rate(rate: float | str | None) -> Iterator[None]:
         >>> layer.last_path
         'event'
     """
-    _rate_override.append(None if rate is None else _checked_rate(rate, "rate"))
-    try:
-        yield
-    finally:
-        _rate_override.pop()
+    return settings.EVENT_RATE.use(rate)
 
 
 def static_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> float:
@@ -250,13 +226,13 @@ def _measure(rows: int, in_features: int, out_features: int, training: bool) -> 
     clean = tuning.stable(samples) and best["low"] < best["high"] and tuning.machine_quiet()
     return {"max_rate": rate, "gemm_s": best["gemm"], "event_s": [best["low"], best["high"]],
             "rates": [round(r, 4) for r in rates], "rows": rows,
-            "source": "measured" if clean else "measured (noisy: not cached)"}
+            "source": "measured" if clean else "measured (noisy)"}
 
 
 def event_rate_choices() -> dict[str, dict[str, Any]]:
     """The measured break-even rates for the current thread count, by :func:`event_class`:
     ``max_rate``, the best seconds of the GEMM path and of the event path at the probe rates,
-    and ``source`` (as in :func:`spikeinit.models.gemm.backend_choices`)."""
+    and ``source`` (as in :func:`spikeinit.engine.gemm.backend_choices`)."""
     return _choices.items()
 
 
@@ -378,7 +354,7 @@ def linear_rows(rows: Tensor, weight: Tensor, bias: Tensor | None, event: bool) 
     r""":math:`y = x W^\top + b` on 2-D ``rows`` ``(R, in)``, with no autograd graph.
 
     ``event=True`` runs the event kernel on the nonzero entries of ``rows`` (:func:`event_linear`,
-    CPU float32 only), else the GEMM of :func:`~spikeinit.models.gemm.linear_nt`. This is the
+    CPU float32 only), else the GEMM of :func:`~spikeinit.engine.gemm.linear_nt`. This is the
     forward of :class:`EventLinearFunction`, shared with the fused MLP
     (:mod:`spikeinit.models.fused_mlp`) so that both give the same numbers.
     """
@@ -460,7 +436,7 @@ class EventLinear(nn.Linear):
 
     Drop-in: same parameters, state dict and initializers. Float32 CPU inputs go through
     :class:`EventLinearFunction` (the event kernel when it is compiled and the measured input
-    rate is at most :func:`max_event_rate`, else the GEMM of :mod:`spikeinit.models.gemm`), in
+    rate is at most :func:`max_event_rate`, else the GEMM of :mod:`spikeinit.engine.gemm`), in
     training and at inference; other inputs give ``nn.Linear``.
     ``event_driven=False`` keeps it a GEMM. :attr:`last_path` says which path the last call
     took (``"event"`` or ``"dense"``).
@@ -492,8 +468,9 @@ class EventLinear(nn.Linear):
                 or compiled_kernel() is None):
             return False
         rate = input_rate(x)
-        if rate > MAX_MEASURED_RATE and event_rate_setting() is None:
-            return False  # dense input: no need to know (or measure) the break-even rate
+        fixed = event_rate_setting()
+        if fixed is None and (rate > MAX_MEASURED_RATE or tuning.exact()):
+            return False  # dense input, or exact mode: no need to know the break-even rate
         return rate <= max_event_rate(x, self.weight, training)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -30,9 +30,11 @@ not bit for bit.
   timed on both backends, interleaved (one warm-up and two timed runs each, in CPU time of the
   calling thread; oneDNN must be :data:`MIN_SPEEDUP` times faster, best run against best run;
   on a busy machine the one-thread choice serves several threads), within the per-process budget
-  of :mod:`spikeinit.kernels.tuning`, and the choice is cached per CPU, torch version and
-  thread count. A class met after the budget is spent gets ``torch.mm``. oneDNN is only a
-  candidate where PyTorch has it and a probe product matches ``torch.mm``.
+  of :mod:`spikeinit.engine.tuning`, and the choice is kept per CPU, torch version and
+  thread count. A class met after the budget is spent gets ``torch.mm`` (kept too). Under
+  ``SPIKEINIT_TUNING=exact``, ``torch.mm``. oneDNN is only a candidate where PyTorch has it,
+  a probe product matches ``torch.mm``, and the class's product ran in a child process first
+  (:mod:`spikeinit.engine.vet`).
   :func:`backend_choices` lists the decisions.
 - ``onednn``: oneDNN for every float32 CPU product (an error if it is unavailable).
 - ``torch``: ``torch.mm``, bit-identical to ``nn.Linear``.
@@ -47,9 +49,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spikeinit.kernels import tuning
+from spikeinit.engine import settings, tuning, vet
 
-GEMM_BACKENDS = ("auto", "onednn", "torch")
+GEMM_BACKENDS = settings.GEMM_BACKENDS
 """Values of the ``SPIKEINIT_GEMM`` environment variable."""
 
 MIN_ONEDNN_MACS = 2**21
@@ -63,7 +65,7 @@ at least this many times oneDNN's: a tie goes to ``torch.mm``, bit-identical to
 ``nn.Linear``."""
 
 
-_setting = tuning.Setting("SPIKEINIT_GEMM", GEMM_BACKENDS, "backend")
+_setting = settings.GEMM
 
 
 def gemm_backend() -> str:
@@ -110,6 +112,8 @@ def uses_onednn(a: Tensor, b: Tensor) -> bool:
     backend = gemm_backend()
     if backend == "torch" or a.ndim != 2 or b.ndim != 2:
         return False
+    if backend == "auto" and tuning.exact():
+        return False  # SPIKEINIT_TUNING=exact: torch.mm, bit-identical to nn.Linear
     if backend == "auto" and a.shape[0] * a.shape[1] * b.shape[0] < MIN_ONEDNN_MACS:
         return False  # checked first: the cheapest test, and the answer for small products
     eligible = (a.device.type == "cpu" and b.device.type == "cpu"
@@ -180,6 +184,11 @@ def measured_choice(a: Tensor, b: Tensor) -> str:
 
 
 def _measure(a: Tensor, b: Tensor) -> dict[str, Any]:
+    if tuning.budget().exhausted:
+        return {"backend": "torch", "source": "unmeasured (budget spent)"}
+    request = vet.linear_request(a.shape[0], a.shape[1], b.shape[0], _layout(a), _layout(b))
+    if not vet.vetted(request):
+        return {"backend": "torch", "source": "oneDNN failed in a child process"}
     samples = tuning.time_interleaved({"onednn": lambda: _onednn_product(a, b),
                                        "torch": lambda: _torch_product(a, b)})
     if samples is None:
@@ -191,7 +200,7 @@ def _measure(a: Tensor, b: Tensor) -> dict[str, Any]:
     decisive = (best["torch"] >= MIN_SPEEDUP * worst["onednn"] if faster
                 else worst["torch"] < MIN_SPEEDUP * best["onednn"])
     clean = (tuning.stable(samples) or decisive) and tuning.machine_quiet()
-    source = "measured" if clean else "measured (noisy: not cached)"
+    source = "measured" if clean else "measured (noisy)"
     return {"backend": "onednn" if faster else "torch", "onednn_s": best["onednn"],
             "torch_s": best["torch"], "source": source}
 
@@ -199,7 +208,7 @@ def _measure(a: Tensor, b: Tensor) -> dict[str, Any]:
 def backend_choices() -> dict[str, dict[str, Any]]:
     """The ``auto`` backend's decisions for the current thread count, by :func:`shape_class`:
     ``backend``, the best seconds ``onednn_s`` and ``torch_s`` where measured, and
-    ``source`` (``measured`` in this process and cached, ``measured (noisy: not cached)`` when
+    ``source`` (``measured`` in this process and cached, ``measured (noisy)`` when
     the repeated runs disagreed, ``cache`` from an earlier process, or
     ``unmeasured (budget spent)``)."""
     return _choices.items()
@@ -218,7 +227,7 @@ def linear_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Any strides work (pass ``w.t()`` for :math:`A W`, ``g.t()`` and ``x.t()`` for
     :math:`g^\top x`); the result is a new contiguous ``(M, N)`` tensor. Run with no autograd
-    graph: it is the kernel of :class:`~spikeinit.models.event_linear.EventLinearFunction`.
+    graph: it is the kernel of :class:`~spikeinit.engine.event_linear.EventLinearFunction`.
 
     Example:
         >>> a, w = torch.randn(4, 3), torch.randn(5, 3)

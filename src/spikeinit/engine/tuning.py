@@ -1,33 +1,44 @@
 """Choices measured on this machine at run time, remembered per CPU in the kernel cache.
 
-Which GEMM is faster (oneDNN or ``torch.mm``, :mod:`spikeinit.models.gemm`) and below which
-input rate the event-driven synapses beat it (:mod:`spikeinit.models.event_linear`) depend on
+Which GEMM is faster (oneDNN or ``torch.mm``, :mod:`spikeinit.engine.gemm`) and below which
+input rate the event-driven synapses beat it (:mod:`spikeinit.engine.event_linear`) depend on
 the CPU: on an AMD EPYC oneDNN's matmul takes half the time of MKL's, on an Intel Xeon it is
 slower. So they are not constants: the first time a process meets a shape, it times the
 candidates a few times, interleaved, and keeps the faster.
 
+- **Kept (reproducible).** Under ``SPIKEINIT_TUNING=kept`` (the default) a decision, once made
+  on this machine, is final: it is written to ``choices-<hash>.json`` in the kernel cache folder
+  (:func:`spikeinit.engine.kernels.loader.cache_dir`), one file per machine key (the CPU model,
+  a hash of its feature flags, the torch version and the thread count), whatever the
+  measurement was like (noisy, on a busy machine, or skipped because the budget was spent), and
+  every later process on the machine reads it and measures nothing. Deciding is serialized
+  between processes by a lock file (:func:`machine_lock`): the first process to meet a class
+  decides it for all. So two processes with the same seed make the same choices, cold cache or
+  warm, quiet machine or busy, and give the same numbers bit for bit. Deleting the file
+  forgets the choices (the next process measures again).
+- **Exact.** ``SPIKEINIT_TUNING=exact`` makes no choice that changes rounding: ``torch.mm``,
+  dense synapses, contiguous convolutions, no thread-count trial; runs are bit-identical to
+  PyTorch's own layers on any machine (:func:`exact`).
 - **Budget.** All measurements of a process together stop after :data:`BUDGET_S` seconds of
-  measuring (:func:`budget`, ``$SPIKEINIT_TUNING_BUDGET``); a shape met after that gets the
-  safe default of its caller (``torch.mm``; the fixed event thresholds) for the rest of the
-  process, and is measured by a later process.
-- **Cache.** A decision is written to ``choices-<hash>.json`` in the kernel cache folder
-  (:func:`spikeinit.kernels.loader.cache_dir`), one file per machine key: the CPU model
-  (``lscpu``), a hash of its feature flags, the torch version and the thread count. Later
-  processes on the same machine read it and measure nothing. The file is written atomically; a
-  file that does not parse, holds another machine's key, or is not private to the user (as the
-  compiled kernels, :func:`spikeinit.kernels.loader.is_private`) is ignored and rewritten.
-  Deleting the file forgets the choices.
-- **Seeing them.** :func:`spikeinit.models.gemm.backend_choices` and
-  :func:`spikeinit.models.event_linear.event_rate_choices` list the decisions in force.
+  measuring (:func:`budget`, ``$SPIKEINIT_TUNING_BUDGET``); a class met after that gets the
+  safe default of its caller (``torch.mm``; the fixed event thresholds; contiguous), which is
+  kept like a measured choice (except with a budget of 0, which keeps nothing it did not
+  measure).
+- **Files.** The file is written atomically; a file that does not parse, holds another
+  machine's key, or is not private to the user (as the compiled kernels,
+  :func:`spikeinit.engine.kernels.loader.is_private`) is ignored and rewritten. Where no
+  private cache folder can be had, choices live in the process only (and are not reproducible
+  across processes).
+- **Seeing them.** :func:`spikeinit.engine.decisions.all_choices` lists the decisions in force.
 
 Nothing here changes a result beyond float32 rounding: both GEMMs and the event path compute
-the same sums, in another order (``SPIKEINIT_GEMM=torch`` and ``EventLinear(event_driven=False)``
-give runs that are bit-identical to ``nn.Linear`` on any machine).
+the same sums, in another order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -42,7 +53,10 @@ from typing import Any
 
 import torch
 
+from spikeinit.engine import settings
+from spikeinit.engine.kernels.loader import _cpu_signature, _private_folder, cache_dir, is_private
 from spikeinit.io import write_atomic
+from spikeinit.machine import cpu_model
 
 FORMAT = 1
 """Version of the choices file; a file of another version is ignored."""
@@ -50,8 +64,6 @@ FORMAT = 1
 BUDGET_S = 0.3
 """Seconds one process may spend measuring, all shapes together (``$SPIKEINIT_TUNING_BUDGET``
 overrides it; ``0`` measures nothing: ``torch.mm`` and the fixed event rates)."""
-
-BUDGET_VARIABLE = "SPIKEINIT_TUNING_BUDGET"
 
 REPEATS = 2
 """Timed runs per candidate (after one untimed warm-up run each); the fastest run counts,
@@ -78,48 +90,6 @@ lock = threading.RLock()
 measures the GEMM it competes with)."""
 
 
-class Setting:
-    """A choice read from an environment variable (``variable``, one of ``choices``, empty
-    meaning ``"auto"``), which :meth:`use` overrides for a block of code.
-
-    Example:
-        >>> mode = Setting("SPIKEINIT_EXAMPLE_MODE", ("auto", "fast", "exact"), "mode")
-        >>> with mode.use("exact"):
-        ...     mode.value()
-        'exact'
-        >>> mode.value()  # the variable is not set
-        'auto'
-    """
-
-    def __init__(self, variable: str, choices: tuple[str, ...], label: str) -> None:
-        self.variable = variable
-        self.choices = choices
-        self.label = label
-        self._override: list[str] = []
-
-    def checked(self, value: str, source: str) -> str:
-        value = value.strip().lower() or "auto"
-        if value not in self.choices:
-            raise ValueError(f"{source} must be one of {', '.join(self.choices)}, "
-                             f"got {value!r}")
-        return value
-
-    def value(self) -> str:
-        """The innermost :meth:`use`, else the environment variable (default ``auto``)."""
-        if self._override:
-            return self._override[-1]
-        return self.checked(os.environ.get(self.variable, "auto"), self.variable)
-
-    @contextlib.contextmanager
-    def use(self, value: str) -> Iterator[None]:
-        """Run the enclosed code with ``value`` (checked; the error names :attr:`label`)."""
-        self._override.append(self.checked(value, self.label))
-        try:
-            yield
-        finally:
-            self._override.pop()
-
-
 class Budget:
     """Measuring time spent by this process, against a limit (seconds)."""
 
@@ -144,14 +114,8 @@ def budget() -> Budget:
     shape measured before it times anything (``benchmarks/engine.py``) may raise ``limit``."""
     global _budget
     if _budget is None:
-        value = os.environ.get(BUDGET_VARIABLE, "").strip()
-        try:
-            limit = float(value) if value else BUDGET_S
-        except ValueError:
-            limit = float("nan")
-        if not limit >= 0:
-            raise ValueError(f"{BUDGET_VARIABLE} must be a number of seconds >= 0, got {value!r}")
-        _budget = Budget(limit)
+        limit = settings.TUNING_BUDGET.value()
+        _budget = Budget(BUDGET_S if limit is None else limit)
     return _budget
 
 
@@ -224,9 +188,6 @@ def size_class(n: int) -> int:
 @functools.lru_cache(maxsize=1)
 def machine_identity() -> tuple[tuple[str, str], ...]:
     """CPU model, a hash of the CPU's feature flags and the torch version (cached)."""
-    from spikeinit.kernels.loader import _cpu_signature
-    from spikeinit.machine import cpu_model
-
     features = hashlib.sha256(_cpu_signature().encode()).hexdigest()[:16]
     return (("cpu", cpu_model()), ("cpu_features", features), ("torch", torch.__version__))
 
@@ -238,23 +199,17 @@ def machine_key(threads: int) -> dict[str, Any]:
 
 def choices_path(key: dict[str, Any]) -> Path:
     """The cache file of ``key``: ``choices-<hash>.json`` in the kernel cache folder."""
-    from spikeinit.kernels.loader import cache_dir
-
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / f"choices-{digest}.json"
 
 
 def _trusted_folder(path: Path) -> bool:
-    from spikeinit.kernels.loader import _private_folder
-
     return _private_folder(path.parent)
 
 
 def read_choices(key: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The sections (``{"gemm": {...}, "event": {...}}``) cached for ``key``; empty when the
     file is missing, unreadable, corrupt, not private, or written for another key."""
-    from spikeinit.kernels.loader import is_private
-
     path = choices_path(key)
     try:
         if not (path.is_file() and is_private(path) and is_private(path.parent)):
@@ -315,11 +270,24 @@ class Choices:
         with lock:
             return self._table().get(name)
 
+    def reread(self, name: str) -> dict[str, Any] | None:
+        """The entry ``name`` as the cache file holds it now (another process may have decided
+        it since this one read the file), taken into memory; ``None`` if it holds none."""
+        with lock:
+            entry = read_choices(machine_key(torch.get_num_threads())).get(
+                self.section, {}).get(name)
+            if entry is None or not self.valid(entry):
+                return None
+            entry = {**entry, "source": "cache"}
+            self._table()[name] = entry
+            return entry
+
     def put(self, name: str, entry: dict[str, Any], persist: bool = True) -> None:
         with lock:
             self._table()[name] = entry
             if persist:
                 stored = {k: v for k, v in entry.items() if k != "source"}
+                stored["decided"] = entry.get("source", "")
                 write_choice(machine_key(torch.get_num_threads()), self.section, name, stored)
 
     def items(self) -> dict[str, dict[str, Any]]:
@@ -331,46 +299,6 @@ class Choices:
         """Forget everything in memory (the cache file stays)."""
         with lock:
             self._tables.clear()
-
-
-def all_choices() -> dict[str, dict[str, dict[str, Any]]]:
-    """The decisions in force for the current thread count:
-    ``{"gemm": ..., "event": ..., "conv": ...}``
-    (:func:`spikeinit.models.gemm.backend_choices`,
-    :func:`spikeinit.models.event_linear.event_rate_choices`,
-    :func:`spikeinit.models.conv_layout.layout_choices`)."""
-    import importlib
-
-    gemm = importlib.import_module("spikeinit.models.gemm")
-    event_linear = importlib.import_module("spikeinit.models.event_linear")
-    conv_layout = importlib.import_module("spikeinit.models.conv_layout")
-    return {"gemm": gemm.backend_choices(), "event": event_linear.event_rate_choices(),
-            "conv": conv_layout.layout_choices()}
-
-
-def _times(entry: dict[str, Any], labels: dict[str, str], extra: str = "") -> str:
-    """`` (label a ms, label b ms[, extra])`` from an entry's measured seconds, or ``""``."""
-    if not all(key in entry for key in labels):
-        return ""
-    parts = [f"{label} {entry[key] * 1e3:.3f} ms" for key, label in labels.items()]
-    return f" ({', '.join([*parts, extra] if extra else parts)})"
-
-
-def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """:func:`all_choices` as lines of text, one per decision."""
-    lines = []
-    for name, entry in choices.get("gemm", {}).items():
-        times = _times(entry, {"onednn_s": "oneDNN", "torch_s": "torch.mm"})
-        lines.append(f"GEMM {name:20s} -> {entry['backend']}{times} [{entry['source']}]")
-    for name, entry in choices.get("event", {}).items():
-        rate = entry.get("max_rate")
-        limit = f"events up to rate {rate:.3f}" if rate is not None else "fixed fallback rate"
-        lines.append(f"event path {name:30s} -> {limit} [{entry['source']}]")
-    for name, entry in choices.get("conv", {}).items():
-        times = _times(entry, {"channels_last_s": "channels-last", "contiguous_s": "contiguous"},
-                       f"{entry.get('frames')} frames")
-        lines.append(f"conv {name:36s} -> {entry['layout']}{times} [{entry['source']}]")
-    return lines or ["none yet (no product large enough to measure)"]
 
 
 @contextlib.contextmanager
@@ -394,31 +322,95 @@ def single_threaded() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def exact() -> bool:
+    """Whether ``SPIKEINIT_TUNING=exact``: every caller takes its bit-exact default (``torch.mm``,
+    dense synapses, contiguous frames, no thread trial) and nothing is measured."""
+    return settings.TUNING.value() == "exact"
+
+
+_machine_lock_depth = 0
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    """Hold the cache folder's ``choices.lock`` (an exclusive ``flock``) while a decision is
+    read, measured and written, so that two processes meeting a new class at once make one
+    decision between them. Re-entrant within the process (decisions nest); without a private
+    cache folder it holds nothing."""
+    global _machine_lock_depth
+    if _machine_lock_depth:
+        _machine_lock_depth += 1
+        try:
+            yield
+        finally:
+            _machine_lock_depth -= 1
+        return
+    handle = None
+    folder = cache_dir()
+    if _private_folder(folder):
+        try:
+            handle = open(folder / "choices.lock", "a")  # noqa: SIM115 (held across the yield)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError:
+            if handle is not None:
+                handle.close()
+            handle = None
+    _machine_lock_depth += 1
+    try:
+        yield
+    finally:
+        _machine_lock_depth -= 1
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+
+def _keep(entry: dict[str, Any]) -> bool:
+    """Every decision is kept, except a default taken unmeasured under a budget of 0 (which a
+    user sets to measure nothing, not to pin every class to its default)."""
+    return not (str(entry.get("source", "")).startswith("unmeasured") and budget().limit == 0)
+
+
+def _without_rng(measure: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """``measure`` run with torch's CPU random state saved and restored: the random probes of a
+    measurement must not shift the user's random stream (a process that measures would
+    otherwise draw other dropout masks and batches than one that read the kept choice)."""
+
+    def run() -> dict[str, Any]:
+        with torch.random.fork_rng(devices=[]):
+            return measure()
+
+    return run
+
+
 def decide(choices: Choices, name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The entry ``name`` of ``choices`` for the current thread count: in memory, else read from
-    the cache, else ``measure()``d (and cached when its ``source`` is ``"measured"``).
+    """The entry ``name`` of ``choices`` for the current thread count: in memory, else kept on
+    disk by an earlier decision of this machine, else ``measure()``d now and kept.
 
     On several threads while the machine is busy (:func:`machine_quiet` is false), timings
-    measure the scheduler more than the code, so the choice measured on one thread is used
-    instead (measured now, at one thread, if it is new): it serves this process and is not
-    cached for the current thread count.
+    measure the scheduler more than the code, so the choice of one thread is used instead
+    (measured now, at one thread, if it is new), and kept for the current thread count too.
     """
+    measure = _without_rng(measure)
     with lock:
         entry = choices.get(name)
         if entry is not None:
             return entry
-        if torch.get_num_threads() > 1 and not machine_quiet():
-            with single_threaded():
-                single = choices.get(name)
-                if single is None:
-                    single = measure()
-                    choices.put(name, single, persist=single["source"] == "measured")
-            entry = {**single, "source": f"{single['source']}, on 1 thread (machine busy)"}
-            choices.put(name, entry, persist=False)
+        with machine_lock():
+            entry = choices.reread(name)
+            if entry is not None:
+                return entry
+            if torch.get_num_threads() > 1 and not machine_quiet():
+                with single_threaded():
+                    single = choices.get(name) or choices.reread(name)
+                    if single is None:
+                        single = measure()
+                        choices.put(name, single, persist=_keep(single))
+                entry = {**single, "source": f"{single['source']}, on 1 thread (machine busy)"}
+            else:
+                entry = measure()
+            choices.put(name, entry, persist=_keep(entry))
             return entry
-        entry = measure()
-        choices.put(name, entry, persist=entry["source"] == "measured")
-        return entry
 
 
 # ----------------------------------------------------------------------------- thread count
@@ -437,8 +429,14 @@ class ThreadTrial:
     ``recheck_every``, the trial runs again after that many steps, following the load. The
     steps are the real training steps, so nothing is computed twice; the cost is the slower
     count's excess over a few steps (a count :data:`HOPELESS` times slower than another after
-    one timed step each is not tried further). Results do not depend on the thread count beyond
-    float rounding of reductions.
+    one timed step each is not tried further). Results depend on the thread count through float
+    rounding of reductions.
+
+    **Kept.** With a ``key`` (the workload: what the training loop passes is the model and batch
+    shape), the trial is reproducible: its schedule is fixed (no count is dropped early, no
+    recheck), and the count chosen is kept per machine and key like every other choice
+    (:func:`decide`); a later process with the same key runs the same scheduled steps and then
+    the kept count, whatever its own timings say, so both give the same numbers.
 
     Example:
         >>> trial = ThreadTrial(candidates=(1,))  # a single candidate: nothing to measure
@@ -449,11 +447,14 @@ class ThreadTrial:
     """
 
     def __init__(self, candidates: tuple[int, ...] | None = None, steps_each: int = 3,
-                 recheck_every: int = 0) -> None:
+                 recheck_every: int = 0, key: str | None = None) -> None:
         found = candidates or (1, torch.get_num_threads())
         self.candidates = tuple(dict.fromkeys(max(1, int(c)) for c in found))
         self.steps_each = steps_each
+        if key is not None and recheck_every:
+            raise ValueError("recheck_every: a kept trial (key given) runs once; use 0")
         self.recheck_every = recheck_every
+        self.key = key
         self.chosen: int | None = self.candidates[0] if len(self.candidates) == 1 else None
         self.times: dict[int, list[float]] = {}
         self._schedule: list[tuple[int, bool]] = []
@@ -488,7 +489,8 @@ class ThreadTrial:
         elapsed = wall_clock() - start
         if timed:
             self.times[threads].append(elapsed)
-            self._drop_hopeless()
+            if self.key is None:
+                self._drop_hopeless()
         if not self._schedule:
             self._choose()
 
@@ -503,11 +505,29 @@ class ThreadTrial:
         assert self.chosen is not None
         return self.chosen
 
-    def _choose(self) -> None:
+    def _measured_choice(self) -> int:
         timed = [t for t in self.candidates if self.times.get(t)]
-        self.chosen = (min(timed, key=lambda t: statistics.median(self.times[t])) if timed
-                       else self.candidates[0])
+        return (min(timed, key=lambda t: statistics.median(self.times[t])) if timed
+                else self.candidates[0])
+
+    def _choose(self) -> None:
+        if self.key is None:
+            self.chosen = self._measured_choice()
+        else:
+            self.chosen = self._kept_choice()
         torch.set_num_threads(self.chosen)
+
+    def _kept_choice(self) -> int:
+        """The count kept for :attr:`key` on this machine, else the measured one (then kept)."""
+        machine = machine_key(max(self.candidates))
+        name = f"{self.key} of {','.join(map(str, self.candidates))}"
+        with lock, machine_lock():
+            kept = read_choices(machine).get("threads", {}).get(name, {}).get("threads")
+            if kept in self.candidates:
+                return int(kept)
+            chosen = self._measured_choice()
+            write_choice(machine, "threads", name, {"threads": chosen})
+            return chosen
 
     def _drop_hopeless(self) -> None:
         """Stop trying a count whose best step took :data:`HOPELESS` times the best step of

@@ -2,18 +2,18 @@
 synapses (``event_kernel.cpp``), built on first use, verified and loaded by :mod:`.loader`.
 
 :mod:`.abi` holds the contract between them and Python (ABI version, reset/order/surrogate
-codes), written once. :mod:`spikeinit.neurons.fused` and :mod:`spikeinit.models.event_linear`
+codes), written once. :mod:`spikeinit.neurons.fused` and :mod:`spikeinit.engine.event_linear`
 call them, with a pure-PyTorch fallback where they are unavailable.
 """
 
-from spikeinit.kernels.abi import (
+from spikeinit.engine.kernels.abi import (
     ABI_VERSION,
     ORDER_CODES,
     RECOMPUTE_STEPS,
     RESET_CODES,
     SURROGATE_CODES,
 )
-from spikeinit.kernels.loader import (
+from spikeinit.engine.kernels.loader import (
     KERNEL_PREFERENCES,
     KernelBuildError,
     build,

@@ -25,7 +25,7 @@ constexpr int64_t kChunk = 256;  // neurons whose state stays in registers/L1 ac
 // chunk into a local buffer, for up to this many steps (Python checks T against it).
 constexpr int64_t kRecomputeSteps = SPIKEINIT_RECOMPUTE_STEPS;
 
-// The codes come from Python (spikeinit/kernels/abi.py passes them as -D flags).
+// The codes come from Python (spikeinit/engine/kernels/abi.py passes them as -D flags).
 enum Reset { kSubtract = SPIKEINIT_RESET_SUBTRACT, kZero = SPIKEINIT_RESET_ZERO,
              kNone = SPIKEINIT_RESET_NONE };
 enum Order { kDelayed = SPIKEINIT_ORDER_DELAYED, kImmediate = SPIKEINIT_ORDER_IMMEDIATE };

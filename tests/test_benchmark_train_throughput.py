@@ -87,4 +87,4 @@ def test_quick_run_writes_its_report(benchmark, tmp_path: Path, one_thread):
     assert next(r for r in rows if r["engine"] == benchmark.SNNTORCH)["vs_snntorch"] == 1.0
     assert report["meta"]["cpu"] and report["meta"]["cpu_vendor"] and report["meta"]["date"]
     assert "load_average_start" in report["meta"] and "load_average_end" in report["meta"]
-    assert set(report["meta"]["choices"]["1"]) == {"gemm", "event", "conv"}
+    assert set(report["meta"]["choices"]["1"]) == {"gemm", "event", "conv", "vetted"}

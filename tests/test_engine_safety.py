@@ -245,3 +245,23 @@ def test_two_processes_of_one_training_give_identical_numbers(tmp_path, data_dir
     weights = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["model"]
                for run in ("a", "b")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_every_setting_is_documented_with_its_values():
+    from spikeinit.engine import settings
+
+    page = (PROJECT / "docs" / "engine.md").read_text()
+    for name, allowed, _ in settings.describe():
+        assert f"| `{name}` |" in page, name
+        assert allowed
+
+
+def test_a_bad_setting_value_names_the_parameter_of_use():
+    from spikeinit.engine import settings
+
+    with pytest.raises(ValueError, match="layout must be one of auto, channels_last"):
+        with settings.CONV_LAYOUT.use("sideways"):
+            pass
+    with pytest.raises(ValueError, match=r"rate must be auto or a rate in \[0, 1\]"):
+        with settings.EVENT_RATE.use(1.5):
+            pass

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import atexit
 import json
 import os
 import select
@@ -170,6 +171,7 @@ class Vetter:
 
 
 _vetter = Vetter()
+atexit.register(_vetter.close)
 
 
 def _valid_entry(entry: Any) -> bool:

@@ -276,8 +276,9 @@ class _CountingTrial(tuning.ThreadTrial):
 
 @pytest.mark.parametrize("costs,expected", [({1: 5.0, 2: 1.0}, 2), ({1: 1.0, 2: 5.0}, 1)])
 def test_auto_threads_keep_the_faster_count(fake_data: Path, tmp_path: Path, monkeypatch,
-                                            two_threads: None, costs: dict, expected: int
-                                            ) -> None:
+                                            two_threads: None, costs: dict, expected: int,
+                                            tuning_sandbox) -> None:
+    # tuning_sandbox: an empty cache, else the other case's kept count would be read
     monkeypatch.setattr(tuning, "wall_clock", ThreadClock(costs))
     config = TrainConfig(data_dir=str(fake_data), epochs=1, **SMALL)  # 8 steps: the trial's
     result = train(config, tmp_path, device="cpu", progress=False, log=None, threads="auto")
@@ -288,7 +289,7 @@ def test_auto_threads_keep_the_faster_count(fake_data: Path, tmp_path: Path, mon
 
 
 def test_default_threads_measure_unless_the_environment_fixes_them(
-        fake_data: Path, monkeypatch, two_threads: None) -> None:
+        fake_data: Path, monkeypatch, two_threads: None, tuning_sandbox) -> None:
     config = TrainConfig(data_dir=str(fake_data), epochs=1, **SMALL)
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -310,7 +311,7 @@ def test_default_threads_measure_unless_the_environment_fixes_them(
 
 
 def test_resume_restores_the_measured_count_without_a_new_trial(
-        fake_data: Path, tmp_path: Path, monkeypatch, two_threads: None) -> None:
+        fake_data: Path, tmp_path: Path, monkeypatch, two_threads: None, tuning_sandbox) -> None:
     # batch 32: 4 steps an epoch, so the trial (8 steps) ends early, with the first epoch
     monkeypatch.setattr(tuning, "wall_clock", ThreadClock({1: 2.0, 2: 1.0}))
     config = TrainConfig(data_dir=str(fake_data), depth=1, width=16, batch=32, epochs=2)

@@ -39,5 +39,5 @@ def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):
     meta = report["meta"]
     assert meta["cpu"] and meta["cpu_vendor"] and meta["threads"] == 1 and meta["torch"]
     assert len(meta["load_average"]) == 3 and "load_average_end" in meta and meta["date"]
-    assert set(meta["choices"]) == {"gemm", "event", "conv"}
+    assert set(meta["choices"]) == {"gemm", "event", "conv", "vetted"}
     assert "CPU: " in result.stdout and "run-time choices" in result.stdout

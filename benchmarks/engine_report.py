@@ -89,9 +89,11 @@ def print_checks(checks: dict[str, Any]) -> None:
 
 def print_split(split: dict[str, float]) -> None:
     total = split["total"]
-    print("\n  spikeinit training step split (B, one step, each part timed alone, best of runs):")
+    print("\n  spikeinit training step split (B, the fastest of the timed steps, each part timed "
+          "inside it; the parts add up to the total):")
+    width = max(map(len, split))
     for name, seconds in split.items():
-        print(f"    {name:34s} {seconds * 1e3:9.2f} ms  {seconds / total:6.1%}")
+        print(f"    {name:{width}s} {seconds * 1e3:9.2f} ms  {seconds / total:6.1%}")
 
 
 def write_json(report: Report, path: Path) -> None:

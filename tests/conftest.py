@@ -85,9 +85,9 @@ TEST_MACHINE = (("cpu", "Test CPU 9000"), ("cpu_features", "0123456789abcdef"),
 @pytest.fixture
 def tuning_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     """For tests of measured choices: a private empty cache folder, a fresh 1000 s budget, a
-    fake clock (returned), a fixed machine identity, a quiet machine, and a vetting child that passes every candidate
-    without being started. The compiled kernels
-    are loaded from the usual cache first (they would be built again in the new folder)."""
+    fake clock (returned), a fixed machine identity, a quiet machine, and a vetting child that
+    passes every candidate without being started. The compiled kernels are loaded from the
+    usual cache first (they would be built again in the new folder)."""
     from spikeinit.engine import decisions, tuning, vet
     from spikeinit.engine.kernels import compiled_kernel
 

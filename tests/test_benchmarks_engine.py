@@ -30,6 +30,11 @@ def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):
     for name, check in forced.items():
         assert check["teacher_forced_min"] >= 1 - 1e-4, (name, check)
     assert "split" in report and report["split"]["total"] > 0
+    # The step's parts are timed inside the same steps as the total: they add up to it.
+    split = report["split"]
+    parts = [seconds for name, seconds in split.items() if name != "total"]
+    assert all(seconds >= 0 for seconds in parts), split
+    assert abs(sum(parts) - split["total"]) <= 1e-9 * max(1.0, split["total"]), split
     # Every figure names its machine, and the GEMM backends / event rates spikeinit chose.
     meta = report["meta"]
     assert meta["cpu"] and meta["cpu_vendor"] and meta["threads"] == 1 and meta["torch"]

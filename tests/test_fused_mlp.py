@@ -21,6 +21,7 @@ from spikeinit.experiments.training import (
 from spikeinit.models import SpikingMLP
 from spikeinit.neurons import LIF, LIFParameters
 from spikeinit.neurons.fused import lif_membranes
+from spikeinit.neurons.lif import PendingState
 
 ORDERS = ["delayed", "immediate"]
 SURROGATES = ["fast-sigmoid", "atan"]
@@ -128,6 +129,65 @@ def test_fused_stack_float64_gradcheck():
                 + out.membranes[0].sum())
 
     assert torch.autograd.gradcheck(function, (x, *weights))
+
+
+def test_fused_stack_float64_gradcheck_without_hidden_membranes(backend):
+    """The same with the hidden layers' membranes not asked for: on the compiled kernel those
+    layers keep their currents (the frame, for a repeated input) and the backward recomputes
+    their membranes and spikes."""
+    torch.manual_seed(2)
+    net = SpikingMLP([4, 5, 5, 3], input_layer=False, surrogate="atan").double()
+    layers = [fused_mlp.StackLayer(linear, lif.params) for linear, lif in net.blocks]
+    betas = [torch.full((n,), 0.5, dtype=torch.float64) for n in (5, 5, 3)]
+    thetas = [torch.full((n,), 10.0, dtype=torch.float64) for n in (5, 5, 3)]
+    frame = torch.rand(2, 4, dtype=torch.float64, requires_grad=True)
+    weights = [layer.weight.detach().clone().requires_grad_() for layer in net.synapses]
+
+    def function(frame, *weights):
+        out = fused_mlp.linear_lif_stack(frame, layers, weights, [None] * 3, betas, thetas,
+                                         repeated=True, steps=3,
+                                         membranes=[False, False, True])
+        assert out.membranes[0] is None and out.membranes[1] is None
+        return (out.currents[-1].square().sum() + out.currents[0].sum()
+                + out.spikes[-1].sum() + out.spikes[1].sum()
+                + out.membranes[-1].square().sum())
+
+    assert torch.autograd.gradcheck(function, (frame, *weights))
+
+
+def test_fused_stack_keeps_one_tensor_per_layer_and_no_spikes(backend):
+    """What a training step holds: the node saves the input rows and one ``(T, B, n)`` tensor
+    per layer (never the spikes, which the backward recomputes), and the LIF states keep the
+    last membranes only, their spikes computed when read (the same as the forward's)."""
+    torch.manual_seed(0)
+    net = SpikingMLP([12, 16, 16, 5], input_layer=False, learn_threshold=True,
+                     neuron_shape=None)
+    with torch.no_grad():
+        for layer in net.synapses:
+            layer.weight.mul_(3)
+    x = torch.rand(4, 6, 12)
+    seen = []
+    for lif in net.neurons:
+        lif.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = net(x)
+    spikes = {s.untyped_storage().data_ptr() for s in seen}
+    assert not spikes & {t.untyped_storage().data_ptr() for t in saved}
+    assert sum(t.shape == (4, 6, 16) for t in saved) == 2
+    for lif, layer_spikes in zip(net.neurons, seen):
+        assert isinstance(lif.__dict__["_state"], PendingState)
+        with torch.no_grad():  # the threshold may change before the state is read
+            lif.threshold_parameter.add_(0.5)
+        assert torch.equal(lif.state.spikes, layer_spikes[-1].detach())
+        assert not isinstance(lif.__dict__["_state"], PendingState)
+    assert 0.0 < float(torch.cat([s.detach().flatten() for s in seen]).mean()) < 1.0
+    out.sum().backward()
 
 
 def test_hooks_see_each_layer_and_a_replacing_hook_is_refused(count_fused):

@@ -12,8 +12,7 @@ from spikeinit._validation import check_positive_int
 from spikeinit.engine.event_linear import EventLinear
 from spikeinit.engine.layout import repeated_over_time
 from spikeinit.models.fused_mlp import StackLayer, linear_lif_stack, neuron_vector
-from spikeinit.neurons.dynamics import LIFState
-from spikeinit.neurons.lif import LIF, reset_states
+from spikeinit.neurons.lif import LIF, PendingState, reset_states
 
 _GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                  "_global_backward_pre_hooks")
@@ -128,18 +127,26 @@ class SpikingMLP(nn.Module):
             biases.append(linear.bias)
             betas.append(neuron_vector(lif.beta, neurons, x))
             thetas.append(neuron_vector(lif.threshold, neurons, x))
-        all_spikes, currents_in, membranes, last = linear_lif_stack(
-            x, layers, weights, biases, betas, thetas, repeated, steps)
-        output = spikes
         final = len(self.blocks) - 1
+        # Only the output layer's membranes, for a membrane readout of the same currents
+        # (spikeinit.experiments.training.readout.membrane_trace) to reuse: the hidden
+        # layers then need not write theirs.
+        all_spikes, currents_in, membranes, last = linear_lif_stack(
+            x, layers, weights, biases, betas, thetas, repeated, steps,
+            membranes=[index == final for index in range(len(self.blocks))])
+        output = spikes
         for index, ((_, lif), current, layer_spikes, u_last) in enumerate(
                 zip(self.blocks, currents_in, all_spikes, last)):
-            # The output layer's membranes, for a membrane readout of the same currents
-            # (spikeinit.experiments.training.readout.membrane_trace) to reuse.
             lif.__dict__["membrane_memo"] = (
                 (current, current._version, membranes[index])
                 if index == final and membranes[index] is not None else None)
-            output = lif.replay(current, layer_spikes, LIFState(u_last, layer_spikes[-1]))
+            # The final state is the last membranes alone, its spikes computed if it is read:
+            # spikes[-1] would keep all T steps of every layer's spikes alive until the next
+            # forward, a copy one more (B, n) tensor per layer.
+            theta = thetas[index]
+            if isinstance(lif.threshold, Tensor):  # may change in place before it is read
+                theta = theta.detach().clone()
+            output = lif.replay(current, layer_spikes, PendingState(u_last, theta))
             if output is not layer_spikes:
                 raise RuntimeError("a forward hook replaced the output of a LIF layer inside "
                                    "a fused stack, which cannot honour it; build the network "

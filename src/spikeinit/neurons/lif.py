@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,27 @@ STEP_MODES = ("single", "multi")
 #: SpikingJelly's spellings of the step modes.
 STEP_MODE_ALIASES = {"s": "single", "m": "multi"}
 ENGINES = ("fused", "reference")
+
+
+class PendingState(NamedTuple):
+    """A final state known by its membrane ``u`` alone (a fused stack's, which keeps no copy of
+    the last spikes): the spikes :math:`H(u - \\theta)` are computed the first time
+    :attr:`LIF.state` is read, the comparison the forward pass made.
+
+    ``threshold`` broadcasts over ``membrane`` (the ``(N,)`` vector the stack used for its
+    ``(B, N)`` membranes) and must not change before then.
+
+    Example:
+        >>> state = PendingState(torch.tensor([[0.5, 1.5]]), torch.tensor([1.0, 1.0]))
+        >>> state.resolve().spikes.tolist()
+        [[0.0, 1.0]]
+    """
+
+    membrane: Tensor
+    threshold: Tensor
+
+    def resolve(self) -> LIFState:
+        return LIFState(self.membrane, (self.membrane > self.threshold).to(self.membrane.dtype))
 
 
 class LIF(nn.Module):
@@ -94,9 +116,9 @@ class LIF(nn.Module):
                                                       learn_threshold)
         self.record = record
         self.statistics = ActivityStatistics()
-        self.state: LIFState | None = None
+        self.state = None
         self._step = 0
-        self._replayed: tuple[Tensor, Tensor, LIFState] | None = None
+        self._replayed: tuple[Tensor, Tensor, LIFState | PendingState] | None = None
         #: ``(currents, their version, membranes)`` left by a fused stack's forward for the
         #: output layer (:meth:`spikeinit.models.SpikingMLP.forward`), else ``None``.
         self.membrane_memo: tuple[Tensor, int, Tensor] | None = None
@@ -144,6 +166,18 @@ class LIF(nn.Module):
                     if tensor is not None:
                         tensor.fill_(float(changes[name]))  # type: ignore[arg-type]
 
+    @property
+    def state(self) -> LIFState | None:
+        """Membrane and spikes after the last step (``None`` at rest)."""
+        state = self.__dict__.get("_state")
+        if isinstance(state, PendingState):
+            state = self.__dict__["_state"] = state.resolve()
+        return state
+
+    @state.setter
+    def state(self, value: LIFState | PendingState | None) -> None:
+        self.__dict__["_state"] = value
+
     def reset_state(self) -> None:
         """Return to rest (``u = s = 0``) before a new input sequence."""
         self.state = None
@@ -156,13 +190,14 @@ class LIF(nn.Module):
     def reset_statistics(self) -> None:
         self.statistics = ActivityStatistics()
 
-    def replay(self, current: Tensor, spikes: Tensor, state: LIFState) -> Tensor:
+    def replay(self, current: Tensor, spikes: Tensor, state: LIFState | PendingState) -> Tensor:
         """Deliver spikes computed elsewhere (a fused stack of layers,
         :mod:`spikeinit.models.fused_mlp`) through this module's call.
 
         The module's forward hooks (and pre-hooks) see ``current`` and ``spikes`` as if the
-        layer had computed ``spikes = LIF(current)`` itself, and the layer's state and step
-        count advance as they would; nothing is recomputed. Returns what the call returned
+        layer had computed ``spikes = LIF(current)`` itself, and the layer's state (``state``;
+        a :class:`PendingState` is resolved when first read) and step count advance as they
+        would; nothing is recomputed. Returns what the call returned
         (``spikes``, unless a forward hook replaced it). A pre-hook that replaces the input
         cannot be honoured: that raises ``RuntimeError``.
         """
@@ -182,7 +217,7 @@ class LIF(nn.Module):
             raise RuntimeError("a forward pre-hook replaced the input of a LIF layer inside a "
                                "fused stack, which cannot honour it; build the network with "
                                "fused=False")
-        attributes["state"] = state
+        attributes["_state"] = state
         attributes["_step"] = self._step + current.shape[0]
         return spikes
 

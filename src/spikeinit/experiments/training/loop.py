@@ -96,13 +96,13 @@ def train(
     each; they are real steps, nothing is computed twice), and the count with the lower median
     wall time runs the rest of the run, evaluation included. A trial still running at the end of
     the first epoch ends there, with the steps timed so far. The trial's schedule is fixed and
-    its choice is kept per machine and workload (:func:`workload_key`), so a second process
-    of the same command gives the same numbers (``SPIKEINIT_TUNING=exact``: no trial). The numbers depend on the count
-    through float rounding only; the count is saved in the checkpoint, and ``resume=True`` sets
-    it again instead of measuring (a checkpoint without one, written before the count was saved,
-    leaves the count as ``threads`` says, with ``None`` leaving it alone). ``result.threads``
-    is the count of the bulk of the steps (the chosen one). Under ``torchrun`` each process
-    measures its own; the checkpoint holds rank 0's.
+    its choice is kept per machine and workload (:func:`workload_key`), so a second process of
+    the same command gives the same numbers (``SPIKEINIT_TUNING=exact``: no trial). The numbers
+    depend on the count through float rounding only; the count is saved in the checkpoint, and
+    ``resume=True`` sets it again instead of measuring (a checkpoint without one, written before
+    the count was saved, leaves the count as ``threads`` says, with ``None`` leaving it alone).
+    ``result.threads`` is the count of the bulk of the steps (the chosen one). Under
+    ``torchrun`` each process measures its own; the checkpoint holds rank 0's.
 
     Args:
         config: the run (see :class:`TrainConfig`).

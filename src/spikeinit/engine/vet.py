@@ -22,8 +22,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import atexit
+import contextlib
 import json
 import os
 import select

@@ -259,9 +259,9 @@ def test_every_setting_is_documented_with_its_values():
 def test_a_bad_setting_value_names_the_parameter_of_use():
     from spikeinit.engine import settings
 
-    with pytest.raises(ValueError, match="layout must be one of auto, channels_last"):
-        with settings.CONV_LAYOUT.use("sideways"):
-            pass
-    with pytest.raises(ValueError, match=r"rate must be auto or a rate in \[0, 1\]"):
-        with settings.EVENT_RATE.use(1.5):
-            pass
+    with pytest.raises(ValueError, match="layout must be one of auto, channels_last"), \
+            settings.CONV_LAYOUT.use("sideways"):
+        pass
+    with pytest.raises(ValueError, match=r"rate must be auto or a rate in \[0, 1\]"), \
+            settings.EVENT_RATE.use(1.5):
+        pass

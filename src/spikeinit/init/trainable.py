@@ -82,13 +82,7 @@ def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
 def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     """The weight variance of the module docstring for the layer ``ctx``."""
     rate = check_open_unit_interval("rate", float(options["rate"]))
-    if options.get("draft"):  # measured and rescaled on the sample afterwards
-        return draft_std(ctx, rate) ** 2 / (ctx.fan_in * ctx.second_moment)
-    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
-                                   synaptic_decay=ctx.synaptic_decay)
-    if ctx.input_is_data:
-        return first_std**2 / (ctx.fan_in * ctx.second_moment)
-    if ctx.steps == 1:
+    if not ctx.input_is_data and ctx.steps == 1:
         slope = stability_slope(float(gaussian.isf(rate)), 1.0)
         if slope >= 1.0:
             warnings.warn(
@@ -96,6 +90,12 @@ def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
                 f"one-step map (slope {slope:.3g} >= 1; stable only above a rate of 0.117): "
                 "deep layers drift from it. Pass a sample with its time steps (T, B, ...) or "
                 "steps=T, or use method='stable'", UserWarning, stacklevel=2)
+    if options.get("draft"):  # measured and rescaled on the sample afterwards
+        return draft_std(ctx, rate) ** 2 / (ctx.fan_in * ctx.second_moment)
+    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
+                                   synaptic_decay=ctx.synaptic_decay)
+    if ctx.input_is_data:
+        return first_std**2 / (ctx.fan_in * ctx.second_moment)
     gain = layer_gain(ctx, first_layer_input(ctx, first_std), rate, options["finite_width"],
                       "trainable: the rate", "trainable=<r>")
     # the gain is for spikes at the rate; pooling or dropout on the way change E[x^2]

@@ -666,6 +666,11 @@ def _leave_hooks(model: nn.Module, units: dict[str, tuple[nn.Module, str]], trac
     return handles
 
 
+#: Which consumer of a layer's output ``downstream`` follows first: a neuron, then an
+#: operation or addition on the way to one, then a synaptic layer (which ends the walk).
+_FOLLOW_ORDER = {"neuron": 0, "add": 1, "synaptic": 2}
+
+
 def _traced_map(
     model: nn.Module,
     sample: Any,
@@ -741,11 +746,13 @@ def _traced_map(
             if not following:
                 return None, ops, notes
             plain = [n for n, _ in following if role(n) != "add"]  # additions: modelled
+            # a neuron reading the output drives the rate; a synaptic layer reading the same
+            # tensor (an MS-ResNet's downsample on the membrane stream) is a side branch
+            nxt, how = min(following, key=lambda item: _FOLLOW_ORDER.get(role(item[0]), 1))
             if len(plain) > 1:
                 notes.append(Note("branch", name, f"the output of {_display(current)} goes to "
                                   f"{', '.join(_display(n) for n in plain)}; "
-                                  "followed the first"))
-            nxt, how = following[0]
+                                  f"followed {_display(nxt)}"))
             if how == "unknown":
                 ops.append(Operation(f"<operation before {_display(nxt)}>", "tensor-op"))
             if nxt in seen:

@@ -339,7 +339,8 @@ def grouped(records: list[dict]) -> dict[tuple, list[dict]]:
 def print_tables(records: list[dict]) -> None:
     """One markdown table per dataset: rows arch/norm/framework, columns the inits."""
     groups = grouped(records)
-    inits = [init for init in INITS if any(key[4] == init for key in groups)]
+    inits = [init for init in ("default", "paper", *INITS)
+             if any(key[4] == init for key in groups)]
     for dataset in DATASETS:
         keys = sorted({key[1:4] for key in groups if key[0] == dataset},
                       key=lambda k: (ARCHS.index(k[0]), NORMS.index(k[1]),

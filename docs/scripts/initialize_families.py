@@ -69,11 +69,12 @@ def over_steps(images: torch.Tensor, steps: int = 4) -> torch.Tensor:
     return images.unsqueeze(0).repeat(steps, *([1] * images.ndim))
 
 
-def check(name: str, model: nn.Module, sample: torch.Tensor, held: torch.Tensor) -> None:
+def check(name: str, model: nn.Module, sample: torch.Tensor, held: torch.Tensor,
+          realize: bool | None = None) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        spikeinit.initialize(model, sample=sample)
+        spikeinit.initialize(model, sample=sample, realize=realize)
         took = time.perf_counter() - start
     rates = [row.measured_rate for row in spikeinit.report(model, held).layers]
     worst = max(abs(rate / TARGET - 1) for rate in rates)
@@ -88,19 +89,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--theory-alone", action="store_true",
+                        help="initialize(..., realize=False): the theory without the measurement")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    realize = False if args.theory_alone else None
     for norm in (False, True):
         torch.manual_seed(args.seed)
         sample = over_steps(frames("fashion-mnist", args.data_dir, "train", 0, 64))
         held = over_steps(frames("fashion-mnist", args.data_dir, "test", 0, 256))
         check(f"SpikingJelly tutorial CNN{' + BN' if norm else ''}", tutorial_cnn(norm),
-              sample, held)
+              sample, held, realize)
     for name in ("sew_resnet18", "ms_resnet18"):
         torch.manual_seed(args.seed)
         sample = over_steps(frames("cifar10", args.data_dir, "test", 0, 8, size=64))
         held = over_steps(frames("cifar10", args.data_dir, "test", 8, 8, size=64))
-        check(f"SpikingJelly {name}", zoo_resnet(name), sample, held)
+        check(f"SpikingJelly {name}", zoo_resnet(name), sample, held, realize)
 
 
 if __name__ == "__main__":

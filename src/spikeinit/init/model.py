@@ -40,12 +40,12 @@ from spikeinit.network.graph import (
     Forward,
     NetworkMap,
     Operation,
-    SampleError,
     SynapticLayer,
     discover,
 )
 from spikeinit.network.moments import current_factor, gaussian_rate, input_statistics
 from spikeinit.network.notes import Note, of_kind
+from spikeinit.network.time_axis import SampleError, TimeAxisError
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.gaussian import tail_probability
@@ -340,10 +340,16 @@ def initialize(
     data's :math:`E[x^2]`: measured at the layer's input when ``sample`` is given (the model
     runs once on it, with forward hooks, to link layers and neurons in forward order; pass
     ``forward(model, sample)`` when calling the model needs more than ``model(sample)``), else
-    ``input_second_moment`` (default 1). With a ``sample``, the methods that set a current std
-    (``paper``, ``stable``, ``trainable``) then rescale such a layer so that its current's
-    :math:`E[I^2]` on the sample is exactly the one drawn for: on correlated inputs (image
-    patches) one draw misses it by a factor 2 with a few output channels. Without ``sample``,
+    ``input_second_moment`` (default 1). Which axis of the sample is time and which the batch
+    is read from the neurons (:mod:`spikeinit.network.time_axis`); where the run shows the
+    reading wrong a :class:`~spikeinit.network.TimeAxisError` says which axis was taken for
+    what and how to pass ``forward=``, and where the model fails on the sample the
+    :class:`~spikeinit.network.SampleError` says the same (where no layer is realized on the
+    sample, a method without a rate target or ``realize=False``, the layers are then paired
+    in module order and the message is a warning). With a ``sample``, the methods that set a
+    current std (``paper``, ``stable``, ``trainable``) then rescale such a layer so that its
+    current's :math:`E[I^2]` on the sample is exactly the one drawn for: on correlated inputs
+    (image patches) one draw misses it by a factor 2 with a few output channels. Without ``sample``,
     layers and neurons are linked in module order.
 
     **The operating point** :math:`\sigma`. A given ``sigma`` is used for every population, as
@@ -436,8 +442,9 @@ def initialize(
     try:
         network = discover(model, sample, forward)
     except SampleError as error:  # the model cannot run on the sample: the old, data-only use
-        if not isinstance(sample, Tensor):
-            raise
+        realizing = realize is True or (realize is None and chosen.rate_target)
+        if isinstance(error, TimeAxisError) or not isinstance(sample, Tensor) or realizing:
+            raise  # wrong axes, or the sample is needed to run the model (each layer measured)
         warnings.warn(f"{error}; layers are paired in module order instead, and the layers fed "
                       "by data use E[x^2] of the sample", stacklevel=2)
         network = discover(model)

@@ -391,8 +391,9 @@ def test_stream_branch_factor_gives_the_stream_its_second_moment() -> None:
 
 
 def test_realize_levels_a_plain_deep_conv_stack_that_the_theory_alone_loses() -> None:
-    """Without additions the measured step is opt-in: a plain 18-layer stack with stride-2
-    stages loses its rate with the theory alone, and keeps it with ``realize=True``."""
+    """The measured step is the default with a sample (``realize=None``), plain stacks too: a
+    plain 18-layer stack with stride-2 stages loses its rate with the theory alone
+    (``realize=False``), and keeps it by default and with ``realize=True``."""
     from spikeinit.models import SpikingResNet
 
     sample = _image_sample()
@@ -404,10 +405,11 @@ def test_realize_levels_a_plain_deep_conv_stack_that_the_theory_alone_loses() ->
             warnings.simplefilter("ignore")
             records = spikeinit.initialize(net, sample=sample, realize=realize)
         measured = any("neurons' current on the sample" in n for r in records for n in r.notes)
-        assert measured == bool(realize)
+        assert measured == (realize is not False)
         return list(block_rates(net, sample).values())[-1]
 
-    assert deepest_rate(None) < 0.05
+    assert deepest_rate(False) < 0.05
+    assert abs(deepest_rate(None) - 0.1) <= 0.25 * 0.1
     assert abs(deepest_rate(True) - 0.1) <= 0.25 * 0.1
 
 

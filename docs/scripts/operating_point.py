@@ -110,8 +110,9 @@ INITS: dict[str, dict] = {
 
 
 def measure(framework: str, init: str, depth: int, width: int, steps: int, batch: int,
-            seed: int, quiet: bool = False) -> tuple[list[float], float]:
-    """Per-layer rates after the init, and max |w| / (theta/g) over the network."""
+            seed: int, quiet: bool = False, held_out: bool = False) -> tuple[list[float], float]:
+    """Per-layer rates after the init (on the sample, or with ``held_out`` on another draw of
+    the same distribution), and max |w| / (theta/g) over the network."""
     torch.manual_seed(seed)
     model, forward = BUILDERS[framework](depth, width)
     x = torch.rand(steps, batch, width)
@@ -125,6 +126,8 @@ def measure(framework: str, init: str, depth: int, width: int, steps: int, batch
         print(f"    warning: {str(warning.message)[:300]}")
     largest = max(float(layer.weight.detach().abs().max()) / record.threshold
                   for record, layer in zip(records, _linears(model)))
+    if held_out:
+        x = torch.rand(steps, batch, width, generator=torch.Generator().manual_seed(10_000 + seed))
     health = spikeinit.report(model, x, forward=forward)
     return [row.measured_rate for row in health.layers], largest
 
@@ -144,6 +147,8 @@ def main() -> None:
     parser.add_argument("--inits", nargs="+", default=["default", "temporal"])
     parser.add_argument("--summary", action="store_true",
                         help="one line per framework and init: the ratio over the seeds")
+    parser.add_argument("--held-out", action="store_true",
+                        help="measure the rates on another draw than the sample")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.summary:
@@ -158,7 +163,8 @@ def main() -> None:
             for seed in args.seeds:
                 try:
                     rates, big = measure(framework, init, args.depth, args.width,
-                                         args.steps, args.batch, seed, quiet=args.summary)
+                                         args.steps, args.batch, seed, quiet=args.summary,
+                                         held_out=args.held_out)
                 except ValueError as error:
                     print(f"{framework:<13}{init:<15}{seed:>5}  raised: {error}", flush=True)
                     continue

@@ -6,6 +6,8 @@ train`` builds it, snnTorch ``Leaky(beta=0.5)``, SpikingJelly ``LIFNode(tau=2.0)
 ``LIFCell()``), after one of these inits:
 
 - ``framework``: nothing (PyTorch's default for the layers, as a user of the framework has it);
+- ``default``: the bare call, ``spikeinit.initialize(model, sample=x)``;
+- ``paper``: ``spikeinit.initialize(model, method="paper", sample=x)``, the published init;
 - ``stable``: ``spikeinit.initialize(model, method="stable", sample=x)``, the static stable
   operating point (rate 0.287 at the first step);
 - ``trainable=<r>``: ``spikeinit.initialize(model, method="trainable=<r>", sample=x)``, every
@@ -200,8 +202,11 @@ def apply_init(model: Net, init: str, sample: Tensor) -> dict:
         return info
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        spikeinit.initialize(model, method=init if init.startswith("trainable") else "stable",
-                             sample=sample)
+        if init == "default":  # the bare call a user makes
+            spikeinit.initialize(model, sample=sample)
+        else:
+            method = init if init.startswith("trainable") or init == "paper" else "stable"
+            spikeinit.initialize(model, method=method, sample=sample)
         if init.startswith("rate="):
             target = float(init.split("=", 1)[1])
             result = spikeinit.calibrate(model, sample, target=target)
@@ -334,7 +339,8 @@ def grouped(records: list[dict]) -> dict[tuple, list[dict]]:
 def print_tables(records: list[dict]) -> None:
     """One markdown table per dataset: rows arch/norm/framework, columns the inits."""
     groups = grouped(records)
-    inits = [init for init in INITS if any(key[4] == init for key in groups)]
+    inits = [init for init in ("default", "paper", *INITS)
+             if any(key[4] == init for key in groups)]
     for dataset in DATASETS:
         keys = sorted({key[1:4] for key in groups if key[0] == dataset},
                       key=lambda k: (ARCHS.index(k[0]), NORMS.index(k[1]),
@@ -459,9 +465,10 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="write one row per run to this CSV and stop")
     args = parser.parse_args()
     for init in args.inits:
-        if init not in ("framework", "stable") and not init.startswith(("rate=", "trainable")):
-            parser.error(f"--inits: {init!r} is not framework, stable, trainable[=<r>] or "
-                         "rate=<r>")
+        if init not in ("framework", "stable", "paper", "default") and not init.startswith(
+                ("rate=", "trainable")):
+            parser.error(f"--inits: {init!r} is not framework, default, paper, stable, "
+                         "trainable[=<r>] or rate=<r>")
     if args.table or args.figure or args.csv:
         records = load_records(args.out)
         if args.csv:

@@ -169,7 +169,12 @@ def calibrate(
     ``max_passes`` passes, so the whole call makes at most
     :math:`2 + L \cdot` ``max_passes`` forward passes for :math:`L` populations. The model runs
     without gradients, with its dropout layers in eval mode, its neurons reset before each
-    pass and its normalization running statistics restored afterwards.
+    pass and its normalization running statistics restored afterwards. ``forward(model,
+    sample)`` replaces ``model(sample)`` when given. A
+    :class:`~spikeinit.network.SampleError` (or :class:`~spikeinit.network.TimeAxisError`) says
+    which axis of the sample was taken as time and batch, and how to pass ``forward=``, when
+    the model fails on the sample or the run shows the axes wrong
+    (:mod:`spikeinit.network.time_axis`).
 
     Example:
         >>> import torch

@@ -184,7 +184,11 @@ def report(
     rates in (0, 1), ``exploding`` a factor > 0 on :math:`\tilde\theta^2`.
     ``forward(model, sample)`` replaces ``model(sample)`` when given (``batch=`` is the old
     name of ``sample``). The model runs from rest
-    without gradients; normalization statistics are restored.
+    without gradients; normalization statistics are restored. A
+    :class:`~spikeinit.network.SampleError` (or :class:`~spikeinit.network.TimeAxisError`) says
+    which axis of the sample was taken as time and batch, and how to pass ``forward=``, when
+    the model fails on the sample or the run shows the axes wrong
+    (:mod:`spikeinit.network.time_axis`).
 
     Example:
         >>> import torch

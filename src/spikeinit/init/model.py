@@ -40,12 +40,12 @@ from spikeinit.network.graph import (
     Forward,
     NetworkMap,
     Operation,
-    SampleError,
     SynapticLayer,
     discover,
 )
 from spikeinit.network.moments import current_factor, gaussian_rate, input_statistics
 from spikeinit.network.notes import Note, of_kind
+from spikeinit.network.time_axis import SampleError, TimeAxisError
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.gaussian import tail_probability
@@ -340,10 +340,16 @@ def initialize(
     data's :math:`E[x^2]`: measured at the layer's input when ``sample`` is given (the model
     runs once on it, with forward hooks, to link layers and neurons in forward order; pass
     ``forward(model, sample)`` when calling the model needs more than ``model(sample)``), else
-    ``input_second_moment`` (default 1). With a ``sample``, the methods that set a current std
-    (``paper``, ``stable``, ``trainable``) then rescale such a layer so that its current's
-    :math:`E[I^2]` on the sample is exactly the one drawn for: on correlated inputs (image
-    patches) one draw misses it by a factor 2 with a few output channels. Without ``sample``,
+    ``input_second_moment`` (default 1). Which axis of the sample is time and which the batch
+    is read from the neurons (:mod:`spikeinit.network.time_axis`); where the run shows the
+    reading wrong a :class:`~spikeinit.network.TimeAxisError` says which axis was taken for
+    what and how to pass ``forward=``, and where the model fails on the sample the
+    :class:`~spikeinit.network.SampleError` says the same (where no layer is realized on the
+    sample, a method without a rate target or ``realize=False``, the layers are then paired
+    in module order and the message is a warning). With a ``sample``, the methods that set a
+    current std (``paper``, ``stable``, ``trainable``) then rescale such a layer so that its
+    current's :math:`E[I^2]` on the sample is exactly the one drawn for: on correlated inputs
+    (image patches) one draw misses it by a factor 2 with a few output channels. Without ``sample``,
     layers and neurons are linked in module order.
 
     **The operating point** :math:`\sigma`. A given ``sigma`` is used for every population, as
@@ -388,9 +394,16 @@ def initialize(
     (:func:`~spikeinit.theory.temporal_gain.scale_for_rate`); a branch of a membrane stream
     gets its share of the stream's variance exactly. The Gaussian maps alone miss the rate
     by up to 50 % on unnormalized stacks: their currents are correlated over the steps and
-    heavy-tailed. ``realize`` sets this step: ``None`` (the default) for networks with
-    additions, ``True`` for every layer of any network (plain deep conv stacks too; it needs
-    ``sample`` and a rate target), ``False`` never.
+    heavy-tailed. The same holds for plain stacks: pooling of correlated spikes, slow membranes
+    and data with structure over the steps all move the rate off the Gaussian theory
+    (a SpikingJelly tutorial CNN fired at 0.066 / 0.026 / 0.009 / 0.005 after the theory
+    alone). ``realize`` sets this step: ``None`` (the default) for every network when there
+    is a ``sample`` and a rate target (``trainable``), ``True`` the same but an error without
+    them, ``False`` never (the theory alone, as before). When a layer is realized, its first
+    draw uses the one-step closed form instead of the temporal theory
+    (:func:`~spikeinit.init.trainable.draft_std`): the measurement replaces it anyway, and
+    the theory's simulations cost seconds. ``paper`` (no rate target) is never realized: it
+    stays exactly as published.
 
     ``threshold`` and ``beta`` override the values read from the neurons (``threshold`` is the
     effective :math:`\tilde\theta`). Pooling, dropout and normalization between the layers are
@@ -429,8 +442,9 @@ def initialize(
     try:
         network = discover(model, sample, forward)
     except SampleError as error:  # the model cannot run on the sample: the old, data-only use
-        if not isinstance(sample, Tensor):
-            raise
+        realizing = realize is True or (realize is None and chosen.rate_target)
+        if isinstance(error, TimeAxisError) or not isinstance(sample, Tensor) or realizing:
+            raise  # wrong axes, or the sample is needed to run the model (each layer measured)
         warnings.warn(f"{error}; layers are paired in module order instead, and the layers fed "
                       "by data use E[x^2] of the sample", stacklevel=2)
         network = discover(model)
@@ -459,6 +473,8 @@ def initialize(
     units: list[RealizeUnit] = []
     plan = ResidualPlan(network)
     realizing = _realizing(realize, sample, plan, point, chosen)
+    if realizing and "draft" in chosen.options:
+        options = {**options, "draft": True}  # each layer is measured and rescaled below
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for layer in network.layers:
@@ -558,9 +574,9 @@ def _realized_records(records: list[InitRecord], units: list[RealizeUnit],
 def _realizing(realize: bool | None, sample: Any, plan: ResidualPlan, point: OperatingPoint,
                method: InitMethod) -> bool:
     """Whether each layer is made exact on the sample (:mod:`spikeinit.init.realized`):
-    ``realize=None`` for residual networks when there is a sample and a rate target."""
+    ``realize=None`` whenever there is a sample and a rate target (the default method)."""
     if realize is None:
-        return sample is not None and plan.active and point.rate is not None
+        return sample is not None and point.rate is not None
     if not isinstance(realize, bool):
         raise TypeError(f"realize must be True, False or None, got {realize!r}")
     if realize and sample is None:

@@ -48,11 +48,30 @@ from spikeinit.theory.temporal_gain import input_std_for_rate, normalized_input_
 TRAINABLE_RATE = 0.1
 
 
+def draft_std(ctx: LayerContext, rate: float) -> float:
+    r"""A first guess of the current std at which the neurons fire at ``rate``: the one-step
+    closed form :math:`\sigma = \tilde\theta / Q^{-1}(r)`, in microseconds. Used where
+    :func:`~spikeinit.init.model.initialize` then measures every layer on the sample and
+    rescales it to the rate exactly (:mod:`spikeinit.init.realized`): the draw then only
+    needs its order of magnitude, not the temporal theory's seconds of simulation.
+
+    Example:
+        >>> from spikeinit.neurons import LIFParameters
+        >>> ctx = LayerContext(100, 10, neuron=LIFParameters(beta=0.5, threshold=1.0))
+        >>> round(draft_std(ctx, 0.1587), 3)  # Q(1) = 0.1587
+        1.0
+    """
+    return max(ctx.threshold, 1e-3) / float(gaussian.isf(rate))
+
+
 def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     """The current std at which the layer's neurons fire at the target rate over ``T`` steps:
     driven by data (the sample's autocorrelation), or by spikes through a normalization
-    (:func:`~spikeinit.theory.temporal_gain.normalized_input_std`)."""
+    (:func:`~spikeinit.theory.temporal_gain.normalized_input_std`); :func:`draft_std` with
+    ``draft``."""
     rate = check_open_unit_interval("rate", float(options["rate"]))
+    if options.get("draft"):
+        return draft_std(ctx, rate)
     if ctx.input_is_data:
         return input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
                                   synaptic_decay=ctx.synaptic_decay)
@@ -63,11 +82,7 @@ def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
 def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     """The weight variance of the module docstring for the layer ``ctx``."""
     rate = check_open_unit_interval("rate", float(options["rate"]))
-    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
-                                   synaptic_decay=ctx.synaptic_decay)
-    if ctx.input_is_data:
-        return first_std**2 / (ctx.fan_in * ctx.second_moment)
-    if ctx.steps == 1:
+    if not ctx.input_is_data and ctx.steps == 1:
         slope = stability_slope(float(gaussian.isf(rate)), 1.0)
         if slope >= 1.0:
             warnings.warn(
@@ -75,6 +90,12 @@ def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
                 f"one-step map (slope {slope:.3g} >= 1; stable only above a rate of 0.117): "
                 "deep layers drift from it. Pass a sample with its time steps (T, B, ...) or "
                 "steps=T, or use method='stable'", UserWarning, stacklevel=2)
+    if options.get("draft"):  # measured and rescaled on the sample afterwards
+        return draft_std(ctx, rate) ** 2 / (ctx.fan_in * ctx.second_moment)
+    first_std = input_std_for_rate(ctx.neuron, ctx.steps, rate, first_layer_input(ctx, 1.0),
+                                   synaptic_decay=ctx.synaptic_decay)
+    if ctx.input_is_data:
+        return first_std**2 / (ctx.fan_in * ctx.second_moment)
     gain = layer_gain(ctx, first_layer_input(ctx, first_std), rate, options["finite_width"],
                       "trainable: the rate", "trainable=<r>")
     # the gain is for spikes at the rate; pooling or dropout on the way change E[x^2]
@@ -88,7 +109,7 @@ register(
                 "operating-point.md), held by the temporal fixed point over the sample's T "
                 "steps; trainable=<r> (the default)",
         statistics_fn=lambda ctx, o: (0.0, trainable_variance(ctx, o)),
-        options={"rate": TRAINABLE_RATE, "finite_width": True},
+        options={"rate": TRAINABLE_RATE, "finite_width": True, "draft": False},
         value_option="rate",
         norm_sigma=rate_std,
         rate_target=True,

@@ -3,6 +3,8 @@
 - :mod:`.graph`: :func:`discover` traces any model (spikeinit, snnTorch, SpikingJelly, Norse)
   into synaptic layers, neuron populations and the operations between them;
 - :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents;
+- :mod:`.time_axis`: which axis of the sample is time and which the batch, and the
+  :class:`SampleError` / :class:`TimeAxisError` that say so when the run shows it wrong;
 - :mod:`.moments`: the one model of how pooling, dropout and normalization change moments;
 - :mod:`.notes`: structured :class:`Note` s (kind, layer, text).
 
@@ -16,7 +18,6 @@ from spikeinit.network.graph import (
     NetworkMap,
     NeuronSite,
     Operation,
-    SampleError,
     SynapticLayer,
     discover,
     is_dropout,
@@ -32,6 +33,7 @@ from spikeinit.network.moments import (
 )
 from spikeinit.network.notes import NOTE_KINDS, Note, of_kind
 from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity
+from spikeinit.network.time_axis import SampleError, TimeAxisError
 
 __all__ = [
     "NOTE_KINDS",
@@ -46,6 +48,7 @@ __all__ = [
     "Operation",
     "SampleError",
     "SynapticLayer",
+    "TimeAxisError",
     "current_factor",
     "discover",
     "input_statistics",

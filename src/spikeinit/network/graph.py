@@ -42,6 +42,8 @@ from spikeinit.adapters.registry import (
 )
 from spikeinit.network.notes import Note
 from spikeinit.network.probe import ActivityProbe
+from spikeinit.network.time_axis import CalledNeuron, check_time_axis, run_failure
+from spikeinit.network.time_axis import SampleError as SampleError  # its old home
 from spikeinit.theory.residual import sum_moments
 
 SYNAPTIC_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -57,10 +59,6 @@ _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropo
 _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
 
 Forward = Callable[[nn.Module, Any], Any]
-
-
-class SampleError(ValueError):
-    """The model could not run on the ``sample`` (or ``batch``) it was given."""
 
 
 def sample_argument(sample: Any, batch: Any, function: str) -> Any:
@@ -482,6 +480,7 @@ class _Tracer:
         self.outputs: dict[str, Tensor | None] = {}
         self.producer: dict[str, tuple[str | None, str]] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
+        self.input_shapes: dict[str, tuple[int, ...] | None] = {}  # at the first call
         self.additions: dict[str, list[tuple[str | None, str, float, float]]] = {}
         self.inputs: dict[str, list[Tensor]] = {}  # every input of the layers fed by data
         self.depth = 0  # units being run: an addition inside one is part of it
@@ -499,6 +498,7 @@ class _Tracer:
                 return
             x = first_tensor(args)
             self.producer[name] = self._find(x)
+            self.input_shapes[name] = tuple(x.shape) if x is not None else None
             out = first_tensor(output)
             if x is not None and out is not None:
                 self.shapes[name] = (x.numel(), out.numel())
@@ -666,6 +666,27 @@ def _leave_hooks(model: nn.Module, units: dict[str, tuple[nn.Module, str]], trac
     return handles
 
 
+#: Which consumer of a layer's output ``downstream`` follows first: a neuron, then an
+#: operation or addition on the way to one, then a synaptic layer (which ends the walk).
+_FOLLOW_ORDER = {"neuron": 0, "add": 1, "synaptic": 2}
+
+
+def _check_axes(sample: Any, units: dict[str, tuple[nn.Module, str]],
+                sites: dict[str, NeuronSite], tracer: _Tracer, probe: ActivityProbe) -> None:
+    """:func:`~spikeinit.network.time_axis.check_time_axis` on the traced run: the understood
+    neurons in the order they ran, and the first synaptic layer that ran."""
+    called = [CalledNeuron(name, sites[name].description, probe.neurons[name].calls,
+                           tracer.input_shapes.get(name))
+              for name in tracer.order
+              if name in sites and sites[name].description is not None
+              and probe.neurons[name].calls]
+    first = next((name for name in tracer.order
+                  if name in units and units[name][1] == "synaptic"), None)
+    layer = None if first is None else (_display(first), tracer.input_shapes.get(first),
+                                        isinstance(units[first][0], nn.Linear))
+    check_time_axis(sample, called, layer)
+
+
 def _traced_map(
     model: nn.Module,
     sample: Any,
@@ -685,13 +706,15 @@ def _traced_map(
             try:
                 with _AdditionMode(tracer):
                     run_model(model, sample, forward)
-            except Exception as error:  # the model rejected the sample: say which argument
-                raise SampleError(
-                    f"sample: running the model on it failed ({type(error).__name__}: {error})"
-                ) from error
+            except Exception as error:  # the model rejected the sample: say how it was run
+                raise run_failure(error, sample, forward is not None,
+                                  [site.description for site in sites.values()
+                                   if site.description is not None]) from error
     finally:
         for handle in handles:
             handle.remove()
+    if forward is None:  # the axes spikeinit took: stop where the run shows them wrong
+        _check_axes(sample, units, sites, tracer, probe)
 
     def role(name: str) -> str:
         return "add" if name in tracer.additions else units[name][1]
@@ -741,11 +764,13 @@ def _traced_map(
             if not following:
                 return None, ops, notes
             plain = [n for n, _ in following if role(n) != "add"]  # additions: modelled
+            # a neuron reading the output drives the rate; a synaptic layer reading the same
+            # tensor (an MS-ResNet's downsample on the membrane stream) is a side branch
+            nxt, how = min(following, key=lambda item: _FOLLOW_ORDER.get(role(item[0]), 1))
             if len(plain) > 1:
                 notes.append(Note("branch", name, f"the output of {_display(current)} goes to "
                                   f"{', '.join(_display(n) for n in plain)}; "
-                                  "followed the first"))
-            nxt, how = following[0]
+                                  f"followed {_display(nxt)}"))
             if how == "unknown":
                 ops.append(Operation(f"<operation before {_display(nxt)}>", "tensor-op"))
             if nxt in seen:

@@ -78,15 +78,22 @@ class Moments:
                 _ = self._total  # fold them in
             self.count += numel
             return
-        if self.check_finite:
-            bad = ~torch.isfinite(x)
-            flagged = bad.any()
-            self._nonfinite = flagged if self._nonfinite is None else self._nonfinite | flagged
-            x = x.masked_fill(bad, 0)
+        # One pass each for the sum and the squares (squared in x's dtype, summed in float64);
+        # only when they are not finite is x scanned for the NaNs and infinities to drop.
         total = x.sum(dtype=torch.float64)
+        squares = x.square().sum(dtype=torch.float64) if self.keep_squares else None
+        if self.check_finite:
+            finite = torch.isfinite(total) & (torch.isfinite(squares) if squares is not None
+                                             else True)
+            if not bool(finite):
+                bad = ~torch.isfinite(x)
+                x = x.masked_fill(bad, 0)
+                total = x.sum(dtype=torch.float64)
+                squares = x.square().sum(dtype=torch.float64) if self.keep_squares else None
+            flagged = ~finite
+            self._nonfinite = flagged if self._nonfinite is None else self._nonfinite | flagged
         self._total = total if self._total is None else self._total + total
-        if self.keep_squares:
-            squares = x.double().square().sum()
+        if squares is not None:
             self._squares = squares if self._squares is None else self._squares + squares
         self.count += x.numel()
 

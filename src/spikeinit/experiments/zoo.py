@@ -1,0 +1,58 @@
+"""SpikingJelly's model-zoo networks as users build them, importable without torchvision.
+
+``spikingjelly.activation_based.model.sew_resnet`` and ``ms_resnet`` import
+``torchvision._internally_replaced_utils.load_state_dict_from_url`` at module level, only to
+download pretrained weights. torchvision drags a CUDA torch into a CPU environment, so where it
+is absent :func:`stub_torchvision` puts a stand-in for that one function in ``sys.modules``
+(it raises if pretrained weights are asked for). Nothing else of torchvision is used.
+
+Example:
+    >>> stub_torchvision()  # doctest: +SKIP
+    >>> net = zoo_resnet("sew_resnet18")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from typing import Any
+
+from torch import nn
+
+ZOO = {"sew_resnet18": ("sew_resnet", {"cnf": "ADD"}), "ms_resnet18": ("ms_resnet", {})}
+"""The zoo networks :func:`zoo_resnet` builds: module and keyword arguments."""
+
+
+def stub_torchvision() -> bool:
+    """Put a stand-in for torchvision's ``load_state_dict_from_url`` in ``sys.modules`` when
+    torchvision is not installed; whether it did."""
+    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is not None:
+        return False
+
+    def load_state_dict_from_url(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("pretrained weights need torchvision (pip install torchvision)")
+
+    package = types.ModuleType("torchvision")
+    inner = types.ModuleType("torchvision._internally_replaced_utils")
+    inner.load_state_dict_from_url = load_state_dict_from_url  # type: ignore[attr-defined]
+    package._internally_replaced_utils = inner  # type: ignore[attr-defined]
+    sys.modules["torchvision"] = package
+    sys.modules["torchvision._internally_replaced_utils"] = inner
+    return True
+
+
+def zoo_resnet(name: str, num_classes: int = 10) -> nn.Module:
+    """SpikingJelly's ``name`` (one of :data:`ZOO`) with its ``LIFNode`` neurons, multi-step:
+    the model a user of the zoo trains, input ``(T, B, 3, H, W)``."""
+    if name not in ZOO:
+        raise ValueError(f"name must be one of {', '.join(ZOO)}, got {name!r}")
+    stub_torchvision()
+    from spikingjelly.activation_based import functional, neuron
+
+    module_name, options = ZOO[name]
+    module = importlib.import_module(f"spikingjelly.activation_based.model.{module_name}")
+    net = getattr(module, name)(spiking_neuron=neuron.LIFNode, num_classes=num_classes,
+                                **options)
+    functional.set_step_mode(net, "m")
+    return net

@@ -49,7 +49,11 @@ def format_choices(choices: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         times = _times(entry, {"channels_last_s": "channels-last", "contiguous_s": "contiguous"},
                        f"{entry.get('frames')} frames")
         lines.append(f"conv {name:36s} -> {entry['layout']}{times} [{entry['source']}]")
-    for name, entry in choices.get("vetted", {}).items():
-        verdict = "ran" if entry["safe"] else f"rejected: {entry.get('why', '')}"
-        lines.append(f"vetted {name} -> {verdict} [{entry['source']}]")
+    vetted = choices.get("vetted", {})
+    if vetted:
+        rejected = {name: entry for name, entry in vetted.items() if not entry["safe"]}
+        lines.append(f"vetted in a child process: {len(vetted)} candidate kernels, "
+                     f"{len(rejected)} rejected")
+        lines += [f"vetted {name} -> rejected: {entry.get('why', '')} [{entry['source']}]"
+                  for name, entry in rejected.items()]
     return lines or ["none yet (no product large enough to measure)"]

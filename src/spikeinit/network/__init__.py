@@ -2,7 +2,8 @@
 
 - :mod:`.graph`: :func:`discover` traces any model (spikeinit, snnTorch, SpikingJelly, Norse)
   into synaptic layers, neuron populations and the operations between them;
-- :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents;
+- :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents, and
+  :class:`StepRecorder`, which keeps a tensor laid out over the time steps;
 - :mod:`.moments`: the one model of how pooling, dropout and normalization change moments;
 - :mod:`.notes`: structured :class:`Note` s (kind, layer, text).
 
@@ -28,10 +29,12 @@ from spikeinit.network.moments import (
     input_statistics,
     normalized_moments,
     predicted_current,
+    predicted_process,
+    process_through,
     through,
 )
 from spikeinit.network.notes import NOTE_KINDS, Note, of_kind
-from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity
+from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity, StepRecorder
 
 __all__ = [
     "NOTE_KINDS",
@@ -45,6 +48,7 @@ __all__ = [
     "Note",
     "Operation",
     "SampleError",
+    "StepRecorder",
     "SynapticLayer",
     "current_factor",
     "discover",
@@ -54,6 +58,8 @@ __all__ = [
     "normalized_moments",
     "of_kind",
     "predicted_current",
+    "predicted_process",
+    "process_through",
     "run_model",
     "through",
 ]

@@ -134,6 +134,27 @@ def test_spiking_mlp_is_predicted_within_a_factor_1_5(steps: int, held: bool) ->
     assert_predicted(health, skip=1)
 
 
+@pytest.mark.parametrize("build", [norse_mlp, snntorch_mlp], ids=["norse", "snntorch"])
+@pytest.mark.parametrize("method", ["trainable=0.03", "trainable=0.3", None],
+                         ids=["rate-0.03", "rate-0.3", "pytorch-default"])
+def test_the_prediction_follows_the_rate_on_another_sample(build: Callable, method: str | None
+                                                           ) -> None:
+    """Not only the rate initialize realized on its sample: other rates, other weights, and
+    a sample the weights were not fitted on."""
+    torch.manual_seed(0)
+    model, forward = build()
+    if method is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spikeinit.initialize(model, method, sample=sample(16, held=False), forward=forward)
+    health = spikeinit.report(model, sample(16, held=False, seed=1), forward=forward)
+    alive = [row for row in health.layers if row.measured_rate > 1e-3]
+    assert len(alive) >= (1 if method is None else DEPTH)
+    for row in alive:
+        ratio = row.predicted_rate / row.measured_rate
+        assert 1 / FACTOR < ratio < FACTOR, (row.neuron, row.predicted_rate, row.measured_rate)
+
+
 def test_norse_membrane_shortcut_resnet_adds_its_stream_over_the_steps() -> None:
     """A residual stream adds terms whose time structure is measured: the stem's current held
     over the steps dominates it, so taking the shape of the branch's current (spikes) instead

@@ -287,3 +287,19 @@ def test_residual_addition_over_the_steps_adds_the_measured_terms() -> None:
     assert note.kind == "modelled"
     mean, covariance, _ = process_through(add, np.zeros(2), np.eye(2))  # pooled: shape kept
     assert covariance.tolist() == [[2.0, 0.0], [0.0, 2.0]]
+
+
+def test_the_recording_pass_replays_the_measured_one_with_dropout_in_training_mode() -> None:
+    """The second pass draws the same dropout masks as the measured one, and leaves the global
+    random state where a report without it would."""
+    net = nn.Sequential(nn.Linear(40, 200), nn.Dropout(0.5), LIF(beta=0.9), nn.Linear(200, 200),
+                        LIF(beta=0.9))
+    x = sample(12, held=True)[:, :, :40]
+    spikeinit.initialize(net, sample=x)
+    torch.manual_seed(1)
+    health = spikeinit.report(net, x)
+    state = torch.get_rng_state()
+    torch.manual_seed(1)
+    spikeinit.network.discover(net, x)  # the measured pass alone
+    assert torch.equal(torch.get_rng_state(), state)
+    assert_predicted(health)  # the dropout's new mask per step: E[I_t^2] / (1 - q) only

@@ -229,9 +229,10 @@ def report(
     if dead >= saturated:
         raise ValueError(f"dead must be below saturated, got dead={dead!r}, "
                          f"saturated={saturated!r}")
+    before = _rng_states()
     network = discover(model, sample, forward)
     steps = network.steps() or 1
-    over_steps = _inputs_over_steps(model, sample, forward, network, steps)
+    over_steps = _inputs_over_steps(model, sample, forward, network, steps, before)
     rows = []
     missing: dict[str, list[str]] = {}
     chosen: dict[str, list[str]] = {}
@@ -294,12 +295,30 @@ def _names(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]} ({len(names)})"
 
 
+def _rng_states() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """The global CPU (and, once initialized, CUDA) random states."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_states(states: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        torch.cuda.set_rng_state_all(states[1])
+
+
 def _inputs_over_steps(model: torch.nn.Module, sample: Any, forward: Forward | None,
-                       network: NetworkMap, steps: int) -> StepRecorder | None:
+                       network: NetworkMap, steps: int,
+                       rng: tuple[torch.Tensor, list[torch.Tensor] | None]
+                       ) -> StepRecorder | None:
     """One more pass that records, over the steps, the input of every layer driving an
     understood population, and where a residual addition joins its current, the
     population's input and the tensor the layer's side adds (their difference is what the
-    other terms add). ``None`` at one step: the probe's pooled moments are enough."""
+    other terms add). ``None`` at one step: the probe's pooled moments are enough.
+
+    The pass replays the measured one: it starts from the random state ``rng`` that pass
+    started from (a dropout in training mode draws the same masks), and the global random
+    state is left where the measured pass left it."""
     if steps <= 1 or network.activity is None:
         return None
     recorder = StepRecorder(steps)
@@ -312,8 +331,13 @@ def _inputs_over_steps(model: torch.nn.Module, sample: Any, forward: Forward | N
         if joined is not None:
             recorder.watch(f"current:{site.name}", site.module)
             recorder.watch(f"feed:{driver.name}", joined[1], side="output")
-    with kept_statistics(model), recorder:
-        run_model(model, sample, forward)
+    after = _rng_states()
+    _set_rng_states(rng)
+    try:
+        with kept_statistics(model), recorder:
+            run_model(model, sample, forward)
+    finally:
+        _set_rng_states(after)
     return recorder
 
 

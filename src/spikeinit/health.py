@@ -2,23 +2,42 @@ r"""The health report at initialization: what each spiking layer receives and do
 
 For every spiking population in forward order, :func:`report` lists its fan-in, threshold, decay,
 the std of the weights that drive it, and beside each other the *predicted* and the *measured*
-firing rate and input-current variance. The prediction is the static (first-step) mean-field
-theory of each layer given what it actually receives:
+firing rate and input-current variance. The prediction is the mean-field theory of each layer
+given what it actually receives, over the sample's :math:`T` steps. From its input :math:`x`,
+measured per step (:math:`m_t = E[x_t]`, :math:`M_{tt'} = E[x_t x_{t'}]`), and the layer's
+actual weights, the current reaching its neurons is a Gaussian process with
 
 .. math::
 
-    \mu = n\,m_w\,E[x] + \bar b, \qquad
-    \sigma_I^2 = n\,\big(v_w E[x^2] + m_w^2 (E[x^2] - E[x]^2)\big) + \mathrm{Var}[b], \qquad
-    p = Q\big((\tilde\theta - \mu)/\sigma_I\big),
+    \mu_t = \bar s\, m_t + \bar b, \qquad
+    K_{tt'} = n q\, M_{tt'} + (\overline{s^2} - n q)\, m_t m_{t'}
+        + \overline{b s}\,(m_t + m_{t'}) + \overline{b^2} - \mu_t \mu_{t'},
 
-with :math:`n` the fan-in, :math:`m_w, v_w` the mean and variance of the layer's actual weights,
-:math:`E[x], E[x^2]` its input's, measured on the batch, and :math:`\tilde\theta = \theta/g` the
-effective threshold; pooling, dropout and normalization between the layer and its neurons are
-applied in order. The measured values pool every step of the batch: where the predicted variance
-matches and the rates do not, the gap is the neurons' dynamics over time (leak, integration,
-reset), which the one-step theory does not see.
+with :math:`n` the fan-in, :math:`q` the mean square weight and :math:`s_i` the weight sum of
+unit :math:`i` (for i.i.d. weights of mean :math:`m_w` and variance :math:`v_w`:
+:math:`K = n v_w M + n m_w^2 (M - m m^\top) + \mathrm{Var}[b]`); pooling, dropout,
+normalization and residual additions between the layer and its neurons are applied in order
+(:func:`~spikeinit.network.moments.predicted_process`; the other terms of an addition are
+measured over the steps too). The predicted variance is that current's,
+pooled over the steps, :math:`\overline{K_{tt}} + \mathrm{Var}_t[\mu_t]`. The predicted rate
+runs the neurons' own update (the decay, threshold :math:`\tilde\theta = \theta/g`, reset and
+its order, and synaptic filter that the adapter read) on that process, by a seeded Monte Carlo
+of :data:`~spikeinit.theory.temporal.PROCESS_SAMPLES` neurons
+(:func:`~spikeinit.theory.temporal.gaussian_process_rate`), averaged over the steps. A slow
+membrane integrates its current (a held current of std :math:`\sigma` reaches
+:math:`\sigma \sum_k \beta^k`), so the one-step :math:`Q((\tilde\theta - \mu)/\sigma)` can be
+wrong by many orders of magnitude; at :math:`T = 1` the two coincide and the one-step formula
+is used exactly. The time structure of the input is what the sample gives: a static image
+held over the steps, fresh data at each step, or the measured autocorrelation of the spikes
+below.
 
-Where :func:`spikeinit.initialize` drew a layer's weights (and they have not changed since), the
+Where the rate cannot be predicted the column reads ``-`` and a note says why: the neuron is
+not understood, no synaptic layer drives it (the data do), an operation between the layer and
+its neurons is not modelled (an unknown module, a tensor operation, max pooling of a current),
+or the layer's input could not be laid out over the steps.
+
+The measured values pool every step of the batch. Where :func:`spikeinit.initialize` drew a
+layer's weights (and they have not changed since), the
 row also gives the target membrane std :math:`\sigma` it used (``init_sigma``) and whether it
 chose it itself (``init_sigma_auto``, marked ``*`` in the table, with the reason in a note); a
 note names the layers whose :math:`\sigma` is an unstable fixed point of the one-step map,
@@ -36,22 +55,31 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from spikeinit._validation import check_open_unit_interval, check_positive
+from spikeinit.adapters.description import NeuronDescription
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.model import init_record
 from spikeinit.init.registry import get_method
 from spikeinit.network.graph import (
     Forward,
     NetworkMap,
+    NeuronSite,
+    Operation,
     SynapticLayer,
     discover,
+    kept_statistics,
+    run_model,
     sample_argument,
 )
-from spikeinit.network.moments import gaussian_rate, predicted_current
+from spikeinit.network.moments import gaussian_rate, predicted_process
+from spikeinit.network.notes import of_kind
+from spikeinit.network.probe import StepRecorder
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.static import stability_slope
+from spikeinit.theory.temporal import gaussian_process_rate
 
 FLAGS = ("dead", "saturated", "exploding", "not-understood")
 STATIC_METHODS = ("paper", "stable")  # Var[w] = sigma^2 / (n E[x^2]): sigma is a fixed point
@@ -61,8 +89,9 @@ STATIC_METHODS = ("paper", "stable")  # Var[w] = sigma^2 / (n E[x^2]): sigma is 
 class LayerHealth:
     """One row of the report: a spiking population and the synaptic layer that drives it.
 
-    ``predicted_rate`` and ``predicted_variance`` are the one-step theory of the module
-    docstring for the layer's actual weights and measured input; ``measured_rate`` and
+    ``predicted_rate`` and ``predicted_variance`` are the theory of the module docstring for
+    the layer's actual weights and measured input over the sample's steps (``None`` where it
+    cannot be made: a note of the report says why); ``measured_rate`` and
     ``measured_variance`` pool every step of the sample; ``flags`` lists ``dead``,
     ``saturated``, ``exploding`` or ``not-understood``.
 
@@ -204,8 +233,12 @@ def report(
     if dead >= saturated:
         raise ValueError(f"dead must be below saturated, got dead={dead!r}, "
                          f"saturated={saturated!r}")
+    before = _rng_states()
     network = discover(model, sample, forward)
+    steps = network.steps() or 1
+    over_steps = _inputs_over_steps(model, sample, forward, network, steps, before)
     rows = []
+    missing: dict[str, list[str]] = {}
     chosen: dict[str, list[str]] = {}
     unstable: dict[tuple[float, float], list[str]] = {}
     for site in network.neurons:
@@ -225,7 +258,10 @@ def report(
             activity.current.second_moment > exploding * max(theta, 1e-12) ** 2)
         if activity.current.nonfinite or activity.spikes.nonfinite or loud:
             flags.append("exploding")
-        fan_in = weight_std = pred_rate = pred_var = record = None
+        fan_in = weight_std = record = None
+        pred_rate, pred_var, why = _predict(network, site, driver, steps, over_steps)
+        if why is not None:
+            missing.setdefault(why, []).append(site.name)
         if driver is not None:
             record = init_record(driver.module)
             if record is not None and record.sigma is not None:
@@ -237,10 +273,6 @@ def report(
                     unstable.setdefault((record.threshold, record.sigma), []).append(site.name)
             fan_in = compute_fans(driver.module.weight)[0]
             weight_std = float(driver.module.weight.detach().double().std())
-            moments = _predicted_current(network, driver)
-            if moments is not None and theta is not None:
-                mean, pred_var = moments
-                pred_rate = gaussian_rate(theta, mean, pred_var)
         rows.append(LayerHealth(
             neuron=site.name, layer=driver.name if driver is not None else None,
             framework=description.framework if description else None,
@@ -253,6 +285,7 @@ def report(
             init_sigma_auto=bool(record is not None and record.sigma_auto),
         ))
     notes = [f"{name}: a weight layer inside a neuron, not reported" for name in network.internal]
+    notes += [f"rate pred of {_names(names)}: -, {reason}" for reason, names in missing.items()]
     notes += [f"sigma* of {_names(names)}: chosen by initialize, {reason}"
               for reason, names in chosen.items()]
     notes += [f"sigma = {sigma:.3g} at theta/g = {theta:.3g} ({_names(names)}) is an unstable "
@@ -266,9 +299,108 @@ def _names(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]} ({len(names)})"
 
 
-def _predicted_current(network: NetworkMap, layer: SynapticLayer) -> tuple[float, float] | None:
-    """``(mean, variance)`` of the current entering ``layer``'s neurons, from the theory."""
-    inputs = network.activity.inputs.get(layer.name) if network.activity is not None else None
-    if inputs is None or not inputs.count:
+def _rng_states() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """The global CPU (and, once initialized, CUDA) random states."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_states(states: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        torch.cuda.set_rng_state_all(states[1])
+
+
+def _inputs_over_steps(model: torch.nn.Module, sample: Any, forward: Forward | None,
+                       network: NetworkMap, steps: int,
+                       rng: tuple[torch.Tensor, list[torch.Tensor] | None]
+                       ) -> StepRecorder | None:
+    """One more pass that records, over the steps, the input of every layer driving an
+    understood population, and where a residual addition joins its current, the
+    population's input and the tensor the layer's side adds (their difference is what the
+    other terms add). ``None`` at one step: the probe's pooled moments are enough.
+
+    The pass replays the measured one: it starts from the random state ``rng`` that pass
+    started from (a dropout in training mode draws the same masks), and the global random
+    state is left where the measured pass left it."""
+    if steps <= 1 or network.activity is None:
         return None
-    return predicted_current(layer, inputs.mean, inputs.second_moment)
+    recorder = StepRecorder(steps)
+    for site in network.neurons:
+        driver = network.driver(site.name)
+        if site.description is None or driver is None:
+            continue
+        recorder.watch(f"input:{driver.name}", driver.module)
+        joined = _joined(driver)
+        if joined is not None:
+            recorder.watch(f"current:{site.name}", site.module)
+            recorder.watch(f"feed:{driver.name}", joined[1], side="output")
+    after = _rng_states()
+    _set_rng_states(rng)
+    try:
+        with kept_statistics(model), recorder:
+            run_model(model, sample, forward)
+    finally:
+        _set_rng_states(after)
+    return recorder
+
+
+def _joined(driver: SynapticLayer) -> tuple[Operation, torch.nn.Module] | None:
+    """The residual addition between ``driver`` and its neurons, when only reshapes follow it,
+    and the module whose output it adds to the others (``None`` otherwise)."""
+    index = next((i for i, op in enumerate(driver.after) if op.kind == "residual-add"), None)
+    if index is None or any(op.kind != "reshape" for op in driver.after[index + 1:]):
+        return None
+    before = driver.after[:index]
+    feed = before[-1].module if before else driver.module
+    return (driver.after[index], feed) if feed is not None else None
+
+
+def _predict(network: NetworkMap, site: NeuronSite, driver: SynapticLayer | None, steps: int,
+             over_steps: StepRecorder | None) -> tuple[float | None, float | None, str | None]:
+    """``(rate, variance, why not)`` predicted for the population ``site`` (module docstring);
+    the rate is ``None`` where ``why not`` says it cannot be predicted."""
+    description = site.description
+    if description is None:
+        return None, None, f"its neuron is not understood ({site.problem})"
+    if driver is None:
+        return None, None, ("driven by the data, not by a synaptic layer" if site.driven_by_data
+                            else "no synaptic layer drives it")
+    inputs = network.activity.inputs.get(driver.name) if network.activity is not None else None
+    if inputs is None or not inputs.count:
+        return None, None, f"{driver.name} did not run on the sample"
+    addends = {}
+    if steps == 1:
+        moments = (np.array([inputs.mean]), np.array([[inputs.second_moment]]))
+    else:
+        moments = over_steps.moments(f"input:{driver.name}") if over_steps else None
+        if moments is None:
+            calls = over_steps.calls(f"input:{driver.name}") if over_steps else 0
+            return None, None, (f"the input of {driver.name} could not be laid out over the "
+                                f"{steps} steps ({calls} calls per pass)")
+        joined = _joined(driver)
+        others = joined and over_steps.moments(f"current:{site.name}",
+                                               minus=f"feed:{driver.name}")
+        if others:
+            addends[joined[0].name] = others
+    mean, covariance, notes = predicted_process(driver, *moments, addends=addends)
+    unmodelled = of_kind(notes, "unmodelled")
+    if unmodelled:
+        labels = [op.label() for op in driver.after if op.name in {n.layer for n in unmodelled}]
+        return None, None, (f"{', '.join(labels)} between {driver.name} and its neurons: not "
+                            "modelled")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(covariance))):
+        return None, None, f"the input of {driver.name} is not finite"
+    variance = float(np.diag(covariance).mean() + mean.var())
+    theta = description.effective_threshold
+    if steps == 1:
+        return gaussian_rate(theta, float(mean[0]), float(covariance[0, 0])), variance, None
+    rates = gaussian_process_rate(mean, covariance, _update(description))
+    return float(rates.mean()), variance, None
+
+
+def _update(description: NeuronDescription) -> Any:
+    """The population's own update, ``(T, samples)`` currents to spikes in {0, 1}."""
+    def spikes(currents: torch.Tensor) -> torch.Tensor:
+        return description.simulate(currents) / description.spike_amplitude
+    return spikes

@@ -2,7 +2,8 @@
 
 - :mod:`.graph`: :func:`discover` traces any model (spikeinit, snnTorch, SpikingJelly, Norse)
   into synaptic layers, neuron populations and the operations between them;
-- :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents;
+- :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents, and
+  :class:`StepRecorder`, which keeps a tensor laid out over the time steps;
 - :mod:`.time_axis`: which axis of the sample is time and which the batch, and the
   :class:`SampleError` / :class:`TimeAxisError` that say so when the run shows it wrong;
 - :mod:`.moments`: the one model of how pooling, dropout and normalization change moments;
@@ -29,10 +30,12 @@ from spikeinit.network.moments import (
     input_statistics,
     normalized_moments,
     predicted_current,
+    predicted_process,
+    process_through,
     through,
 )
 from spikeinit.network.notes import NOTE_KINDS, Note, of_kind
-from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity
+from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity, StepRecorder
 from spikeinit.network.time_axis import SampleError, TimeAxisError
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "Note",
     "Operation",
     "SampleError",
+    "StepRecorder",
     "SynapticLayer",
     "TimeAxisError",
     "current_factor",
@@ -57,6 +61,8 @@ __all__ = [
     "normalized_moments",
     "of_kind",
     "predicted_current",
+    "predicted_process",
+    "process_through",
     "run_model",
     "through",
 ]

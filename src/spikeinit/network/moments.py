@@ -19,13 +19,17 @@ elements); :func:`through` gives them after it, for independent elements:
 :func:`input_statistics` applies them to the spikes that enter a layer (what the initializers
 assume), :func:`current_factor` to the current a layer sends to its neurons (what the
 initializers scale by), and :func:`predicted_current` to the current predicted from measured
-input moments (what :func:`spikeinit.report` compares with the measurement).
+input moments. :func:`predicted_process` does the same over the ``T`` steps, for the mean per
+step and the ``(T, T)`` covariance (:func:`process_through`): the current whose rate
+:func:`spikeinit.report` predicts.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
+import numpy as np
 from torch import Tensor, nn
 
 from spikeinit.network.graph import Operation, SynapticLayer
@@ -162,28 +166,147 @@ def current_factor(layer: SynapticLayer) -> tuple[float, list[Note]]:
     return factor, notes
 
 
+def process_through(op: Operation, mean: np.ndarray, covariance: np.ndarray,
+                    addend: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, Note | None]:
+    r"""``(mean, covariance, note)`` over the steps after ``op``, for a current (not spikes).
+
+    ``mean`` :math:`\mu` is ``(T,)`` and ``covariance`` :math:`K` ``(T, T)``, of the elements
+    (neurons and samples) at each step. With :math:`S = K + \mu\mu^\top`:
+
+    - reshape: unchanged; average pooling over :math:`k` elements: :math:`K \to K/k`;
+    - dropout in training mode with probability :math:`q`: :math:`S_{tt} \to S_{tt}/(1-q)` for
+      torch's (a new mask at every call), :math:`S \to S/(1-q)` for a mask shared over the
+      steps (SpikingJelly's);
+    - a residual addition of independent terms whose moments over the steps were measured
+      (``addend``: their mean per step :math:`m^o` and second moments :math:`S^o`):
+      :math:`\mu \to \mu + m^o`, :math:`K \to K + S^o - m^o m^{o\top}`;
+    - normalization, and a residual addition known only by its pooled moments (``op.addend``):
+      the pooled moments of :func:`through`, with the time profile of :math:`\mu` and the
+      shape of :math:`K` kept;
+    - anything else (max pooling of a current, unknown modules, tensor operations):
+      unchanged, with a note of kind ``unmodelled``.
+
+    Example:
+        >>> pool = Operation("pool", "avg-pool", window=4)
+        >>> mean, covariance, note = process_through(pool, np.zeros(2), np.eye(2))
+        >>> covariance.tolist(), note.kind
+        ([[0.25, 0.0], [0.0, 0.25]], 'modelled')
+    """
+    label = op.label()
+    where = "after the layer"
+    if op.kind == "reshape" or (op.kind == "dropout" and op.dropout_probability <= 0):
+        return mean, covariance, None
+    if op.kind == "avg-pool" and op.window > 0:
+        return mean, covariance / op.window, Note("modelled", op.name,
+                                                  f"{label} {where}: covariance / {op.window}")
+    if op.kind == "dropout":
+        q = op.dropout_probability
+        second = covariance + np.outer(mean, mean)
+        if isinstance(op.module, nn.modules.dropout._DropoutNd):  # torch's: masks per element
+            second = second + np.diag(np.diag(second)) * (q / (1.0 - q))
+            text = f"E[I_t^2]/(1-{q:g}) in training mode, a new mask per step"
+        else:
+            second = second / (1.0 - q)
+            text = f"E[I_t I_t']/(1-{q:g}) in training mode, one mask for all steps"
+        return mean, second - np.outer(mean, mean), Note("modelled", op.name,
+                                                         f"{label} {where}: {text}")
+    if op.kind == "residual-add" and addend is not None:
+        added_mean, added_second = (np.asarray(a, dtype=float) for a in addend)
+        return (mean + added_mean, covariance + added_second - np.outer(added_mean, added_mean),
+                Note("modelled", op.name, f"{label} {where}: plus the other terms, measured "
+                                          "over the steps"))
+    if op.kind in ("normalization", "residual-add"):
+        pooled_mean = float(mean.mean())
+        pooled_second = float(np.diag(covariance).mean() + np.square(mean).mean())
+        new_mean, new_second, note = through(op, pooled_mean, pooled_second, spikes=False,
+                                             where=where)
+        mean = mean - pooled_mean + new_mean
+        fluctuation = float(np.diag(covariance).mean())
+        wanted = max(new_second - float(np.square(mean).mean()), 0.0)
+        covariance = covariance * (wanted / fluctuation) if fluctuation > 0 else (
+            np.full_like(covariance, wanted))
+        return mean, covariance, note
+    return mean, covariance, Note("unmodelled", op.name, f"{label} {where}: not modelled")
+
+
+def predicted_process(
+    layer: SynapticLayer,
+    mean_x: np.ndarray,
+    second_x: np.ndarray,
+    addends: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Note]]:
+    r"""``(mean, covariance, notes)`` over the ``T`` steps of the current reaching ``layer``'s
+    neurons, from its actual weights and its input's measured moments per step.
+
+    ``mean_x`` :math:`m_t = E[x_t]` is ``(T,)`` and ``second_x``
+    :math:`M_{tt'} = E[x_t x_{t'}]` is ``(T, T)``, over the input's elements, which are taken
+    as independent but for a mean common to all: :math:`E[x_{j,t} x_{k,t'}] = m_t m_{t'}` for
+    :math:`j \ne k`. The current of output unit :math:`i` is
+    :math:`I_{i,t} = \sum_j w_{ij} x_{j,t} + b_i`; averaged over the units, with fan-in
+    :math:`n`, the mean square weight :math:`q = \overline{w^2}` and the units' weight sums
+    :math:`s_i = \sum_j w_{ij}`:
+
+    .. math::
+
+        \mu_t = \bar s\, m_t + \bar b, \qquad
+        E[I_t I_{t'}] = n q\, M_{tt'} + (\overline{s^2} - n q)\, m_t m_{t'}
+            + \overline{b s}\,(m_t + m_{t'}) + \overline{b^2},
+
+    and :math:`K = E[I I^\top] - \mu\mu^\top`. For i.i.d. weights of mean :math:`m_w` and
+    variance :math:`v_w` this is :math:`K_{tt'} = n v_w M_{tt'} + n m_w^2 (M_{tt'} - m_t m_{t'})
+    + \mathrm{Var}[b]`; weights centred per unit (:math:`s_i = 0`, as ``initialize`` draws
+    residual blocks) cancel the common mean exactly. Then ``layer.after`` in order
+    (:func:`process_through`, with ``addends[name]`` for the residual addition ``name`` where
+    its other terms were measured over the steps; notes of kind ``unmodelled`` name what is
+    not modelled).
+
+    Example:
+        >>> from torch import nn
+        >>> from spikeinit.network.graph import SynapticLayer
+        >>> linear = nn.Linear(4, 2, bias=False)
+        >>> _ = nn.init.constant_(linear.weight[0], 1.0), nn.init.constant_(linear.weight[1], -1.0)
+        >>> held = np.full((3, 3), 0.5)  # zero-mean inputs of E[x^2] = 0.5, held over the steps
+        >>> mean, covariance, _ = predicted_process(SynapticLayer("fc", linear), np.zeros(3), held)
+        >>> covariance.tolist()[0]  # n E[w^2] E[x^2] = 4 * 1 * 0.5 at every lag
+        [2.0, 2.0, 2.0]
+    """
+    rows = layer.module.weight.detach().double().reshape(layer.module.weight.shape[0], -1)
+    n = rows.shape[1]
+    q = float(rows.square().mean())
+    sums = rows.sum(dim=1)
+    mean_x = np.asarray(mean_x, dtype=float)
+    second_x = np.asarray(second_x, dtype=float)
+    common = np.outer(mean_x, mean_x)
+    second = n * q * second_x + (float(sums.square().mean()) - n * q) * common
+    mean = float(sums.mean()) * mean_x
+    bias = getattr(layer.module, "bias", None)
+    if isinstance(bias, Tensor) and bias.numel() == rows.shape[0]:
+        values = bias.detach().double()
+        shared = float((values * sums).mean())
+        second = second + shared * (mean_x[:, None] + mean_x[None, :]) + float(
+            values.square().mean())
+        mean = mean + float(values.mean())
+    covariance = second - np.outer(mean, mean)
+    notes = []
+    for op in layer.after:
+        mean, covariance, note = process_through(op, mean, covariance,
+                                                 (addends or {}).get(op.name))
+        if note is not None:
+            notes.append(note)
+    return mean, covariance, notes
+
+
 def predicted_current(layer: SynapticLayer, mean_x: float, second_x: float
                       ) -> tuple[float, float]:
-    r"""``(mean, variance)`` of the current reaching ``layer``'s neurons, from its weights.
-
-    With fan-in :math:`n` and the weights' mean :math:`m_w` and variance :math:`v_w`:
-    :math:`\mu = n m_w E[x] + \bar b`,
+    r"""``(mean, variance)`` of the current reaching ``layer``'s neurons at one step, from its
+    weights: :func:`predicted_process` for ``T = 1``. For i.i.d. weights of mean :math:`m_w`
+    and variance :math:`v_w`, :math:`\mu = n m_w E[x] + \bar b`,
     :math:`\sigma^2 = n(v_w E[x^2] + m_w^2 (E[x^2]-E[x]^2)) + \mathrm{Var}[b]`; then
-    ``layer.after`` in order (:func:`through`; a normalization after a pooling undoes it).
+    ``layer.after`` in order (a normalization after a pooling undoes it).
     """
-    weight = layer.module.weight.detach().double()
-    n = weight[0].numel()
-    m_w, v_w = float(weight.mean()), float(weight.var(unbiased=False))
-    mean = n * m_w * mean_x
-    variance = n * (v_w * second_x + m_w**2 * max(second_x - mean_x**2, 0.0))
-    bias = getattr(layer.module, "bias", None)
-    if isinstance(bias, Tensor):
-        mean += float(bias.detach().double().mean())
-        variance += float(bias.detach().double().var(unbiased=False)) if bias.numel() > 1 else 0.0
-    second = variance + mean**2
-    for op in layer.after:
-        mean, second, _ = through(op, mean, second, spikes=False, where="after the layer")
-    return mean, max(second - mean**2, 0.0)
+    mean, covariance, _ = predicted_process(layer, np.array([mean_x]), np.array([[second_x]]))
+    return float(mean[0]), max(float(covariance[0, 0]), 0.0)
 
 
 def gaussian_rate(theta: float, mean: float, variance: float) -> float:

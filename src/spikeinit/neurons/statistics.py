@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from spikeinit.engine.tuning import single_threaded
+
 EXACT_FLOAT32_SUM = 2**24
 """Up to this many elements a float32 sum of integers (spikes) is exact."""
 
@@ -78,10 +80,13 @@ class Moments:
                 _ = self._total  # fold them in
             self.count += numel
             return
-        # One pass each for the sum and the squares (squared in x's dtype, summed in float64);
-        # only when they are not finite is x scanned for the NaNs and infinities to drop.
-        total = x.sum(dtype=torch.float64)
-        squares = x.square().sum(dtype=torch.float64) if self.keep_squares else None
+        # One pass each for the sum and the squares (squared in x's dtype, summed in float64),
+        # on one thread: a parallel reduction waits for every thread, which on a busy machine
+        # costs more than the sum; only when they are not finite is x scanned for the NaNs and
+        # infinities to drop.
+        with single_threaded():
+            total = x.sum(dtype=torch.float64)
+            squares = x.square().sum(dtype=torch.float64) if self.keep_squares else None
         if self.check_finite:
             finite = torch.isfinite(total) & (torch.isfinite(squares) if squares is not None
                                              else True)

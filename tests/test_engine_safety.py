@@ -165,6 +165,28 @@ def test_the_first_decision_of_a_machine_is_final(tuning_sandbox, monkeypatch):
     assert gemm.measured_choice(a, b) == "onednn"
 
 
+def test_a_decision_taken_unmeasured_is_read_back_as_it_was_kept(tuning_sandbox, monkeypatch):
+    """Budget spent: the defaults taken without timings are kept, and a later process must
+    read them back (not measure, and maybe choose otherwise)."""
+    from spikeinit.engine import event_linear, gemm
+
+    spent = tuning.Budget(1.0)
+    spent.charge(2.0)
+    monkeypatch.setattr(tuning, "_budget", spent)
+    conv, frames = nn.Conv2d(16, 16, 3, padding=1), torch.rand(4, 16, 8, 8)
+    a, b = torch.rand(512, 1024), torch.rand(1024, 1024)
+    first = (conv_layout.frame_layout(conv, frames), gemm.measured_choice(a, b),
+             event_linear.measured_event_rate(512, 1024, 1024))
+    assert first == ("contiguous", "torch", None)
+    decisions.forget_all()  # a new process, with budget to spend
+    monkeypatch.setattr(tuning, "_budget", tuning.Budget(1000.0))
+    for module in (conv_layout, gemm, event_linear):
+        monkeypatch.setattr(module, "_measure", lambda *args: pytest.fail("measured again"))
+    again = (conv_layout.frame_layout(conv, frames), gemm.measured_choice(a, b),
+             event_linear.measured_event_rate(512, 1024, 1024))
+    assert again == first
+
+
 def test_exact_mode_makes_no_rounding_choice(tuning_sandbox, monkeypatch):
     from spikeinit.engine import gemm
     from spikeinit.models import EventLinear
@@ -218,12 +240,12 @@ def test_the_kept_thread_trial_replays_its_schedule_and_keeps_its_choice(tuning_
 # ----------------------------------------------------------------------------- two processes
 
 
-def _train(out: Path, cache: Path, data_dir: Path, model: list[str]) -> dict:
+def _train(out: Path, cache: Path, data_dir: Path, model: list[str], budget: str = "") -> dict:
     command = [sys.executable, "-m", "spikeinit.cli.main", "train", "--dataset", "mnist",
                "--data-dir", str(data_dir), "--epochs", "1", "--limit-train", "128",
                "--limit-test", "64", "--batch", "32", "--seed", "0", "--no-progress",
                "--out", str(out), *model]
-    env = _child_env(cache)
+    env = _child_env(cache, **({"SPIKEINIT_TUNING_BUDGET": budget} if budget else {}))
     env.pop("OMP_NUM_THREADS")  # the default thread count: the thread trial runs
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -234,13 +256,15 @@ def _train(out: Path, cache: Path, data_dir: Path, model: list[str]) -> dict:
     return metrics
 
 
-@pytest.mark.parametrize("model", [
-    [], ["--model", "resnet", "--channels", "8", "16", "--blocks", "1", "1"]],
-    ids=["mlp", "resnet"])
-def test_two_processes_of_one_training_give_identical_numbers(tmp_path, data_dir, model):
+@pytest.mark.parametrize("model,budget", [
+    ([], ""), (["--model", "resnet", "--channels", "8", "16", "--blocks", "1", "1"], ""),
+    (["--model", "resnet", "--channels", "8", "16", "--blocks", "1", "1"], "0.02")],
+    ids=["mlp", "resnet", "resnet-budget-spent"])
+def test_two_processes_of_one_training_give_identical_numbers(tmp_path, data_dir, model,
+                                                               budget):
     cache = _private_cache(tmp_path)  # cold for the first process, warm for the second
-    first = _train(tmp_path / "a", cache, data_dir, model)
-    second = _train(tmp_path / "b", cache, data_dir, model)
+    first = _train(tmp_path / "a", cache, data_dir, model, budget)
+    second = _train(tmp_path / "b", cache, data_dir, model, budget)
     assert first == second
     weights = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["model"]
                for run in ("a", "b")]

@@ -89,9 +89,8 @@ def use_layout(layout: str) -> contextlib.AbstractContextManager[None]:
 
 
 def _valid_entry(entry: Any) -> bool:
-    return (isinstance(entry, dict) and entry.get("layout") in ("channels_last", "contiguous")
-            and all(isinstance(entry.get(k), (int, float))
-                    for k in ("channels_last_s", "contiguous_s", "frames")))
+    return tuning.valid_entry(entry, "layout", ("channels_last", "contiguous"),
+                              ("channels_last_s", "contiguous_s", "frames"))
 
 
 _choices = tuning.Choices("conv", _valid_entry)

@@ -150,8 +150,10 @@ def max_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> float:
 
 
 def _valid_entry(entry: Any) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("max_rate"), (int, float))
-            and 0.0 <= entry["max_rate"] <= MAX_MEASURED_RATE)
+    # max_rate None: nothing was measured, the fixed fallback rates apply (kept as well)
+    return isinstance(entry, dict) and "max_rate" in entry and (
+        entry["max_rate"] is None or isinstance(entry["max_rate"], (int, float))
+        and 0.0 <= entry["max_rate"] <= MAX_MEASURED_RATE)
 
 
 _choices = tuning.Choices("event", _valid_entry)

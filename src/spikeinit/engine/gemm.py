@@ -134,8 +134,7 @@ def uses_onednn(a: Tensor, b: Tensor) -> bool:
 
 
 def _valid_entry(entry: Any) -> bool:
-    return (isinstance(entry, dict) and entry.get("backend") in ("onednn", "torch")
-            and all(isinstance(entry.get(k), (int, float)) for k in ("onednn_s", "torch_s")))
+    return tuning.valid_entry(entry, "backend", ("onednn", "torch"), ("onednn_s", "torch_s"))
 
 
 _choices = tuning.Choices("gemm", _valid_entry)

@@ -244,6 +244,15 @@ def write_choice(key: dict[str, Any], section: str, name: str, value: dict[str, 
     return True
 
 
+def valid_entry(entry: Any, field: str, allowed: tuple[Any, ...],
+                numbers: tuple[str, ...] = ()) -> bool:
+    """Whether a kept ``entry`` holds a decision: ``entry[field]`` one of ``allowed``, and each
+    of ``numbers`` a number where present. A decision taken without timings (budget spent, a
+    candidate that failed in the vetting child) has none, and is kept all the same."""
+    return (isinstance(entry, dict) and entry.get(field) in allowed
+            and all(isinstance(entry[k], (int, float)) for k in numbers if k in entry))
+
+
 class Choices:
     """One section of decisions (``"gemm"`` or ``"event"``) per thread count: measured in this
     process, read from the cache file, or (``persist=False``) this process's fallbacks.

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from spikeinit.engine import settings
+
 from .errors import DatasetError
 
 __all__ = [
@@ -41,8 +43,8 @@ __all__ = [
     "manual_instructions",
 ]
 
-ENV_BASE_URL = "SPIKEINIT_DOWNLOAD_URL"
-ENV_TIMEOUT = "SPIKEINIT_DOWNLOAD_TIMEOUT"
+ENV_BASE_URL = settings.DOWNLOAD_URL.variable
+ENV_TIMEOUT = settings.DOWNLOAD_TIMEOUT.variable
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 20
 
@@ -220,11 +222,8 @@ def _timeout(timeout: float | None) -> float:
     if timeout is not None:
         value = float(timeout)
     else:
-        env = os.environ.get(ENV_TIMEOUT)
-        try:
-            value = float(env) if env else DEFAULT_TIMEOUT
-        except ValueError:
-            raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds (got {env!r})") from None
+        env = settings.DOWNLOAD_TIMEOUT.value()
+        value = DEFAULT_TIMEOUT if env is None else env
     if not value > 0:
         raise ValueError(f"timeout must be > 0 seconds (got {value!r})")
     return value
@@ -305,7 +304,7 @@ def download_dataset(
         raise ValueError(f"name must be one of {allowed} (got {name!r})")
     spec = DOWNLOADS[name]
     seconds = _timeout(timeout)
-    base = base_url or os.environ.get(ENV_BASE_URL) or None
+    base = base_url or settings.DOWNLOAD_URL.value()
     mirrors = (base,) if base else spec.mirrors
     folder = Path(data_dir) / spec.subdir if spec.subdir else Path(data_dir)
     for remote in spec.files:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from spikeinit.engine import settings
+
 from .cifar import CIFAR10_CLASSES, CIFAR_LAYOUTS, load_cifar10
 from .download import download_dataset, manual_instructions
 from .errors import DatasetError, DatasetNotFoundError
@@ -27,7 +29,7 @@ __all__ = [
     "resolve_data_dir",
 ]
 
-ENV_DATA_DIR = "SPIKEINIT_DATA_DIR"
+ENV_DATA_DIR = settings.DATA_DIR.variable
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
         >>> del os.environ["SPIKEINIT_DATA_DIR"]
     """
     if data_dir is None:
-        data_dir = os.environ.get(ENV_DATA_DIR) or None
+        data_dir = settings.DATA_DIR.value()
     if data_dir is None:
         raise ValueError(f"data_dir is required (or set the {ENV_DATA_DIR} environment variable)")
     return Path(data_dir).expanduser()

@@ -176,6 +176,15 @@ KERNEL = Setting(
     "SPIKEINIT_KERNEL", "kernel", choice(*KERNEL_PREFERENCES),
     "the compiled C++ kernels: auto (built on first use, else the PyTorch loops), compiled "
     "(a build failure is an error) or python", old_name="SPIKEINIT_ENGINE")
+DATA_DIR = Setting(
+    "SPIKEINIT_DATA_DIR", "data_dir", text,
+    "the data root the loaders read when data_dir is not given")
+DOWNLOAD_URL = Setting(
+    "SPIKEINIT_DOWNLOAD_URL", "base_url", text,
+    "one base URL that replaces the loaders' mirror list")
+DOWNLOAD_TIMEOUT = Setting(
+    "SPIKEINIT_DOWNLOAD_TIMEOUT", "timeout", seconds,
+    "seconds a download may wait for the server (default 60)")
 CACHE_DIR = Setting(
     "SPIKEINIT_CACHE_DIR", "cache_dir", text,
     "folder of the compiled kernels and the kept choices (default ~/.cache/spikeinit)")

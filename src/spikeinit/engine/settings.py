@@ -184,7 +184,7 @@ DOWNLOAD_URL = Setting(
     "one base URL that replaces the loaders' mirror list")
 DOWNLOAD_TIMEOUT = Setting(
     "SPIKEINIT_DOWNLOAD_TIMEOUT", "timeout", seconds,
-    "seconds a download may wait for the server (default 60)")
+    "seconds a download may wait for the server (default 30)")
 CACHE_DIR = Setting(
     "SPIKEINIT_CACHE_DIR", "cache_dir", text,
     "folder of the compiled kernels and the kept choices (default ~/.cache/spikeinit)")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import spikeinit
+from spikeinit.adapters.norse import run_over_steps
 
 DEPTH, WIDTH, INPUTS, STEPS, BATCH = 20, 128, 64, 5, 32
 
@@ -85,14 +86,7 @@ def norse_mlp() -> tuple[nn.Module, Callable]:
         modules += [nn.Linear(a, b), norse.LIFBoxCell(p, dt=1e-3)]
     model = norse.SequentialState(*modules)
 
-    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        state, out = None, []
-        for step in x:
-            z, state = model(step, state)
-            out.append(z)
-        return torch.stack(out)
-
-    return model, run
+    return model, run_over_steps
 
 
 BUILDERS = [

@@ -42,30 +42,13 @@ def assert_on_target(rates: list[float], band: float = 0.25) -> None:
     assert not off, f"populations off the rate {TRAINABLE_RATE} by more than {band:.0%}: {rates}"
 
 
-def spikingjelly_tutorial_cnn(norm: bool, channels: int = 8) -> nn.Module:
-    """SpikingJelly's Fashion-MNIST tutorial network: (Conv-[BN]-LIF-MaxPool) x 2, then
-    (FC-LIF) x 2, ``LIFNode(tau=2)``, multi-step."""
-    from spikingjelly.activation_based import functional, layer, neuron
-
-    modules: list[nn.Module] = []
-    for c_in in (1, channels):
-        modules.append(layer.Conv2d(c_in, channels, 3, padding=1, bias=False))
-        if norm:
-            modules.append(layer.BatchNorm2d(channels))
-        modules += [neuron.LIFNode(tau=2.0), layer.MaxPool2d(2)]
-    modules += [layer.Flatten(), layer.Linear(channels * 49, 64, bias=False),
-                neuron.LIFNode(tau=2.0), layer.Linear(64, 10, bias=False),
-                neuron.LIFNode(tau=2.0)]
-    net = nn.Sequential(*modules)
-    functional.set_step_mode(net, "m")
-    return net
-
-
 @pytest.mark.parametrize("norm", [False, True], ids=["no-norm", "batchnorm"])
 def test_the_spikingjelly_tutorial_cnn(norm, one_thread):
     pytest.importorskip("spikingjelly")
     torch.manual_seed(0)
-    net = spikingjelly_tutorial_cnn(norm)
+    from spikeinit.experiments.zoo import spikingjelly_tutorial_cnn
+
+    net = spikingjelly_tutorial_cnn(norm, channels=8, hidden=64)
     bare_call(net, images(32, 0))
     assert_on_target(held_out_rates(net, images(32, 1)))
 

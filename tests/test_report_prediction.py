@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import spikeinit
+from spikeinit.adapters.norse import run_over_steps
 from spikeinit.models import SpikingMLP
 from spikeinit.network.graph import Operation
 from spikeinit.network.moments import gaussian_rate, process_through
@@ -44,14 +45,7 @@ def norse_mlp() -> tuple[nn.Module, Forward]:
         modules += [nn.Linear(INPUTS if index == 0 else WIDTH, WIDTH), norse.LIFCell()]
     model = norse.SequentialState(*modules)
 
-    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        state, out = None, []
-        for step in x:
-            z, state = model(step, state)
-            out.append(z)
-        return torch.stack(out)
-
-    return model, run
+    return model, run_over_steps
 
 
 def snntorch_mlp(beta: float = 0.95) -> tuple[nn.Module, Forward]:
@@ -224,14 +218,7 @@ def test_unknown_neuron_gives_no_number_and_a_note() -> None:
     net = norse.SequentialState(nn.Linear(10, 20), norse.LIFRecurrentCell(20, 20),
                                 nn.Linear(20, 5), norse.LIFCell())
 
-    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        state, out = None, []
-        for step in x:
-            z, state = model(step, state)
-            out.append(z)
-        return torch.stack(out)
-
-    health = spikeinit.report(net, torch.rand(3, 4, 10), forward=run)
+    health = spikeinit.report(net, torch.rand(3, 4, 10), forward=run_over_steps)
     row = next(row for row in health.layers if "not-understood" in row.flags)
     assert row.predicted_rate is None
     assert any(note.startswith(f"rate pred of {row.neuron}: -, its neuron is not understood")

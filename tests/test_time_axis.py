@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import spikeinit
+from spikeinit.adapters.norse import run_over_steps
 from spikeinit.models import SpikingMLP
 from spikeinit.network import SampleError, TimeAxisError, discover
 
@@ -79,11 +80,7 @@ def _norse_models() -> dict[str, nn.Module]:
 
 def _norse_steps(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The fix the message names for a SequentialState: one step per call, state carried."""
-    state, out = None, []
-    for step in x:
-        z, state = model(step, state)
-        out.append(z)
-    return torch.stack(out)
+    return run_over_steps(model, x)
 
 
 @pytest.mark.parametrize("call", CALLS)

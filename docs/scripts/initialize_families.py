@@ -26,26 +26,9 @@ from torch import nn
 
 import spikeinit
 from spikeinit.data import load_dataset
-from spikeinit.experiments.zoo import zoo_resnet
+from spikeinit.experiments.zoo import spikingjelly_tutorial_cnn, zoo_resnet
 
 TARGET = 0.1
-
-
-def tutorial_cnn(norm: bool, channels: int = 16) -> nn.Module:
-    from spikingjelly.activation_based import functional, layer, neuron
-
-    modules: list[nn.Module] = []
-    for c_in in (1, channels):
-        modules.append(layer.Conv2d(c_in, channels, 3, padding=1, bias=False))
-        if norm:
-            modules.append(layer.BatchNorm2d(channels))
-        modules += [neuron.LIFNode(tau=2.0), layer.MaxPool2d(2)]
-    modules += [layer.Flatten(), layer.Linear(channels * 49, 256, bias=False),
-                neuron.LIFNode(tau=2.0), layer.Linear(256, 10, bias=False),
-                neuron.LIFNode(tau=2.0)]
-    net = nn.Sequential(*modules)
-    functional.set_step_mode(net, "m")
-    return net
 
 
 def frames(dataset: str, data_dir: str | None, split: str, start: int, count: int,
@@ -98,8 +81,8 @@ def main() -> None:
         torch.manual_seed(args.seed)
         sample = over_steps(frames("fashion-mnist", args.data_dir, "train", 0, 64))
         held = over_steps(frames("fashion-mnist", args.data_dir, "test", 0, 256))
-        check(f"SpikingJelly tutorial CNN{' + BN' if norm else ''}", tutorial_cnn(norm),
-              sample, held, realize)
+        check(f"SpikingJelly tutorial CNN{' + BN' if norm else ''}",
+              spikingjelly_tutorial_cnn(norm), sample, held, realize)
     for name in ("sew_resnet18", "ms_resnet18"):
         torch.manual_seed(args.seed)
         sample = over_steps(frames("cifar10", args.data_dir, "test", 0, 8, size=64))

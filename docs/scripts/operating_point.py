@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 import spikeinit
+from spikeinit.adapters.norse import run_over_steps
 
 Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor] | None
 
@@ -51,14 +52,7 @@ def norse_mlp(depth: int, width: int) -> tuple[nn.Module, Forward]:
         modules += [nn.Linear(width, width, bias=False), norse.LIFCell()]
     model = norse.SequentialState(*modules)
 
-    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        state, out = None, []
-        for step in x:
-            z, state = model(step, state)
-            out.append(z)
-        return torch.stack(out)
-
-    return model, run
+    return model, run_over_steps
 
 
 def snntorch_mlp(depth: int, width: int) -> tuple[nn.Module, Forward]:

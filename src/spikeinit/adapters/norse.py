@@ -16,6 +16,8 @@ Cells return ``(spikes, state)`` and keep no state of their own.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from spikeinit.adapters._common import defined_in, supported_kind
@@ -105,3 +107,27 @@ def _surrogate(p: object, notes: list[str]) -> tuple[str | None, float | None]:
         return "fast-sigmoid", alpha
     notes.append(f"surrogate {method!r} is not one of spikeinit's; the theory assumes its default")
     return None, None
+
+
+def run_over_steps(model: nn.Module, x: Any) -> Any:
+    """A ``forward=`` for Norse models made of cells (a ``SequentialState`` of ``LIFCell`` s,
+    or one cell): run ``model`` once per step of ``x`` ``(T, B, ...)``, carrying the state the
+    cells return, and stack the outputs over the steps.
+
+    .. math::
+
+        (z_t, s_t) = \\mathrm{model}(x_t, s_{t-1}),\\quad s_0 = \\text{None}
+
+    Example:
+        >>> import torch, norse.torch as norse  # doctest: +SKIP
+        >>> net = norse.SequentialState(torch.nn.Linear(4, 3), norse.LIFCell())  # doctest: +SKIP
+        >>> run_over_steps(net, torch.rand(5, 2, 4)).shape  # doctest: +SKIP
+        torch.Size([5, 2, 3])
+    """
+    import torch
+
+    state, outputs = None, []
+    for step in x:
+        output, state = model(step, state)
+        outputs.append(output)
+    return torch.stack(outputs)

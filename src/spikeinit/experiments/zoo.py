@@ -1,4 +1,5 @@
-"""SpikingJelly's model-zoo networks as users build them, importable without torchvision.
+"""SpikingJelly's networks as users build them: its tutorial CNN, and its model-zoo ResNets
+importable without torchvision.
 
 ``spikingjelly.activation_based.model.sew_resnet`` and ``ms_resnet`` import
 ``torchvision._internally_replaced_utils.load_state_dict_from_url`` at module level, only to
@@ -54,5 +55,25 @@ def zoo_resnet(name: str, num_classes: int = 10) -> nn.Module:
     module = importlib.import_module(f"spikingjelly.activation_based.model.{module_name}")
     net = getattr(module, name)(spiking_neuron=neuron.LIFNode, num_classes=num_classes,
                                 **options)
+    functional.set_step_mode(net, "m")
+    return net
+
+
+def spikingjelly_tutorial_cnn(norm: bool, channels: int = 16, hidden: int = 256) -> nn.Module:
+    """SpikingJelly's Fashion-MNIST tutorial network, multi-step, input ``(T, B, 1, 28, 28)``:
+    (Conv3x3 ``channels`` [+ BatchNorm] + ``LIFNode(tau=2)`` + MaxPool2) x 2, then
+    Linear(``channels`` * 7 * 7, ``hidden``) + LIF and Linear(``hidden``, 10) + LIF."""
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    modules: list[nn.Module] = []
+    for c_in in (1, channels):
+        modules.append(layer.Conv2d(c_in, channels, 3, padding=1, bias=False))
+        if norm:
+            modules.append(layer.BatchNorm2d(channels))
+        modules += [neuron.LIFNode(tau=2.0), layer.MaxPool2d(2)]
+    modules += [layer.Flatten(), layer.Linear(channels * 49, hidden, bias=False),
+                neuron.LIFNode(tau=2.0), layer.Linear(hidden, 10, bias=False),
+                neuron.LIFNode(tau=2.0)]
+    net = nn.Sequential(*modules)
     functional.set_step_mode(net, "m")
     return net

@@ -30,6 +30,7 @@ from spikeinit._validation import (
     check_unit_interval,
 )
 from spikeinit.adapters.description import NeuronDescription
+from spikeinit.adapters.registry import describe_neuron, is_spiking_neuron
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.realized import Realized, RealizeUnit, realize_units
@@ -440,7 +441,8 @@ def initialize(
     data_moment = 1.0 if input_second_moment is None else check_positive(
         "input_second_moment", input_second_moment)
     try:
-        network = discover(model, sample, forward)
+        network = _traced(model, sample, forward,
+                          realize is True or (realize is None and chosen.rate_target))
     except SampleError as error:  # the model cannot run on the sample: the old, data-only use
         realizing = realize is True or (realize is None and chosen.rate_target)
         if isinstance(error, TimeAxisError) or not isinstance(sample, Tensor) or realizing:
@@ -550,6 +552,30 @@ def initialize(
             f"({chosen.operating_rule}); see InitRecord.sigma and spikeinit.report. Pass "
             "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=2)
     return InitResult(records)
+
+
+TRACE_BATCH = 2
+"""When every layer is then measured on the whole sample (``realize``), the tracing pass, which
+links layers and neurons and gives the theory its first statistics, runs on this many of the
+sample's batch (multi-step models with a ``(T, B, ...)`` tensor sample): the measured pass
+corrects every statistic it takes from there, and a second full pass cost as much as the
+measurement itself."""
+
+
+def _traced(model: nn.Module, sample: Any, forward: Forward | None, realizing: bool
+            ) -> NetworkMap:
+    """:func:`discover` on ``sample``, or on its first :data:`TRACE_BATCH` samples where that is
+    unambiguous (see there); a model that cannot run on the slice is traced on the whole."""
+    if not (realizing and forward is None and isinstance(sample, Tensor) and sample.ndim >= 3
+            and sample.shape[1] > TRACE_BATCH):
+        return discover(model, sample, forward)
+    neurons = [describe_neuron(m) for m in model.modules() if is_spiking_neuron(m)]
+    if not neurons or any(d is None or d.step_mode != "multi" for d in neurons):
+        return discover(model, sample, forward)
+    try:
+        return discover(model, sample[:, :TRACE_BATCH], forward)
+    except SampleError:
+        return discover(model, sample, forward)
 
 
 def _realized_records(records: list[InitRecord], units: list[RealizeUnit],

@@ -100,3 +100,22 @@ def test_deep_mlps_of_each_frameworks_default_neuron_hold_their_rate(framework, 
         assert_on_target(rates)
         ratios.append(rates[-1] / rates[0])
     assert all(abs(ratio - 1) <= 0.15 for ratio in ratios), ratios
+
+
+def test_the_tracing_pass_of_a_realized_multi_step_model_runs_on_a_slice(one_thread):
+    """The measured pass sees the whole sample (so the rates are exact on it); the tracing
+    pass before it only two of its samples; a model given forward= is traced whole."""
+    from spikeinit.models import SpikingMLP
+
+    torch.manual_seed(0)
+    net = SpikingMLP([64, 64, 64])
+    batches = []
+    net.blocks[0][0].register_forward_pre_hook(lambda module, args: batches.append(
+        args[0].shape[-2] if args[0].ndim == 3 else args[0].shape[0]))
+    sample = torch.rand(4, 16, 64)
+    bare_call(net, sample)
+    assert batches[0] == 2 and 16 in batches[1:]
+    assert_on_target(held_out_rates(net, sample)[1:], band=0.05)  # [0]: the input neurons
+    batches.clear()
+    bare_call(net, sample, forward=lambda model, x: model(x))
+    assert batches[0] == 16

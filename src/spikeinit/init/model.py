@@ -42,6 +42,7 @@ from spikeinit.network.graph import (
     NetworkMap,
     Operation,
     SynapticLayer,
+    check_finite_sample,
     discover,
 )
 from spikeinit.network.moments import current_factor, gaussian_rate, input_statistics
@@ -569,6 +570,7 @@ def _traced(model: nn.Module, sample: Any, forward: Forward | None, realizing: b
     if not (realizing and forward is None and isinstance(sample, Tensor) and sample.ndim >= 3
             and sample.shape[1] > TRACE_BATCH):
         return discover(model, sample, forward)
+    check_finite_sample(sample)  # the whole sample, not only the traced slice
     neurons = [describe_neuron(m) for m in model.modules() if is_spiking_neuron(m)]
     if not neurons or any(d is None or d.step_mode != "multi" for d in neurons):
         return discover(model, sample, forward)

@@ -404,8 +404,9 @@ def initialize(
     them, ``False`` never (the theory alone, as before). When a layer is realized, its first
     draw uses the one-step closed form instead of the temporal theory
     (:func:`~spikeinit.init.trainable.draft_std`): the measurement replaces it anyway, and
-    the theory's simulations cost seconds. ``paper`` (no rate target) is never realized: it
-    stays exactly as published.
+    the theory's simulations cost seconds; and the tracing pass of a multi-step model runs on
+    :data:`TRACE_BATCH` of the sample's batch (the measured pass sees all of it). ``paper`` (no
+    rate target) is never realized: it stays exactly as published.
 
     ``threshold`` and ``beta`` override the values read from the neurons (``threshold`` is the
     effective :math:`\tilde\theta`). Pooling, dropout and normalization between the layers are

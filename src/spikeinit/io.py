@@ -116,9 +116,10 @@ def remove_temporaries(folder: str | os.PathLike[str]) -> int:
 
 
 @contextmanager
-def folder_lock(folder: str | os.PathLike[str], name: str, busy: str) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike[str], name: str, busy: str | None) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``folder/name`` for the block (the kernel releases it
-    even when the process is killed); another holder gives a ``ValueError`` with ``busy``.
+    even when the process is killed); another holder gives a ``ValueError`` with ``busy``, or,
+    with ``busy=None``, is waited for.
 
     Example:
         >>> import tempfile
@@ -130,7 +131,7 @@ def folder_lock(folder: str | os.PathLike[str], name: str, busy: str) -> Iterato
     handle = open(folder / name, "a+")  # noqa: SIM115 - held for the whole block
     try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
         except BlockingIOError as error:
             raise ValueError(busy) from error
         yield

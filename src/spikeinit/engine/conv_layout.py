@@ -187,8 +187,7 @@ def _measure(conv: nn.Conv2d, frames: Tensor) -> dict[str, Any]:
     samples = tuning.time_interleaved(
         {layout: _probe_run(conv, probe, layout, mode) for layout in ("channels_last",
                                                                       "contiguous")})
-    if samples is None:
-        return {"layout": "contiguous", "source": "unmeasured (budget spent)"}
+    assert samples is not None  # the budget was checked above, and vetting spends none
     best = tuning.best(samples)
     faster = best["contiguous"] >= MIN_SPEEDUP * best["channels_last"]
     clean = tuning.stable(samples) and tuning.machine_quiet()
@@ -222,14 +221,13 @@ def conv_frames(conv: nn.Conv2d, frames: Tensor) -> Tensor:
     the layout the convolution ran in. A convolution of
     :data:`spikeinit.engine.hazards.KNOWN_BAD` gets contiguous frames and weight even when
     they arrive channels-last (PyTorch would run channels-last if either were)."""
-    layout = frame_layout(conv, frames)
-    if layout == "channels_last" and not is_channels_last(frames):
-        frames = frames.contiguous(memory_format=torch.channels_last)
-    elif layout == "contiguous" and hazards.channels_last_hazard(conv) is not None:
-        frames = frames.contiguous()
+    if hazards.channels_last_hazard(conv) is not None:
         if not conv.weight.is_contiguous():
             with torch.no_grad():
                 conv.weight.data = conv.weight.data.contiguous()
+        return conv(frames.contiguous())
+    if frame_layout(conv, frames) == "channels_last" and not is_channels_last(frames):
+        frames = frames.contiguous(memory_format=torch.channels_last)
     return conv(frames)
 
 

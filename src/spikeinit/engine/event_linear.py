@@ -23,7 +23,7 @@ on synthetic spikes of that shape (at most 512 rows), the GEMM path and the even
 input rates 0.02 and 0.15 (forward alone at inference, forward plus weight gradient in
 training), fits the event time as a line in the rate and takes the rate where it meets the
 GEMM's time. The measurement shares the per-process budget of :mod:`spikeinit.engine.tuning`
-and is cached per CPU, torch version and thread count beside the GEMM choices;
+and is kept per CPU, torch version and thread count beside the GEMM choices;
 :func:`event_rate_choices` lists them. Where nothing could be measured (budget spent) the
 fixed rates measured on an AMD EPYC apply: :data:`MAX_EVENT_RATE` against the oneDNN GEMM
 (:data:`MAX_EVENT_RATE_TRAINING` in training), :data:`MAX_EVENT_RATE_MM` against

@@ -80,9 +80,11 @@ def on_x86() -> bool:
 def channels_last_hazard(conv: nn.Conv2d, x86: bool | None = None) -> KnownBad | None:
     """The entry of :data:`KNOWN_BAD` that forbids running ``conv`` channels-last here, or
     ``None`` (``x86``: the ISA to assume; default this machine's)."""
-    shape = ConvShape.of(conv)
-    is_x86 = on_x86() if x86 is None else x86
-    for entry in KNOWN_BAD:
-        if (is_x86 or not entry.x86_only) and entry.affects(shape):
-            return entry
-    return None
+    return _hazard(ConvShape.of(conv), on_x86() if x86 is None else x86)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hazard(shape: ConvShape, x86: bool) -> KnownBad | None:
+    """:func:`channels_last_hazard` by shape (asked on every convolution call: cached)."""
+    return next((entry for entry in KNOWN_BAD
+                 if (x86 or not entry.x86_only) and entry.affects(shape)), None)

@@ -38,7 +38,6 @@ the same sums, in another order.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -55,7 +54,7 @@ import torch
 
 from spikeinit.engine import settings
 from spikeinit.engine.kernels.loader import _cpu_signature, _private_folder, cache_dir, is_private
-from spikeinit.io import write_atomic
+from spikeinit.io import folder_lock, write_atomic
 from spikeinit.machine import cpu_model
 
 FORMAT = 1
@@ -342,36 +341,19 @@ _machine_lock_depth = 0
 
 @contextlib.contextmanager
 def machine_lock() -> Iterator[None]:
-    """Hold the cache folder's ``choices.lock`` (an exclusive ``flock``) while a decision is
-    read, measured and written, so that two processes meeting a new class at once make one
-    decision between them. Re-entrant within the process (decisions nest); without a private
-    cache folder it holds nothing."""
+    """Hold the cache folder's ``choices.lock`` (an exclusive ``flock``, waited for) while a
+    decision is read, measured and written, so that two processes meeting a new class at once
+    make one decision between them. Re-entrant within the process (decisions nest); without a
+    private cache folder it holds nothing."""
     global _machine_lock_depth
-    if _machine_lock_depth:
+    outer = _machine_lock_depth == 0 and _private_folder(cache_dir())
+    with folder_lock(cache_dir(), "choices.lock", busy=None) if outer \
+            else contextlib.nullcontext():
         _machine_lock_depth += 1
         try:
             yield
         finally:
             _machine_lock_depth -= 1
-        return
-    handle = None
-    folder = cache_dir()
-    if _private_folder(folder):
-        try:
-            handle = open(folder / "choices.lock", "a")  # noqa: SIM115 (held across the yield)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        except OSError:
-            if handle is not None:
-                handle.close()
-            handle = None
-    _machine_lock_depth += 1
-    try:
-        yield
-    finally:
-        _machine_lock_depth -= 1
-        if handle is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
 
 
 def _keep(entry: dict[str, Any]) -> bool:
@@ -400,11 +382,11 @@ def decide(choices: Choices, name: str, measure: Callable[[], dict[str, Any]]) -
     measure the scheduler more than the code, so the choice of one thread is used instead
     (measured now, at one thread, if it is new), and kept for the current thread count too.
     """
-    measure = _without_rng(measure)
     with lock:
         entry = choices.get(name)
         if entry is not None:
             return entry
+        measure = _without_rng(measure)
         with machine_lock():
             entry = choices.reread(name)
             if entry is not None:

@@ -194,16 +194,7 @@ def vetted(request: dict[str, Any]) -> bool:
         safe, why = _vetter.run(request)
         return {"safe": safe, "why": why, "source": "vetted in a child process"}
 
-    name = request_name(request)
-    with tuning.lock:
-        entry = _choices.get(name)
-        if entry is None:
-            with tuning.machine_lock():
-                entry = _choices.reread(name)
-                if entry is None:
-                    entry = measure()
-                    _choices.put(name, entry)
-    return bool(entry["safe"])
+    return bool(tuning.decide(_choices, request_name(request), measure)["safe"])
 
 
 def verdicts() -> dict[str, dict[str, Any]]:

@@ -4,7 +4,10 @@ import sys
 
 import pytest
 
+from spikeinit.cli import main as cli_main
 from spikeinit.cli.main import main
+from spikeinit.data.errors import DatasetError
+from spikeinit.errors import BUG_REPORT_URL, InvalidArgumentError
 
 
 def test_propagate_writes_json_and_png(tmp_path, capsys):
@@ -65,3 +68,36 @@ def test_every_long_running_command_takes_no_progress(command: str) -> None:
     required = {"sweep": ["--task", "propagate"]}
     args = parser.parse_args([command, *required.get(command, []), "--no-progress"])
     assert args.no_progress is True
+
+
+def test_an_internal_error_exits_1_with_a_bug_report_hint(monkeypatch, capsys) -> None:
+    def broken(args):
+        raise KeyError("a state spikeinit should never reach")
+
+    monkeypatch.setitem(cli_main.COMMANDS, "methods", broken)
+    assert cli_main.main(["methods"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "spikeinit: internal error: KeyError: 'a state spikeinit should never reach'"
+    assert "bug in spikeinit" in err[1] and BUG_REPORT_URL in err[1]
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_an_internal_error_prints_its_traceback_on_request(monkeypatch, capsys) -> None:
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(cli_main.COMMANDS, "methods", broken)
+    monkeypatch.setenv("SPIKEINIT_TRACEBACK", "1")
+    assert cli_main.main(["methods"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [InvalidArgumentError("width must be >= 1, got 0"),
+                                   DatasetError("mnist: file truncated")])
+def test_a_user_error_exits_2_with_one_line(monkeypatch, capsys, error) -> None:
+    def refused(args):
+        raise error
+
+    monkeypatch.setitem(cli_main.COMMANDS, "methods", refused)
+    assert cli_main.main(["methods"]) == 2
+    assert capsys.readouterr().err.strip() == f"spikeinit: error: {error}"

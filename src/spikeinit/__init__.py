@@ -13,6 +13,7 @@ Quick use::
 from spikeinit import theory
 from spikeinit.adapters.registry import reset_neurons as reset
 from spikeinit.calibration import calibrate
+from spikeinit.errors import InternalError, InvalidArgumentError, SpikeinitError, UserError
 from spikeinit.health import report
 from spikeinit.init import (
     available_methods,
@@ -28,7 +29,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LIF",
+    "InternalError",
+    "InvalidArgumentError",
     "LIFParameters",
+    "SpikeinitError",
+    "UserError",
     "__version__",
     "available_methods",
     "calibrate",

@@ -11,12 +11,14 @@ import operator
 from collections.abc import Iterable
 from typing import Any
 
+from spikeinit.errors import InvalidArgumentError
+
 
 def check_finite_nonnegative(name: str, value: float) -> float:
     """Return ``value`` as float if it is finite and >= 0."""
     value = float(value)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
 
 
@@ -24,7 +26,7 @@ def check_positive(name: str, value: float) -> float:
     """Return ``value`` as float if it is finite and > 0."""
     value = float(value)
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a finite number > 0, got {value!r}")
     return value
 
 
@@ -32,7 +34,7 @@ def check_unit_interval(name: str, value: float) -> float:
     """Return ``value`` as float if it lies in the closed interval [0, 1]."""
     value = float(value)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        raise InvalidArgumentError(f"{name} must lie in [0, 1], got {value!r}")
     return value
 
 
@@ -40,7 +42,7 @@ def check_open_unit_interval(name: str, value: float) -> float:
     """Return ``value`` as float if it lies in the open interval (0, 1)."""
     value = float(value)
     if not math.isfinite(value) or not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+        raise InvalidArgumentError(f"{name} must lie in (0, 1), got {value!r}")
     return value
 
 
@@ -54,7 +56,7 @@ def _integer(name: str, value: Any, rule: str) -> int:
             raise TypeError
         return operator.index(value)
     except TypeError:
-        raise ValueError(f"{name} must be {rule}, got {value!r}") from None
+        raise InvalidArgumentError(f"{name} must be {rule}, got {value!r}") from None
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -62,7 +64,7 @@ def check_positive_int(name: str, value: Any) -> int:
     a string or anything else raises :class:`ValueError` naming ``name``)."""
     number = _integer(name, value, "an integer >= 1")
     if number < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
     return number
 
 
@@ -76,7 +78,7 @@ def check_seed(value: Any, name: str = "seed") -> int:
     rule = f"an integer in [0, {MAX_SEED}]"
     number = _integer(name, value, rule)
     if not 0 <= number <= MAX_SEED:
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be {rule}, got {value!r}")
     return number
 
 
@@ -84,5 +86,16 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise InvalidArgumentError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_module(name: str, value: Any) -> Any:
+    """Return ``value`` if it is a ``torch.nn.Module`` (the models spikeinit reads)."""
+    from torch import nn  # torch is heavy; the other checks do not need it
+
+    if not isinstance(value, nn.Module):
+        raise InvalidArgumentError(
+            f"{name} must be a torch.nn.Module, got {type(value).__name__}")
     return value

@@ -22,6 +22,7 @@ from scipy import stats
 from torch import nn
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.trainable import TRAINABLE_RATE
 from spikeinit.network.graph import (
     Forward,
@@ -189,7 +190,7 @@ def calibrate(
     if sigma is not None:
         check_positive("sigma", sigma)
     if not 0.0 < float(tolerance) < 1.0:
-        raise ValueError(f"tolerance must lie in (0, 1), got {tolerance!r}")
+        raise InvalidArgumentError(f"tolerance must lie in (0, 1), got {tolerance!r}")
     check_positive_int("max_passes", max_passes)
     _check_target(target, quantity)
     with dropout_off(model), kept_statistics(model):
@@ -251,7 +252,8 @@ def theory_target(site: NeuronSite, quantity: str = "rate", sigma: float | None 
     if sigma is None:
         return TRAINABLE_RATE
     if site.description is None:
-        raise ValueError(f"no theory target for {site.name}: its neuron is not understood")
+        raise InvalidArgumentError(
+            f"no theory target for {site.name}: its neuron is not understood")
     return float(tail_probability(site.description.effective_threshold / sigma))
 
 
@@ -261,7 +263,8 @@ def _check_target(target: float | Mapping[str, float] | None, quantity: str) -> 
     for value in values:
         value = float(value)
         if quantity == "rate" and not 0.0 < value < 1.0:
-            raise ValueError(f"target must be a rate in (0, 1) for quantity='rate', got {value!r}")
+            raise InvalidArgumentError(
+                f"target must be a rate in (0, 1) for quantity='rate', got {value!r}")
         if quantity == "variance":
             check_positive("target", value)
 

@@ -60,6 +60,7 @@ import torch
 
 from spikeinit._validation import check_open_unit_interval, check_positive
 from spikeinit.adapters.description import NeuronDescription
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.model import init_record
 from spikeinit.init.registry import get_method
@@ -150,7 +151,7 @@ class HealthReport(TabularResult):
     def flagged(self, flag: str | None = None) -> list[str]:
         """Names of the populations carrying ``flag`` (any flag when ``None``)."""
         if flag is not None and flag not in FLAGS:
-            raise ValueError(f"flag must be one of {', '.join(FLAGS)}, got {flag!r}")
+            raise InvalidArgumentError(f"flag must be one of {', '.join(FLAGS)}, got {flag!r}")
         return [row.neuron for row in self.layers
                 if (row.flags if flag is None else flag in row.flags)]
 
@@ -231,7 +232,7 @@ def report(
     check_open_unit_interval("saturated", saturated)
     check_positive("exploding", exploding)
     if dead >= saturated:
-        raise ValueError(f"dead must be below saturated, got dead={dead!r}, "
+        raise InvalidArgumentError(f"dead must be below saturated, got dead={dead!r}, "
                          f"saturated={saturated!r}")
     before = _rng_states()
     network = discover(model, sample, forward)

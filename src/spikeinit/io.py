@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from spikeinit.errors import InvalidArgumentError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -133,7 +135,7 @@ def folder_lock(folder: str | os.PathLike[str], name: str, busy: str | None) -> 
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
         except BlockingIOError as error:
-            raise ValueError(busy) from error
+            raise InvalidArgumentError(busy) from error
         yield
     finally:
         handle.close()

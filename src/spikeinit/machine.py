@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from spikeinit.errors import InvalidArgumentError
+
 VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}
 
 
@@ -136,7 +138,7 @@ def check_fits(needed: int, what: str, device: str = "cpu") -> None:
     """
     free = available_memory(device)
     if free is not None and needed > free:
-        raise ValueError(f"{what}: this size needs about {_gib(needed)} of memory and "
+        raise InvalidArgumentError(f"{what}: this size needs about {_gib(needed)} of memory and "
                          f"{device} has {_gib(free)} free; choose a smaller size")
 
 

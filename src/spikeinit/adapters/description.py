@@ -26,13 +26,14 @@ from spikeinit._validation import (
     check_positive,
     check_unit_interval,
 )
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS, LIFParameters
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, DEFAULT_SURROGATE, SURROGATES
 
 FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")
 
 
-class UnsupportedNeuronError(ValueError):
+class UnsupportedNeuronError(InvalidArgumentError):
     """A spiking neuron that an adapter recognises but cannot map onto the LIF above.
 
     A :class:`ValueError`; its message gives the reason. :func:`spikeinit.initialize` leaves the
@@ -103,7 +104,7 @@ class NeuronDescription:
         check_positive("spike_amplitude", self.spike_amplitude)
         decay = check_unit_interval("synaptic_decay", self.synaptic_decay)
         if decay >= 1.0:
-            raise ValueError(f"synaptic_decay must lie in [0, 1), got {decay!r}")
+            raise InvalidArgumentError(f"synaptic_decay must lie in [0, 1), got {decay!r}")
         check_choice("step_mode", self.step_mode, ("single", "multi"))
         if self.surrogate is not None:
             check_choice("surrogate", self.surrogate, SURROGATES)
@@ -158,7 +159,7 @@ class NeuronDescription:
         framework against.
         """
         if currents.dim() < 1:
-            raise ValueError("currents must have a leading time dimension (T, ...)")
+            raise InvalidArgumentError("currents must have a leading time dimension (T, ...)")
         theta, beta = self.effective_threshold, self.beta
         membrane = torch.zeros_like(currents[0])
         spikes = torch.zeros_like(currents[0])

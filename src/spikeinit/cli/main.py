@@ -1,12 +1,14 @@
 """``spikeinit``: run the experiments from the command line.
 
-Bad input prints one line ``spikeinit: error: ...`` and exits with code 2.
+A user error prints one line ``spikeinit: error: ...`` and exits with code 2; an internal
+error prints one line with a bug-report hint and exits with code 1 (:func:`main`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
 from spikeinit.cli.preflight import describe_os_error, preflight
 from spikeinit.cli.progress import add_progress_option, progress_disabled
+from spikeinit.engine import settings
+from spikeinit.errors import BUG_REPORT_URL, UserError
 from spikeinit.experiments import figures
 from spikeinit.experiments.conditions import (
     DEFAULT_THRESHOLDS,
@@ -178,15 +182,19 @@ COMMANDS = {"propagate": run_propagate, "conditions": run_conditions_command,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``spikeinit`` console script: bad input, unusable outputs or
-    devices, files the system cannot read or write, and sizes that do not fit in memory end in
-    one line ``spikeinit: error: ...`` and exit code 2."""
+    """Entry point of the ``spikeinit`` console script.
+
+    The caller's mistakes (a :class:`~spikeinit.errors.UserError`: bad input, unusable outputs
+    or devices, files the system cannot read or write, sizes that do not fit in memory) end in
+    one line ``spikeinit: error: ...`` and exit code 2. Anything else is a bug in spikeinit: one
+    line naming the exception, a bug-report hint, and exit code 1 (``SPIKEINIT_TRACEBACK=1``
+    prints the traceback as well)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         preflight(args)
         return COMMANDS[args.command](args)
-    except ValueError as error:
+    except UserError as error:
         print(f"spikeinit: error: {error}", file=sys.stderr)
     except OSError as error:
         print(f"spikeinit: error: {describe_os_error(error)}", file=sys.stderr)
@@ -194,7 +202,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         detail = " ".join(str(error).split())[:160]
         print(f"spikeinit: error: out of memory ({type(error).__name__}{': ' if detail else ''}"
               f"{detail}); use a smaller --batch, --width, --depth or sample", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("spikeinit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the last line of defence: a bug, said so
+        return report_bug(error)
     return 2
+
+
+def report_bug(error: BaseException) -> int:
+    """Print one line naming an unexpected exception and where to report it; return 1."""
+    detail = " ".join(str(error).split())[:200]
+    print(f"spikeinit: internal error: {type(error).__name__}: {detail}\n"
+          f"spikeinit: this is a bug in spikeinit; please report it at {BUG_REPORT_URL} with "
+          "the command line and the output of the same command run with "
+          "SPIKEINIT_TRACEBACK=1", file=sys.stderr)
+    if settings.TRACEBACK.environment_value() == "1":
+        traceback.print_exception(error, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from spikeinit.errors import InvalidArgumentError
+
 #: ``(attribute, option)`` of the output folders the commands take.
 OUTPUT_FOLDERS = (("out", "--out"), ("results", "--results"))
 #: ``(attribute, option)`` of the output files the commands take.
@@ -24,7 +26,7 @@ OUTPUT_FILES = (("csv", "--csv"), ("json", "--json"))
 def preflight(args: argparse.Namespace) -> None:
     """Check the device and every output of ``args``; a ``ValueError`` names the option."""
     if getattr(args, "device", None) == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available on this machine "
+        raise InvalidArgumentError("--device cuda: no CUDA device is available on this machine "
                          "(torch.cuda.is_available() is False); use --device cpu")
     for attribute, option in OUTPUT_FOLDERS:
         if args.command == "aggregate" and attribute == "results":
@@ -41,22 +43,23 @@ def preflight(args: argparse.Namespace) -> None:
 def check_output_folder(path: Path, option: str) -> None:
     """``path`` is (or can be made) a folder this process can write into."""
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {path}: exists and is not a folder; give a folder")
+        raise InvalidArgumentError(f"{option} {path}: exists and is not a folder; give a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"{option} {path}: cannot create it ({_reason(error)})") from error
+        raise InvalidArgumentError(
+            f"{option} {path}: cannot create it ({_reason(error)})") from error
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: not writable by this user")
+        raise InvalidArgumentError(f"{option} {path}: not writable by this user")
 
 
 def check_output_file(path: Path, option: str) -> None:
     """``path`` is a file (not a folder) whose folder exists or can be made, and is writable."""
     if path.is_dir():
-        raise ValueError(f"{option} {path}: is a folder; give a file name")
+        raise InvalidArgumentError(f"{option} {path}: is a folder; give a file name")
     check_output_folder(path.parent if str(path.parent) else Path("."), f"{option} folder")
     if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{option} {path}: not writable by this user")
+        raise InvalidArgumentError(f"{option} {path}: not writable by this user")
 
 
 def describe_os_error(error: OSError) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from spikeinit.cli.progress import add_progress_option
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.sweep.aggregate import aggregate, completeness_line
 from spikeinit.sweep.runner import BACKENDS, run_sweep
 from spikeinit.sweep.spec import TASKS, build_spec
@@ -67,7 +68,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     runs = spec.runs()
     wants_cuda = sum(run.config.get("device") == "cuda" for run in runs)
     if wants_cuda and args.backend == "local" and not torch.cuda.is_available():
-        raise ValueError(f"device: {wants_cuda} of the {len(runs)} runs ask for cuda, and this "
+        raise InvalidArgumentError(
+            f"device: {wants_cuda} of the {len(runs)} runs ask for cuda, and this "
                          "machine has no CUDA device; set device=cpu (or run them on a Ray "
                          "cluster with GPUs: --backend ray --address ...)")
     if args.dry_run:

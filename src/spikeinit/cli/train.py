@@ -11,6 +11,7 @@ from typing import Any
 
 from spikeinit.cli.progress import add_progress_option
 from spikeinit.data import DATASET_NAMES, DatasetError
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.compare import (
     comparison_table,
     markdown_table,
@@ -203,7 +204,7 @@ def run_train(args: argparse.Namespace) -> int:
                        progress=not args.no_progress, overwrite=args.overwrite,
                        threads=args.threads)
     except DatasetError as error:
-        raise ValueError(str(error)) from error
+        raise InvalidArgumentError(str(error)) from error
     if result.out is not None and result.history:
         final = result.final
         print(f"final test accuracy {final['test_accuracy']:.4f}; wrote {args.out}/metrics.json, "
@@ -219,7 +220,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
                               progress=not args.no_progress, resume=args.resume,
                               overwrite=args.overwrite, threads=args.threads)
     except DatasetError as error:
-        raise ValueError(str(error)) from error
+        raise InvalidArgumentError(str(error)) from error
     print(markdown_table(summary_table(summary)), end="")
     comparisons = comparison_table(summary)
     if len(comparisons) > 1:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from spikeinit.errors import InvalidArgumentError
+
 from .errors import DatasetError, DatasetNotFoundError
 from .image_dataset import ImageArrayDataset
 from .imagefolder import load_image_folder, load_image_tar
@@ -203,7 +205,7 @@ def find_cifar10(data_dir: str | Path, split: str, layout: str = "auto") -> tupl
     """
     check_split(split)
     if layout not in CIFAR_LAYOUTS:
-        raise ValueError(f"layout must be one of {CIFAR_LAYOUTS} (got {layout!r})")
+        raise InvalidArgumentError(f"layout must be one of {CIFAR_LAYOUTS} (got {layout!r})")
     root = Path(data_dir)
     if root.is_file() and root.name.endswith(_TAR_SUFFIXES):
         kind = "pickle-tar" if root.name == PICKLE_TARBALL else "image-tar"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from spikeinit.engine import settings
+from spikeinit.errors import InvalidArgumentError
 
 from .errors import DatasetError
 
@@ -225,7 +226,7 @@ def _timeout(timeout: float | None) -> float:
         env = settings.DOWNLOAD_TIMEOUT.value()
         value = DEFAULT_TIMEOUT if env is None else env
     if not value > 0:
-        raise ValueError(f"timeout must be > 0 seconds (got {value!r})")
+        raise InvalidArgumentError(f"timeout must be > 0 seconds (got {value!r})")
     return value
 
 
@@ -301,7 +302,7 @@ def download_dataset(
         raise DatasetError(manual_instructions("nmnist", data_dir))
     if name not in DOWNLOADS:
         allowed = ", ".join(repr(n) for n in (*DOWNLOADS, "nmnist"))
-        raise ValueError(f"name must be one of {allowed} (got {name!r})")
+        raise InvalidArgumentError(f"name must be one of {allowed} (got {name!r})")
     spec = DOWNLOADS[name]
     seconds = _timeout(timeout)
     base = base_url or settings.DOWNLOAD_URL.value()

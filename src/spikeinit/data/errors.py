@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spikeinit.errors import UserError
+
 __all__ = ["DatasetError", "DatasetNotFoundError", "MissingDependencyError", "read_data_file"]
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset is missing, corrupt, truncated, or could not be downloaded.
 
     The message always names the file or folder concerned and what to do about it.

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spikeinit.errors import InvalidArgumentError
+
 from .validation import check_positive_int
 
 __all__ = ["events_to_frames"]
@@ -47,12 +49,13 @@ def events_to_frames(
     """
     n_frames = check_positive_int("n_frames", n_frames)
     if len(sensor_size) != 3:
-        raise ValueError(f"sensor_size must be (width, height, polarities), got {sensor_size!r}")
+        raise InvalidArgumentError(
+            f"sensor_size must be (width, height, polarities), got {sensor_size!r}")
     width, height, n_pol = (check_positive_int("sensor_size entry", s) for s in sensor_size)
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     missing = [f for f in ("x", "y", "t", "p") if f not in names]
     if missing:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"events must be a structured array with fields x, y, t, p; lacks {missing}"
         )
     frames = np.zeros((n_frames, n_pol, height, width), dtype=np.float32)
@@ -64,7 +67,7 @@ def events_to_frames(
     p = events["p"].astype(np.int64) if n_pol > 1 else np.zeros(events.size, np.int64)
     for name, values, bound in (("x", x, width), ("y", y, height), ("p", p, n_pol)):
         if values.min() < 0 or values.max() >= bound:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"event {name} values span {values.min()}..{values.max()}, outside the sensor "
                 f"range 0..{bound - 1} (sensor_size={tuple(sensor_size)})"
             )

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeinit.errors import InvalidArgumentError
+
 from .errors import DatasetError, DatasetNotFoundError, read_data_file
 from .image_dataset import ImageArrayDataset
 from .validation import check_limit, check_split
@@ -216,7 +218,7 @@ def load_idx_dataset(
         (5, 'Ankle boot', 1.0)
     """
     if name not in IDX_SUBDIRS:
-        raise ValueError(f"name must be one of {sorted(IDX_SUBDIRS)} (got {name!r})")
+        raise InvalidArgumentError(f"name must be one of {sorted(IDX_SUBDIRS)} (got {name!r})")
     limit = check_limit(limit)
     images_path, labels_path = find_idx_files(name, data_dir, split)
     images = read_idx(images_path, IMAGES_MAGIC)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from spikeinit.errors import InvalidArgumentError
+
 __all__ = ["ImageArrayDataset"]
 
 
@@ -44,13 +46,13 @@ class ImageArrayDataset(Dataset):
             images = np.require(images, requirements=["C", "W"])  # copies read-only buffers
         images_t = torch.as_tensor(images)
         if images_t.dtype != torch.uint8 or images_t.ndim != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"images must be a uint8 array of shape (N, C, H, W), got {images_t.dtype} "
                 f"{tuple(images_t.shape)}"
             )
         labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64)).reshape(-1)
         if labels_t.numel() != images_t.shape[0]:
-            raise ValueError(f"{images_t.shape[0]} images but {labels_t.numel()} labels")
+            raise InvalidArgumentError(f"{images_t.shape[0]} images but {labels_t.numel()} labels")
         self.images = images_t
         self.labels = labels_t
         self.classes: list[str] = list(classes)

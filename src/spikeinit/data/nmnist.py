@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from spikeinit.errors import InvalidArgumentError
+
 from .download import NMNIST_MANUAL
 from .errors import DatasetError, DatasetNotFoundError, read_data_file
 from .frames import events_to_frames
@@ -113,7 +115,7 @@ def read_nmnist_bin(path: str | Path, backend: str = "auto") -> np.ndarray:
         [(3, 10), (5, 20)]
     """
     if backend not in NMNIST_BACKENDS:
-        raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
+        raise InvalidArgumentError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
     path = Path(path)
     raw = read_data_file(path)
     if len(raw) % 5:
@@ -202,7 +204,8 @@ class NMNISTDataset(Dataset):
         self.n_frames = check_positive_int("n_frames", n_frames)
         limit = check_limit(limit)
         if backend not in NMNIST_BACKENDS:
-            raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
+            raise InvalidArgumentError(
+                f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
         self.backend = backend
         self.split_dir = find_nmnist(data_dir, split)
         files, labels = _scan(self.split_dir)

@@ -10,6 +10,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from spikeinit.engine import settings
+from spikeinit.errors import InvalidArgumentError
 
 from .cifar import CIFAR10_CLASSES, CIFAR_LAYOUTS, load_cifar10
 from .download import download_dataset, manual_instructions
@@ -106,7 +107,7 @@ def canonical_name(name: str) -> str:
     key = _ALIASES.get(key, key) if key is not None else None
     if key not in DATASETS:
         allowed = ", ".join(repr(n) for n in DATASET_NAMES)
-        raise ValueError(f"name must be one of {allowed} (got {name!r})")
+        raise InvalidArgumentError(f"name must be one of {allowed} (got {name!r})")
     return key
 
 
@@ -138,7 +139,8 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     if data_dir is None:
         data_dir = settings.DATA_DIR.value()
     if data_dir is None:
-        raise ValueError(f"data_dir is required (or set the {ENV_DATA_DIR} environment variable)")
+        raise InvalidArgumentError(
+            f"data_dir is required (or set the {ENV_DATA_DIR} environment variable)")
     return Path(data_dir).expanduser()
 
 
@@ -215,9 +217,9 @@ def load_dataset(
     limit = check_limit(limit)
     frames = DEFAULT_N_FRAMES if n_frames is None else check_positive_int("n_frames", n_frames)
     if layout not in CIFAR_LAYOUTS:
-        raise ValueError(f"layout must be one of {CIFAR_LAYOUTS} (got {layout!r})")
+        raise InvalidArgumentError(f"layout must be one of {CIFAR_LAYOUTS} (got {layout!r})")
     if backend not in NMNIST_BACKENDS:
-        raise ValueError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
+        raise InvalidArgumentError(f"backend must be one of {NMNIST_BACKENDS} (got {backend!r})")
     root = resolve_data_dir(data_dir)
 
     def load() -> Dataset:

@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset
 
+from spikeinit.errors import InvalidArgumentError
+
 from .image_dataset import ImageArrayDataset
 from .validation import check_positive_int
 
@@ -66,7 +68,7 @@ def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
     if n is not None:
         count = min(count, check_positive_int("n", n))
     if count == 0:
-        raise ValueError("input_statistics needs a non-empty dataset")
+        raise InvalidArgumentError("input_statistics needs a non-empty dataset")
     total = total_sq = 0.0
     elements = 0
     if isinstance(dataset, ImageArrayDataset):  # fast path: vectorized over chunks
@@ -82,5 +84,5 @@ def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
             total_sq += float((x * x).sum())
             elements += x.numel()
     if elements == 0:
-        raise ValueError("input_statistics: the inputs have no elements")
+        raise InvalidArgumentError("input_statistics: the inputs have no elements")
     return InputStatistics(total / elements, total_sq / elements)

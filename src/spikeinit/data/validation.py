@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spikeinit._validation import check_positive_int
+from spikeinit.errors import InvalidArgumentError
 
 __all__ = ["SPLITS", "check_limit", "check_positive_int", "check_split"]
 
@@ -14,7 +15,8 @@ SPLITS: tuple[str, ...] = ("train", "test")
 def check_split(split: Any) -> str:
     """Return ``split`` if it is ``"train"`` or ``"test"``, else raise :class:`ValueError`."""
     if not isinstance(split, str) or split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))} (got {split!r})")
+        raise InvalidArgumentError(
+            f"split must be one of {', '.join(map(repr, SPLITS))} (got {split!r})")
     return split
 
 

@@ -68,6 +68,7 @@ from spikeinit.engine import settings, tuning
 from spikeinit.engine.gemm import gemm_backend, linear_nt, uses_onednn
 from spikeinit.engine.kernels import compiled_kernel, kernel_threads
 from spikeinit.engine.layout import once_over_time
+from spikeinit.errors import InvalidArgumentError
 
 EVENT_RATE_VARIABLE = settings.EVENT_RATE.variable
 """``auto`` (default: the rate is measured per CPU and layer shape) or a fixed rate in [0, 1]."""
@@ -286,10 +287,11 @@ def event_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None = None,
     if kernel is None:
         raise RuntimeError("event_linear needs the compiled kernel (see docs/engine.md)")
     if x.dtype != torch.float32 or weight_t.dtype != torch.float32 or x.device.type != "cpu":
-        raise ValueError("event_linear takes float32 CPU tensors")
+        raise InvalidArgumentError("event_linear takes float32 CPU tensors")
     in_features, out_features = weight_t.shape
     if x.shape[-1] != in_features:
-        raise ValueError(f"x has {x.shape[-1]} features, the weight expects {in_features}")
+        raise InvalidArgumentError(
+            f"x has {x.shape[-1]} features, the weight expects {in_features}")
     rows = x.reshape(-1, in_features).contiguous()
     weight_t = weight_t.contiguous()
     out = _output_buffer(out, (rows.shape[0], out_features), x.dtype)
@@ -307,7 +309,7 @@ def _output_buffer(out: Tensor | None, shape: tuple[int, int], dtype: torch.dtyp
     if out is None:
         return torch.empty(shape, dtype=dtype)
     if out.shape != shape or not out.is_contiguous() or out.dtype != dtype:
-        raise ValueError(f"out must be a contiguous {dtype} tensor of shape {shape}, got "
+        raise InvalidArgumentError(f"out must be a contiguous {dtype} tensor of shape {shape}, got "
                          f"{out.dtype} {tuple(out.shape)}")
     return out
 

@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from spikeinit.errors import InvalidArgumentError
+
 Parser = Callable[[str, str], Any]
 """``parse(text, source)``: the value of ``text`` (``""`` for unset), or a ``ValueError`` that
 names ``source`` (the variable, or the parameter of :meth:`Setting.use`)."""
@@ -35,7 +37,8 @@ def choice(*choices: str) -> Parser:
     def parse(text: str, source: str) -> str:
         value = text.strip().lower() or choices[0]
         if value not in choices:
-            raise ValueError(f"{source} must be one of {', '.join(choices)}, got {text!r}")
+            raise InvalidArgumentError(
+                f"{source} must be one of {', '.join(choices)}, got {text!r}")
         return value
 
     parse.allowed = ", ".join(choices)  # type: ignore[attr-defined]
@@ -52,7 +55,7 @@ def auto_or_fraction(text: str, source: str) -> float | None:
     except ValueError:
         number = math.nan
     if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{source} must be auto or a rate in [0, 1], got {text!r}")
+        raise InvalidArgumentError(f"{source} must be auto or a rate in [0, 1], got {text!r}")
     return number
 
 
@@ -69,7 +72,7 @@ def seconds(text: str, source: str) -> float | None:
     except ValueError:
         number = math.nan
     if not number >= 0:
-        raise ValueError(f"{source} must be a number of seconds >= 0, got {text!r}")
+        raise InvalidArgumentError(f"{source} must be a number of seconds >= 0, got {text!r}")
     return number
 
 
@@ -102,7 +105,7 @@ class Setting:
         self._override: list[Any] = []
         if register:
             if variable in SETTINGS:
-                raise ValueError(f"{variable} is registered twice")
+                raise InvalidArgumentError(f"{variable} is registered twice")
             SETTINGS[variable] = self
 
     @property
@@ -188,3 +191,6 @@ DOWNLOAD_TIMEOUT = Setting(
 CACHE_DIR = Setting(
     "SPIKEINIT_CACHE_DIR", "cache_dir", text,
     "folder of the compiled kernels and the kept choices (default ~/.cache/spikeinit)")
+TRACEBACK = Setting(
+    "SPIKEINIT_TRACEBACK", "traceback", choice("0", "1"),
+    "1: the CLI prints the full traceback of an internal error (a bug) after its one line")

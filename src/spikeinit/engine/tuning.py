@@ -54,6 +54,7 @@ import torch
 
 from spikeinit.engine import settings
 from spikeinit.engine.kernels.loader import _cpu_signature, _private_folder, cache_dir, is_private
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.io import folder_lock, write_atomic
 from spikeinit.machine import cpu_model
 
@@ -443,7 +444,7 @@ class ThreadTrial:
         self.candidates = tuple(dict.fromkeys(max(1, int(c)) for c in found))
         self.steps_each = steps_each
         if key is not None and recheck_every:
-            raise ValueError("recheck_every: a kept trial (key given) runs once; use 0")
+            raise InvalidArgumentError("recheck_every: a kept trial (key given) runs once; use 0")
         self.recheck_every = recheck_every
         self.key = key
         self.chosen: int | None = self.candidates[0] if len(self.candidates) == 1 else None

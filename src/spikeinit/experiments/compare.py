@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 from spikeinit.data import dataset_info
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.distributed import (
     DistributedContext,
     cleanup_distributed,
@@ -54,7 +55,7 @@ def fraction_key(fraction: float) -> str:
 def _by_seed(curves: Curves, seeds: Sequence[int] | None) -> dict[str, dict[int, np.ndarray]]:
     """Normalise ``curves`` to ``{init: {seed: curve}}`` and check the epoch counts agree."""
     if not curves:
-        raise ValueError("curves must hold at least one init")
+        raise InvalidArgumentError("curves must hold at least one init")
     out: dict[str, dict[int, np.ndarray]] = {}
     for init, per_seed in curves.items():
         if isinstance(per_seed, Mapping):
@@ -63,19 +64,20 @@ def _by_seed(curves: Curves, seeds: Sequence[int] | None) -> dict[str, dict[int,
             per_seed = list(per_seed)
             labels = list(range(len(per_seed))) if seeds is None else [int(s) for s in seeds]
             if len(labels) != len(per_seed):
-                raise ValueError(f"init {init!r} has {len(per_seed)} curves for "
+                raise InvalidArgumentError(f"init {init!r} has {len(per_seed)} curves for "
                                  f"{len(labels)} seeds")
             items = list(zip(labels, per_seed))
         if not items:
-            raise ValueError(f"init {init!r} has no runs")
+            raise InvalidArgumentError(f"init {init!r} has no runs")
         if len({seed for seed, _ in items}) != len(items):
-            raise ValueError(f"init {init!r} repeats a seed")
+            raise InvalidArgumentError(f"init {init!r} repeats a seed")
         out[init] = {seed: np.asarray(curve, dtype=float) for seed, curve in items}
     lengths = {(init, seed): curve.size for init, runs in out.items()
                for seed, curve in runs.items()}
     if len(set(lengths.values())) != 1 or 0 in lengths.values():
         detail = ", ".join(f"{init} seed {seed}: {n}" for (init, seed), n in lengths.items())
-        raise ValueError(f"all runs must have the same (non-zero) number of epochs; got {detail}")
+        raise InvalidArgumentError(
+            f"all runs must have the same (non-zero) number of epochs; got {detail}")
     return out
 
 
@@ -192,7 +194,7 @@ def summarize(
     if reference is None:
         reference = DEFAULT_REFERENCE if DEFAULT_REFERENCE in runs else next(iter(runs))
     elif reference not in runs:
-        raise ValueError(f"reference init {reference!r} is not among {list(runs)}")
+        raise InvalidArgumentError(f"reference init {reference!r} is not among {list(runs)}")
     fractions = [float(f) for f in fractions]
     stacked = {init: np.stack(list(r.values())) for init, r in runs.items()}  # (seeds, epochs)
     means = {init: a.mean(axis=0) for init, a in stacked.items()}
@@ -326,11 +328,11 @@ def run_compare(
     check_threads(threads)
     inits, seeds = list(inits), [int(s) for s in seeds]
     if not inits:
-        raise ValueError("inits must name at least one init method")
+        raise InvalidArgumentError("inits must name at least one init method")
     if not seeds:
-        raise ValueError("seeds must list at least one seed")
+        raise InvalidArgumentError("seeds must list at least one seed")
     if len(set(inits)) != len(inits) or len(set(seeds)) != len(seeds):
-        raise ValueError("inits and seeds must not repeat")
+        raise InvalidArgumentError("inits and seeds must not repeat")
     for init in inits:
         get_method(init)
     configs = {(i, s): replace(base, init=i, seed=s) for i in inits for s in seeds}

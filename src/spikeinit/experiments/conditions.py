@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from spikeinit._validation import check_finite_nonnegative, check_positive_int
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.propagation import PropagationConfig, simulate
 from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.static import stability_slope
@@ -39,7 +40,7 @@ class ConditionsConfig:
 
     def __post_init__(self) -> None:
         if not self.widths or not self.thresholds:
-            raise ValueError("widths and thresholds must each list at least one value")
+            raise InvalidArgumentError("widths and thresholds must each list at least one value")
         for width in self.widths:
             check_positive_int("width", width)
         for threshold in self.thresholds:

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from spikeinit._validation import check_positive_int
 from spikeinit.data import dataset_info
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training import (
     TrainConfig,
     build_model,
@@ -63,20 +64,21 @@ class DepthGrid:
 
     def __post_init__(self) -> None:
         if not self.depths or not self.inits or not self.seeds:
-            raise ValueError("depths, inits and seeds each need at least one value")
+            raise InvalidArgumentError("depths, inits and seeds each need at least one value")
         for depth in self.depths:
             check_positive_int("depth", depth)
         for init in self.inits:
             get_method(init)
         if "model" in self.base and self.base["model"] != "mlp":
-            raise ValueError(f"spikeinit depth trains the plain MLP; got model "
+            raise InvalidArgumentError(f"spikeinit depth trains the plain MLP; got model "
                              f"{self.base['model']!r}")
         for name in ("depth", "init", "seed"):
             if name in self.base:
-                raise ValueError(f"{name} is a grid axis of spikeinit depth, not a base option")
+                raise InvalidArgumentError(
+                    f"{name} is a grid axis of spikeinit depth, not a base option")
         check_positive_int("probe_samples", self.probe_samples)
         if self.probe_samples < 40:
-            raise ValueError(f"probe_samples must be >= 40, got {self.probe_samples}")
+            raise InvalidArgumentError(f"probe_samples must be >= 40, got {self.probe_samples}")
 
     def config(self, depth: int, init: str, seed: int = 0) -> TrainConfig:
         """The :class:`TrainConfig` of one cell."""
@@ -111,7 +113,8 @@ def class_gap(spikes: Tensor, labels: Tensor) -> float:
     same = labels[:, None] == labels[None, :]
     off_diagonal = ~torch.eye(len(labels), dtype=torch.bool)
     if not bool((same & off_diagonal).any()) or not bool((~same).any()):
-        raise ValueError("class_gap needs at least two images of one class and two classes")
+        raise InvalidArgumentError(
+            "class_gap needs at least two images of one class and two classes")
     return float(cosine[same & off_diagonal].mean() - cosine[~same].mean())
 
 
@@ -129,11 +132,11 @@ def linear_probe_accuracy(spikes: Tensor, labels: Tensor, held_out: float = 0.25
         1.0
     """
     if not 0.0 < held_out < 1.0:
-        raise ValueError(f"held_out must be in (0, 1), got {held_out}")
+        raise InvalidArgumentError(f"held_out must be in (0, 1), got {held_out}")
     pattern = torch.cat(list(spikes), 1).double()
     split = int(round(pattern.shape[0] * (1.0 - held_out)))
     if split < 1 or split >= pattern.shape[0]:
-        raise ValueError(f"{pattern.shape[0]} images leave no training or held-out part")
+        raise InvalidArgumentError(f"{pattern.shape[0]} images leave no training or held-out part")
     mean = pattern[:split].mean(0)
     train, test = pattern[:split] - mean, pattern[split:] - mean
     classes = int(labels.max()) + 1

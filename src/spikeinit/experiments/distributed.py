@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from spikeinit._validation import check_choice
+from spikeinit.errors import InvalidArgumentError
 
 DEVICES = ("cpu", "cuda")
 
@@ -56,7 +57,8 @@ def setup_distributed(device: str | None = None) -> DistributedContext:
     """
     device = default_device() if device is None else check_choice("device", device, DEVICES)
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be 'cpu' on this machine (no CUDA GPU is available)")
+        raise InvalidArgumentError(
+            "device must be 'cpu' on this machine (no CUDA GPU is available)")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -21,6 +21,7 @@ from spikeinit._validation import (
     check_seed,
     check_unit_interval,
 )
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.model import initialize
 from spikeinit.init.registry import get_method
@@ -63,7 +64,7 @@ class PropagationConfig:
 
     def __post_init__(self) -> None:
         if not self.inits:
-            raise ValueError("inits must name at least one init method")
+            raise InvalidArgumentError("inits must name at least one init method")
         for name in self.inits:
             get_method(name)
         check_positive_int("depth", self.depth)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.models.resnet import SpikingResNet
 from spikeinit.models.time_distributed import TimeDistributed
 from spikeinit.network.graph import discover, kept_statistics, run_model
@@ -55,7 +56,8 @@ def framework_resnet(framework: str, form: str = "sew", *, blocks: int = 20,
     check_positive_int("channels", channels)
     if framework == "spikeinit":
         if form == "bn-add":
-            raise ValueError("form: SpikingResNet has the 'sew' and 'ms' forms (and 'plain'); "
+            raise InvalidArgumentError(
+                "form: SpikingResNet has the 'sew' and 'ms' forms (and 'plain'); "
                              "build 'bn-add' with framework='snntorch', 'spikingjelly' or "
                              "'norse'")
         return SpikingResNet(tuple(input_shape), classes, form, (blocks,), (channels,),

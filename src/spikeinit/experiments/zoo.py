@@ -21,6 +21,8 @@ from typing import Any
 
 from torch import nn
 
+from spikeinit.errors import InvalidArgumentError
+
 ZOO = {"sew_resnet18": ("sew_resnet", {"cnf": "ADD"}), "ms_resnet18": ("ms_resnet", {})}
 """The zoo networks :func:`zoo_resnet` builds: module and keyword arguments."""
 
@@ -47,7 +49,7 @@ def zoo_resnet(name: str, num_classes: int = 10) -> nn.Module:
     """SpikingJelly's ``name`` (one of :data:`ZOO`) with its ``LIFNode`` neurons, multi-step:
     the model a user of the zoo trains, input ``(T, B, 3, H, W)``."""
     if name not in ZOO:
-        raise ValueError(f"name must be one of {', '.join(ZOO)}, got {name!r}")
+        raise InvalidArgumentError(f"name must be one of {', '.join(ZOO)}, got {name!r}")
     stub_torchvision()
     from spikingjelly.activation_based import functional, neuron
 

@@ -10,6 +10,7 @@ from spikeinit._validation import (
     check_positive_int,
     check_unit_interval,
 )
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.gaussian import tail_probability
 
@@ -62,7 +63,8 @@ class LayerContext:
         check_positive_int("fan_in", self.fan_in)
         check_positive_int("fan_out", self.fan_out)
         if not isinstance(self.neuron, LIFParameters):
-            raise ValueError(f"neuron must be a LIFParameters, got {type(self.neuron).__name__}")
+            raise InvalidArgumentError(
+                f"neuron must be a LIFParameters, got {type(self.neuron).__name__}")
         check_positive("sigma", self.sigma)
         check_positive_int("steps", self.steps)
         if self.depth is not None:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.paper import paper_variance
 from spikeinit.init.registry import InitMethod, register
@@ -67,7 +68,8 @@ def deep_structure(ctx: LayerContext, options: Mapping[str, Any] | None = None
     else:
         z = float(options["z"])
         if not z > 0:
-            raise ValueError(f"z must be > 0 (standard deviations of the margin), got {z}")
+            raise InvalidArgumentError(
+                f"z must be > 0 (standard deviations of the margin), got {z}")
         gain = (window.margin / z) ** 2 / ASSUMED_SPIKE_MOMENT
     return WeightStructure(gain=gain, diagonal=diagonal)
 

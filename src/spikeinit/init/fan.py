@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from spikeinit._validation import check_choice
+from spikeinit.errors import InvalidArgumentError
 
 FAN_MODES = ("fan_in", "fan_out")
 
@@ -20,7 +21,7 @@ def compute_fans(tensor: Tensor) -> tuple[int, int]:
         ((784, 100), (75, 400))
     """
     if tensor.dim() < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"tensor must have at least 2 dimensions (a Linear or Conv weight), got shape "
             f"{tuple(tensor.shape)}"
         )
@@ -43,5 +44,6 @@ def select_fan(tensor: Tensor, mode: str = "fan_in") -> int:
     fan_in, fan_out = compute_fans(tensor)
     fan = fan_in if mode == "fan_in" else fan_out
     if fan < 1:
-        raise ValueError(f"{mode} must be >= 1, got {fan} for shape {tuple(tensor.shape)}")
+        raise InvalidArgumentError(
+            f"{mode} must be >= 1, got {fan} for shape {tuple(tensor.shape)}")
     return fan

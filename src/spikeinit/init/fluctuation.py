@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from spikeinit._validation import check_positive
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 
@@ -34,7 +35,7 @@ def psp_kernel_moments(beta: float, steps: int | None = None) -> tuple[float, fl
     """
     if steps is None:
         if beta >= 1.0:
-            raise ValueError("beta must be < 1 for the stationary PSP kernel; pass steps")
+            raise InvalidArgumentError("beta must be < 1 for the stationary PSP kernel; pass steps")
         return 1.0 / (1.0 - beta), 1.0 / (1.0 - beta**2)
     return sum(beta**t for t in range(steps)), sum(beta ** (2 * t) for t in range(steps))
 
@@ -54,7 +55,7 @@ def fluctuation_statistics(ctx: LayerContext, options: Mapping[str, Any]) -> tup
     mean = mu_u / (ctx.fan_in * rate * eps_bar)
     variance = ((ctx.threshold - mu_u) / xi) ** 2 / (ctx.fan_in * rate * eps_hat) - mean**2
     if variance <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"fluctuation init gives a non-positive weight variance ({variance:.3g}) for "
             f"mu_u={mu_u}, xi={xi}; lower mu_u or xi"
         )

@@ -31,6 +31,7 @@ from spikeinit._validation import (
 )
 from spikeinit.adapters.description import NeuronDescription
 from spikeinit.adapters.registry import describe_neuron, is_spiking_neuron
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.realized import Realized, RealizeUnit, realize_units
@@ -427,7 +428,7 @@ def initialize(
         method = DEFAULT_METHOD if sigma is None else "stable"
     chosen, parsed = get_method(method)
     if chosen.rate_target and sigma is not None:
-        raise ValueError(f"sigma: init {chosen.name!r} sets a rate, not a sigma; pass "
+        raise InvalidArgumentError(f"sigma: init {chosen.name!r} sets a rate, not a sigma; pass "
                          f"{chosen.name}=<rate>, or method='stable' (or 'paper') with sigma=")
     options = {**parsed, **options}
     if threshold is not None:
@@ -439,7 +440,7 @@ def initialize(
     if steps is not None:
         check_positive_int("steps", steps)
     if sample is not None and input_second_moment is not None:
-        raise ValueError("pass either sample or input_second_moment, not both")
+        raise InvalidArgumentError("pass either sample or input_second_moment, not both")
     data_moment = 1.0 if input_second_moment is None else check_positive(
         "input_second_moment", input_second_moment)
     try:
@@ -609,9 +610,10 @@ def _realizing(realize: bool | None, sample: Any, plan: ResidualPlan, point: Ope
     if not isinstance(realize, bool):
         raise TypeError(f"realize must be True, False or None, got {realize!r}")
     if realize and sample is None:
-        raise ValueError("realize=True measures each layer on the sample: pass sample=")
+        raise InvalidArgumentError("realize=True measures each layer on the sample: pass sample=")
     if realize and point.rate is None:
-        raise ValueError(f"realize=True needs a rate target; init {method.name!r} has none "
+        raise InvalidArgumentError(
+            f"realize=True needs a rate target; init {method.name!r} has none "
                          "(use the default 'trainable', or trainable=<rate>)")
     return realize
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.theory.gaussian import tail_probability, truncated_mean_above
@@ -48,7 +49,7 @@ def soft_reset_variance(ctx: LayerContext) -> float:
     conditional_mean = truncated_mean_above(theta)
     numerator = 1.0 - beta**2 - theta**2 * p * (1.0 - p) + 2.0 * beta * theta * conditional_mean
     if numerator <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"the soft-reset formula gives a non-positive variance for threshold={theta}, "
             f"beta={beta}; use init 'paper' instead"
         )

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 
 Statistics = tuple[float, float]
@@ -70,7 +71,7 @@ class InitMethod:
         unknown = sorted(set(given) - set(self.options))
         if unknown:
             allowed = ", ".join(sorted(self.options)) or "none"
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"unknown option(s) {', '.join(unknown)} for init {self.name!r}; allowed: {allowed}"
             )
         return {**self.options, **given}
@@ -126,7 +127,7 @@ def register(method: InitMethod) -> InitMethod:
         ValueError: init method 'paper' is already registered
     """
     if method.name in _REGISTRY:
-        raise ValueError(f"init method {method.name!r} is already registered")
+        raise InvalidArgumentError(f"init method {method.name!r} is already registered")
     _REGISTRY[method.name] = method
     return method
 
@@ -157,13 +158,15 @@ def get_method(spec: str) -> tuple[InitMethod, dict[str, Any]]:
     name, _, value = str(spec).partition("=")
     method = _REGISTRY.get(name)
     if method is None:
-        raise ValueError(f"init must be one of {', '.join(available_methods())}; got {spec!r}")
+        raise InvalidArgumentError(
+            f"init must be one of {', '.join(available_methods())}; got {spec!r}")
     if not value:
         return method, {}
     if method.value_option is None:
-        raise ValueError(f"init {name!r} takes no value, got {spec!r}")
+        raise InvalidArgumentError(f"init {name!r} takes no value, got {spec!r}")
     try:
         parsed = float(value)
     except ValueError:
-        raise ValueError(f"init {name!r} needs a number after '=', got {value!r}") from None
+        raise InvalidArgumentError(
+            f"init {name!r} needs a number after '=', got {value!r}") from None
     return method, {method.value_option: parsed}

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from spikeinit._validation import check_positive, check_unit_interval
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.theory.gradients import backward_gain_ratio
@@ -72,7 +73,8 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     if balance > 0:
         ratio = backward_gain_ratio(gain, params, ctx.steps, inputs)
         if ratio <= 0:
-            raise ValueError("balance > 0 needs surrogate gradients that do not vanish at the "
+            raise InvalidArgumentError(
+                "balance > 0 needs surrogate gradients that do not vanish at the "
                              "forward solution; use a wider surrogate (e.g. 'atan')")
         gain *= ratio ** (-balance)
     return gain / ctx.fan_in

@@ -17,6 +17,7 @@ from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.engine.conv_layout import conv_frames, keep_grad_layout
 from spikeinit.engine.event_linear import EventLinear
 from spikeinit.engine.layout import once_over_time, repeated_over_time
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.time_distributed import (
     check_frame_shape,
@@ -63,7 +64,8 @@ class ConvBlock(nn.Module):
         check_positive_int("out_channels", out_channels)
         kernel_size = check_positive_int("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
+            raise InvalidArgumentError(
+                f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
         self.pool_kind = check_choice("pool", pool, POOLS)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
                               bias=bias)
@@ -134,7 +136,7 @@ class SpikingCNN(nn.Module):
         shape = check_frame_shape(input_shape)
         check_positive_int("classes", classes)
         if len(channels) < 1:
-            raise ValueError("channels must list at least one conv block (e.g. (16, 32))")
+            raise InvalidArgumentError("channels must list at least one conv block (e.g. (16, 32))")
         for index, width in enumerate(channels):
             check_positive_int(f"channels[{index}]", width)
         for index, width in enumerate(hidden):
@@ -151,7 +153,7 @@ class SpikingCNN(nn.Module):
             in_channels = out_channels
             if pool != "none":
                 if height < 2 or width < 2:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"channels has {len(self.channels)} pooled blocks, too many for an input "
                         f"of {shape[1]}x{shape[2]} (each halves the size); use fewer blocks"
                     )

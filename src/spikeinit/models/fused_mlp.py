@@ -56,6 +56,7 @@ from torch import Tensor
 from spikeinit.engine.event_linear import EventLinear, linear_rows, linear_rows_backward
 from spikeinit.engine.kernels import RECOMPUTE_STEPS
 from spikeinit.engine.layout import repeat_frame
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.fused import (
     _backward_compiled,
     _backward_torch,
@@ -336,7 +337,7 @@ def linear_lif_stack(
     count = len(layers)
     wanted = (True,) * count if membranes is None else tuple(bool(m) for m in membranes)
     if len(wanted) != count:
-        raise ValueError(f"membranes has {len(wanted)} flags for {count} layers")
+        raise InvalidArgumentError(f"membranes has {len(wanted)} flags for {count} layers")
     needs_graph = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, *tensors))
     if needs_graph:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from spikeinit._validation import check_positive_int
 from spikeinit.engine.event_linear import EventLinear
 from spikeinit.engine.layout import repeated_over_time
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.models.fused_mlp import StackLayer, linear_lif_stack, neuron_vector
 from spikeinit.neurons.lif import LIF, PendingState, reset_states
 
@@ -61,7 +62,7 @@ class SpikingMLP(nn.Module):
         super().__init__()
         self.fused = bool(fused)
         if len(sizes) < (1 if input_layer else 2):
-            raise ValueError("sizes must list at least one layer size"
+            raise InvalidArgumentError("sizes must list at least one layer size"
                              + ("" if input_layer else " after the input size"))
         for index, size in enumerate(sizes):
             check_positive_int(f"sizes[{index}]", size)

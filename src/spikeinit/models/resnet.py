@@ -48,6 +48,7 @@ from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.engine.conv_layout import conv_frames
 from spikeinit.engine.event_linear import EventLinear
 from spikeinit.engine.layout import once_over_time, repeated_over_time
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.models.cnn import NORMS
 from spikeinit.models.time_distributed import (
     TimeDistributed,
@@ -62,10 +63,10 @@ VARIANTS = ("sew", "ms", "plain")
 def _check_widths(name: str, values: Any) -> tuple[int, ...]:
     """``values`` as a non-empty tuple of ints >= 1, or a ValueError naming ``name``."""
     if isinstance(values, str) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} must be a sequence of integers >= 1 (one per stage), "
+        raise InvalidArgumentError(f"{name} must be a sequence of integers >= 1 (one per stage), "
                          f"got {values!r}")
     if len(values) < 1:
-        raise ValueError(f"{name} must list at least one stage, got {tuple(values)!r}")
+        raise InvalidArgumentError(f"{name} must list at least one stage, got {tuple(values)!r}")
     return tuple(check_positive_int(f"{name}[{index}]", value)
                  for index, value in enumerate(values))
 
@@ -96,7 +97,7 @@ class ConvNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 5:
-            raise ValueError(f"ConvNorm expects (T, B, C, H, W) input, got shape "
+            raise InvalidArgumentError(f"ConvNorm expects (T, B, C, H, W) input, got shape "
                              f"{tuple(x.shape)}")
         if repeated_over_time(x):
             return once_over_time(self._frames, x)
@@ -246,7 +247,7 @@ class SpikingResNet(nn.Module):
         stage_blocks = _check_widths("blocks", blocks)
         stage_channels = _check_widths("channels", channels)
         if len(stage_blocks) != len(stage_channels):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"blocks and channels must have the same length (one entry per stage), got "
                 f"blocks={stage_blocks!r} ({len(stage_blocks)} stages) and "
                 f"channels={stage_channels!r} ({len(stage_channels)} stages)")
@@ -255,7 +256,7 @@ class SpikingResNet(nn.Module):
         height, width = shape[1], shape[2]
         for index in range(1, len(stage_channels)):
             if height < 2 or width < 2:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"blocks/channels have {len(stage_channels)} stages, {len(stage_channels) - 1}"
                     f" of them stride-2, too many for an input of {shape[1]}x{shape[2]} (each "
                     f"stage after the first halves the size); use at most {index} stages")

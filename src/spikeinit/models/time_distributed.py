@@ -8,13 +8,14 @@ from torch import Tensor, nn
 
 from spikeinit._validation import check_positive_int
 from spikeinit.engine.layout import repeat_frame, repeated_over_time
+from spikeinit.errors import InvalidArgumentError
 
 
 def check_frame_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     """``input_shape`` as a ``(C, H, W)`` tuple of integers >= 1, or a ``ValueError``."""
     shape = tuple(input_shape)
     if len(shape) != 3:
-        raise ValueError(f"input_shape must be (C, H, W), got {shape!r}")
+        raise InvalidArgumentError(f"input_shape must be (C, H, W), got {shape!r}")
     return tuple(check_positive_int(f"input_shape {name}", value)  # type: ignore[return-value]
                  for name, value in zip(("C", "H", "W"), shape))
 
@@ -22,7 +23,8 @@ def check_frame_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 def check_frames(currents: Tensor, frame_shape: tuple[int, ...]) -> None:
     """Raise a ``ValueError`` unless ``currents`` is ``(T, B, *frame_shape)``."""
     if currents.ndim != 2 + len(frame_shape) or tuple(currents.shape[2:]) != frame_shape:
-        raise ValueError(f"currents must have shape (T, B, {', '.join(map(str, frame_shape))}), "
+        raise InvalidArgumentError(
+            f"currents must have shape (T, B, {', '.join(map(str, frame_shape))}), "
                          f"got {tuple(currents.shape)}")
 
 
@@ -72,6 +74,6 @@ class TimeDistributed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 3:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"TimeDistributed expects (T, B, ...) input, got shape {tuple(x.shape)}")
         return fold_time(self.module, x)

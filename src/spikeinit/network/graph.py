@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from spikeinit._validation import check_module
 from spikeinit.adapters.description import NeuronDescription, UnsupportedNeuronError
 from spikeinit.adapters.registry import (
     adapter_for,
@@ -40,6 +41,7 @@ from spikeinit.adapters.registry import (
     is_spiking_neuron,
     reset_neurons,
 )
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.network.notes import Note
 from spikeinit.network.probe import ActivityProbe
 from spikeinit.network.time_axis import CalledNeuron, check_time_axis, run_failure
@@ -66,12 +68,13 @@ def sample_argument(sample: Any, batch: Any, function: str) -> Any:
     ``calibrate`` and ``report``, accepted with a :class:`DeprecationWarning`)."""
     if batch is not None:
         if sample is not None:
-            raise ValueError(f"{function}: pass sample= only (batch= is its old name)")
+            raise InvalidArgumentError(f"{function}: pass sample= only (batch= is its old name)")
         warnings.warn(f"{function}(batch=...) is now {function}(sample=...)", DeprecationWarning,
                       stacklevel=3)
         return batch
     if sample is None:
-        raise ValueError(f"{function}: sample is required (a batch of inputs to run the model "
+        raise InvalidArgumentError(
+            f"{function}: sample is required (a batch of inputs to run the model "
                          "on)")
     return sample
 
@@ -83,7 +86,8 @@ def check_finite_sample(sample: Any) -> None:
         if tensor.is_floating_point() or tensor.is_complex():
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
-                raise ValueError(f"sample: {bad} of its {tensor.numel()} values are NaN or "
+                raise InvalidArgumentError(
+                    f"sample: {bad} of its {tensor.numel()} values are NaN or "
                                  "infinite; pass finite inputs")
 
 
@@ -303,6 +307,7 @@ def discover(model: nn.Module, sample: Any = None, forward: Forward | None = Non
         >>> [(layer.name, layer.target_name) for layer in discover(net).layers]
         [('0', '1'), ('2', '3')]
     """
+    check_module("model", model)
     check_finite_sample(sample)
     units, internal = _units(model)
     sites = {name: _site(name, module) for name, (module, role) in units.items()

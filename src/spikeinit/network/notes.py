@@ -7,6 +7,8 @@ by kind, never by matching message text.
 
 from __future__ import annotations
 
+from spikeinit.errors import InvalidArgumentError
+
 #: ``modelled``: an operation the theory takes into account; ``unmodelled``: one it does not
 #: (calibrate measures it); ``measured``: a statistic read from the sample; ``assumed``: a
 #: fallback where the sample gave nothing usable; ``branch``: a tensor used by several layers;
@@ -33,7 +35,7 @@ class Note(str):
 
     def __new__(cls, kind: str, layer: str | None, text: str) -> Note:
         if kind not in NOTE_KINDS:
-            raise ValueError(f"kind must be one of {NOTE_KINDS}, got {kind!r}")
+            raise InvalidArgumentError(f"kind must be one of {NOTE_KINDS}, got {kind!r}")
         note = super().__new__(cls, text)
         note.kind, note.layer, note.text = kind, layer, text
         return note

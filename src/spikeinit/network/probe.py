@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit.adapters.registry import first_tensor
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.statistics import Moments
 
 
@@ -178,7 +179,7 @@ class StepRecorder:
     def watch(self, name: str, module: nn.Module, side: str = "input") -> StepRecorder:
         """Record ``module``'s ``side`` (``"input"`` or ``"output"``) as ``name``."""
         if side not in ("input", "output"):
-            raise ValueError(f"side must be input or output, got {side!r}")
+            raise InvalidArgumentError(f"side must be input or output, got {side!r}")
         self._watched[name] = (module, side)
         return self
 

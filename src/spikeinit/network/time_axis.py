@@ -30,12 +30,13 @@ from torch import Tensor
 
 from spikeinit.adapters.description import NeuronDescription
 from spikeinit.adapters.registry import first_tensor
+from spikeinit.errors import InvalidArgumentError
 
 #: The one-line ``forward`` that feeds a stateful single-step model one step per call.
 STEP_LOOP = "forward=lambda model, x: [model(step) for step in x]"
 
 
-class SampleError(ValueError):
+class SampleError(InvalidArgumentError):
     """The model could not run on the ``sample`` (or ``batch``) it was given.
 
     A :class:`ValueError`; its message names the sample's shape, what spikeinit took as the

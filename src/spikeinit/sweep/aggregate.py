@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.io import save_figure_atomic, write_text_atomic
 from spikeinit.sweep import store
 
@@ -76,7 +77,7 @@ def collect_rows(results: str | Path, unreadable: list[str] | None = None
     """
     results = Path(results)
     if not results.is_dir():
-        raise ValueError(f"results directory {str(results)!r} does not exist")
+        raise InvalidArgumentError(f"results directory {str(results)!r} does not exist")
     rows = []
     for path in store.result_files(results):
         record = store.read_record(path)
@@ -285,17 +286,17 @@ def aggregate(
     unreadable: list[str] = []
     rows = collect_rows(results, unreadable)
     if not rows:
-        raise ValueError(f"no finished results in {str(results)!r}")
+        raise InvalidArgumentError(f"no finished results in {str(results)!r}")
     gaps = {**coverage(results, rows), "unreadable": unreadable}
     done = len({row["key"] for row in rows})
     if strict and (gaps["missing"] or gaps["failed"] or unreadable):
-        raise ValueError(f"--strict: {completeness_line(done, gaps)}")
+        raise InvalidArgumentError(f"--strict: {completeness_line(done, gaps)}")
     csv_path = write_text_atomic(out / "results.csv", rows_to_csv(rows))
     params = varying(rows, ignore=("init",))
     columns = {c for row in rows for c in row}
     for name, given in (("rows", rows_param), ("columns", columns_param)):
         if given is not None and given not in columns:
-            raise ValueError(f"{name} must be a column of the results "
+            raise InvalidArgumentError(f"{name} must be a column of the results "
                              f"({', '.join(sorted(c for c in columns if c[0] != '_'))}), "
                              f"got {given!r}")
     candidates = [p for p in params if p != "seed"]
@@ -309,7 +310,7 @@ def aggregate(
     task = rows[0]["task"]
     value = value or ("test_accuracy" if task == "train" else "relative_rate")
     if value not in columns:
-        raise ValueError(f"value must be a column of the results, got {value!r}")
+        raise InvalidArgumentError(f"value must be a column of the results, got {value!r}")
     panel = "init" if "init" in columns else None
     figures: list[str] = []
     by = [p for p in candidates if p not in (rows_param, columns_param)]

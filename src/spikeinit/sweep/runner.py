@@ -32,6 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.io import remove_temporaries, write_json_atomic
 from spikeinit.sweep import store
 from spikeinit.sweep.spec import Run, check_task
@@ -70,7 +71,7 @@ def execute(task: str, config: dict[str, Any]) -> dict[str, Any]:
         trained = train(TrainConfig.from_dict(config), None, device=device, progress=False,
                         log=None, threads=torch.get_num_threads())
     except DatasetError as error:
-        raise ValueError(str(error)) from error
+        raise InvalidArgumentError(str(error)) from error
     result = trained.to_dict()
     result.pop("config", None)
     return result
@@ -266,7 +267,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as error:
-        raise ValueError("backend 'ray' needs Ray: pip install 'spikeinit[ray]' "
+        raise InvalidArgumentError("backend 'ray' needs Ray: pip install 'spikeinit[ray]' "
                          "(or pip install ray)") from error
     return ray
 
@@ -354,14 +355,14 @@ def run_sweep(
         ValueError: a bad backend or count, ray missing, or a results directory in use.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
+        raise InvalidArgumentError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
                          f"got {backend!r}")
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        raise InvalidArgumentError(f"workers must be an integer >= 1, got {workers!r}")
     if cpus_per_task < 0 or gpus_per_task < 0:
-        raise ValueError("cpus_per_task and gpus_per_task must be >= 0")
+        raise InvalidArgumentError("cpus_per_task and gpus_per_task must be >= 0")
     if threads is not None and (int(threads) != threads or threads < 1):
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        raise InvalidArgumentError(f"threads must be an integer >= 1, got {threads!r}")
     if backend == "ray":
         import_ray()
     results = Path(results)

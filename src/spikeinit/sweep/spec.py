@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.conditions import ConditionsConfig
 from spikeinit.experiments.propagation import PropagationConfig
 from spikeinit.experiments.training import TrainConfig
@@ -52,7 +53,8 @@ class Run:
 def check_task(task: str) -> str:
     """Return ``task`` if it is one of :data:`TASKS`, else raise ``ValueError``."""
     if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
+        raise InvalidArgumentError(
+            f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
     return task
 
 
@@ -87,11 +89,12 @@ def canonical_config(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
     params = dict(params)
     for name in params:
         if name not in allowed:
-            raise ValueError(f"unknown {task} parameter {name!r}; allowed: {', '.join(allowed)}")
+            raise InvalidArgumentError(
+                f"unknown {task} parameter {name!r}; allowed: {', '.join(allowed)}")
     for alias, target in _ALIASES[task].items():
         if alias in params:
             if target in params:
-                raise ValueError(f"give either {alias!r} or {target!r}, not both")
+                raise InvalidArgumentError(f"give either {alias!r} or {target!r}, not both")
             params[target] = [params.pop(alias)]
     extras = {name: params.pop(name, default) for name, default in _EXTRA[task].items()}
     cls = _CONFIG_CLASSES[task]
@@ -106,7 +109,7 @@ def canonical_config(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
     try:
         config = cls(**values)
     except TypeError as error:  # e.g. a list where a number was expected
-        raise ValueError(f"bad {task} configuration {values!r}: {error}") from error
+        raise InvalidArgumentError(f"bad {task} configuration {values!r}: {error}") from error
     data = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
     data.update(extras)
     return json.loads(json.dumps(data, sort_keys=True))
@@ -140,7 +143,7 @@ def expand(task: str, grid: Mapping[str, Sequence[Any]],
     for name in names:
         values = grid[name]
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-            raise ValueError(f"grid parameter {name!r} must list at least one value")
+            raise InvalidArgumentError(f"grid parameter {name!r} must list at least one value")
     runs: dict[str, Run] = {}
     for combination in itertools.product(*(grid[name] for name in names)):
         run = make_run(task, {**base, **dict(zip(names, combination))})
@@ -160,7 +163,7 @@ def parse_assignment(text: str, option: str = "--grid") -> tuple[str, str]:
     """Split ``key=value`` (raises ``ValueError`` naming ``option`` when there is no ``=``)."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
-        raise ValueError(f"{option} expects key=value, got {text!r}")
+        raise InvalidArgumentError(f"{option} expects key=value, got {text!r}")
     return name.strip().replace("-", "_"), value
 
 
@@ -171,7 +174,7 @@ def parse_grid_options(options: Iterable[str]) -> dict[str, list[Any]]:
         name, text = parse_assignment(option, "--grid")
         grid[name] = [parse_value(v.strip()) for v in text.split(",") if v.strip()]
         if not grid[name]:
-            raise ValueError(f"--grid {name} lists no values")
+            raise InvalidArgumentError(f"--grid {name} lists no values")
     return grid
 
 
@@ -212,7 +215,7 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"sweep file {str(path)!r} does not exist")
+        raise InvalidArgumentError(f"sweep file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     try:
         import tomllib  # Python >= 3.11
@@ -225,35 +228,38 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     try:
         if suffix == ".toml":
             if tomllib is None:
-                raise ValueError("reading a TOML sweep file on Python 3.10 needs tomli "
+                raise InvalidArgumentError("reading a TOML sweep file on Python 3.10 needs tomli "
                                  "(pip install tomli)")
             data = tomllib.loads(path.read_text())
         elif suffix in (".yaml", ".yml"):
             try:
                 import yaml
             except ImportError as error:
-                raise ValueError("reading a YAML sweep file needs PyYAML (pip install "
+                raise InvalidArgumentError("reading a YAML sweep file needs PyYAML (pip install "
                                  "'spikeinit[yaml]'); or write the grid as TOML") from error
             try:
                 data = yaml.safe_load(path.read_text()) or {}
             except yaml.YAMLError as error:
-                raise ValueError(f"cannot parse sweep file {str(path)!r}: "
+                raise InvalidArgumentError(f"cannot parse sweep file {str(path)!r}: "
                                  f"{' '.join(str(error).split())}") from error
         elif suffix == ".json":
             data = json.loads(path.read_text())
         else:
-            raise ValueError(f"sweep file must end in .toml, .yaml, .yml or .json, got {suffix!r}")
+            raise InvalidArgumentError(
+                f"sweep file must end in .toml, .yaml, .yml or .json, got {suffix!r}")
     except (toml_error, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot parse sweep file {str(path)!r}: {error}") from error
+        raise InvalidArgumentError(f"cannot parse sweep file {str(path)!r}: {error}") from error
     if not isinstance(data, dict):
-        raise ValueError(f"sweep file {str(path)!r} must hold a table with 'grid' (and 'base')")
+        raise InvalidArgumentError(
+            f"sweep file {str(path)!r} must hold a table with 'grid' (and 'base')")
     unknown = set(data) - {"task", "grid", "base"}
     if unknown:
-        raise ValueError(f"unknown sections in {str(path)!r}: {', '.join(sorted(unknown))}; "
+        raise InvalidArgumentError(
+            f"unknown sections in {str(path)!r}: {', '.join(sorted(unknown))}; "
                          "allowed: task, grid, base")
     for section in ("grid", "base"):
         if not isinstance(data.get(section, {}), dict):
-            raise ValueError(f"'{section}' in {str(path)!r} must be a table")
+            raise InvalidArgumentError(f"'{section}' in {str(path)!r} must be a table")
     return data
 
 
@@ -263,7 +269,8 @@ def build_spec(task: str | None, file: str | Path | None = None,
     data = load_spec_file(file) if file is not None else {}
     file_task = data.get("task")
     if task is not None and file_task is not None and task != file_task:
-        raise ValueError(f"task {task!r} differs from the sweep file's task {file_task!r}")
+        raise InvalidArgumentError(
+            f"task {task!r} differs from the sweep file's task {file_task!r}")
     task = check_task(task or file_task or "propagate")
     grid = {name.replace("-", "_"): (list(v) if isinstance(v, list | tuple) else [v])
             for name, v in data.get("grid", {}).items()}

@@ -54,6 +54,7 @@ from spikeinit._validation import (
     check_positive_int,
     check_unit_interval,
 )
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.surrogate import surrogate_derivative
@@ -85,9 +86,9 @@ class WeightStructure:
     def __post_init__(self) -> None:
         check_finite_nonnegative("gain", self.gain)
         if not np.isfinite(self.mean_gain):
-            raise ValueError(f"mean_gain must be finite, got {self.mean_gain}")
+            raise InvalidArgumentError(f"mean_gain must be finite, got {self.mean_gain}")
         if not np.isfinite(self.diagonal):
-            raise ValueError(f"diagonal must be finite, got {self.diagonal}")
+            raise InvalidArgumentError(f"diagonal must be finite, got {self.diagonal}")
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def pattern_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
         1.0
     """
     if a.shape != b.shape:
-        raise ValueError(f"patterns must have the same shape, got {tuple(a.shape)} and "
+        raise InvalidArgumentError(f"patterns must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     a = a.reshape(a.shape[0], -1).double()
     b = b.reshape(b.shape[0], -1).double()
@@ -280,7 +281,8 @@ def _per_layer(structure: WeightStructure | list[WeightStructure], depth: int
     if isinstance(structure, WeightStructure):
         return [structure] * (depth - 1)
     if len(structure) != depth - 1:
-        raise ValueError(f"structure needs depth - 1 = {depth - 1} entries, got {len(structure)}")
+        raise InvalidArgumentError(
+            f"structure needs depth - 1 = {depth - 1} entries, got {len(structure)}")
     return list(structure)
 
 
@@ -463,7 +465,7 @@ def copy_window(params: LIFParameters, steps: int, position: float = 0.25,
     probe = np.geomspace(theta, upper * theta, 64)
     first = next((float(a) for a in probe if copies(float(a))), None)
     if first is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"no diagonal up to {upper} x threshold copies every {steps}-step pattern for "
             f"{params}; the deep init needs neurons that can pass a spike pattern on")
     low = _bisect(copies, 0.0, first, tolerance)

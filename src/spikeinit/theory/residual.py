@@ -52,6 +52,7 @@ from scipy import optimize
 from scipy.stats import norm as gaussian
 
 from spikeinit._validation import check_finite_nonnegative, check_open_unit_interval
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.theory.gaussian import tail_probability
 
 __all__ = [
@@ -191,7 +192,8 @@ def stream_fraction(rate: float, tolerance: float) -> float:
     check_open_unit_interval("tolerance", tolerance)
     z = float(gaussian.isf(rate))
     if z <= 0:
-        raise ValueError(f"rate must be below 0.5 for a threshold above the mean, got {rate!r}")
+        raise InvalidArgumentError(
+            f"rate must be below 0.5 for a threshold above the mean, got {rate!r}")
     high = min(rate * (1 + tolerance), 0.499999)
     upper = (z / float(gaussian.isf(high)))**2 - 1.0
     lower = 1.0 - (z / float(gaussian.isf(rate * (1 - tolerance))))**2

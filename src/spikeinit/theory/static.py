@@ -32,6 +32,7 @@ from spikeinit._validation import (
     check_positive,
     check_positive_int,
 )
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.theory.gaussian import inverse_mills_ratio, tail_probability
 
 _LOG_FLOAT32_MAX = math.log(float(np.finfo(np.float32).max))
@@ -56,7 +57,7 @@ def spike_weight_variance(fan_in: int, threshold: float, sigma: float = 1.0) -> 
     log_q = float(special.log_ndtr(-threshold / sigma))
     log_variance = 2.0 * math.log(sigma) - math.log(fan_in) - log_q
     if log_variance > _LOG_FLOAT32_MAX:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"threshold: theta/sigma = {threshold / sigma:.4g} puts the spike probability at "
             f"Q = e^{log_q:.4g}, so the weight variance sigma^2/(n Q) = e^{log_variance:.4g} "
             "exceeds float32; pass a larger sigma (init 'stable' chooses one by itself) or a "
@@ -302,7 +303,7 @@ def static_mean_field(
     weight_variances = _per_connection("weight_variance", weight_variance, depth)
     weight_means = _per_connection("weight_mean", weight_mean, depth)
     if np.any(weight_variances < 0):
-        raise ValueError("weight_variance must be >= 0 for every layer")
+        raise InvalidArgumentError("weight_variance must be >= 0 for every layer")
 
     mean = np.empty(depth)
     variance = np.empty(depth)
@@ -328,7 +329,7 @@ def _per_connection(name: str, value: float | Sequence[float], depth: int) -> np
     if values.ndim == 0:
         return np.full(max(depth - 1, 0), float(values))
     if values.shape != (depth - 1,):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} must be a scalar or have depth - 1 = {depth - 1} entries, got {values.shape}"
         )
     return values

@@ -29,6 +29,7 @@ import torch
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
 from spikeinit.engine.tuning import single_threaded  # noqa: F401 (the theory's import)
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 
@@ -66,12 +67,14 @@ class InputStatistics:
         check_choice("input", self.kind, INPUT_KINDS)
         check_positive("input std", self.std)
         if (self.kind == "measured") != (self.autocorrelation is not None):
-            raise ValueError("input 'measured' needs an autocorrelation, and only it takes one")
+            raise InvalidArgumentError(
+                "input 'measured' needs an autocorrelation, and only it takes one")
         if self.autocorrelation is not None:
             matrix = np.asarray(self.autocorrelation, dtype=float)
             if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.all(
                     np.diag(matrix) > 0):
-                raise ValueError("autocorrelation must be a (T, T) matrix with a positive "
+                raise InvalidArgumentError(
+                    "autocorrelation must be a (T, T) matrix with a positive "
                                  "diagonal")
 
 
@@ -175,12 +178,13 @@ def data_autocorrelation(data: torch.Tensor, digits: int = 4) -> tuple[tuple[flo
         ((1.0, 1.0), (1.0, 1.0))
     """
     if data.dim() < 2:
-        raise ValueError("data must have a leading time axis and at least one more: (T, ...)")
+        raise InvalidArgumentError(
+            "data must have a leading time axis and at least one more: (T, ...)")
     flat = data.detach().double().reshape(data.shape[0], -1)
     moments = flat @ flat.T / flat.shape[1]
     scale = float(torch.diagonal(moments).mean())
     if not scale > 0:
-        raise ValueError("the data are all zeros: no autocorrelation")
+        raise InvalidArgumentError("the data are all zeros: no autocorrelation")
     return tuple(tuple(round(float(v), digits) for v in row) for row in (moments / scale))
 
 
@@ -202,7 +206,8 @@ def input_layer_currents(
     if inputs.autocorrelation is not None:
         matrix = np.asarray(inputs.autocorrelation, dtype=float)
         if matrix.shape[0] != population.steps:
-            raise ValueError(f"the input autocorrelation covers {matrix.shape[0]} steps, the "
+            raise InvalidArgumentError(
+                f"the input autocorrelation covers {matrix.shape[0]} steps, the "
                              f"theory {population.steps}")
         return gaussian_process_currents(np.full(population.steps, inputs.mean),
                                          inputs.std**2 * matrix, z)
@@ -277,7 +282,7 @@ def gaussian_process_rate(
     covariance = np.asarray(covariance, dtype=float)
     steps = mean.shape[0]
     if covariance.shape != (steps, steps):
-        raise ValueError(f"covariance must be ({steps}, {steps}) for {steps} steps, got "
+        raise InvalidArgumentError(f"covariance must be ({steps}, {steps}) for {steps} steps, got "
                          f"{covariance.shape}")
     population = MonteCarloPopulation(steps, samples, seed)
     with single_threaded():

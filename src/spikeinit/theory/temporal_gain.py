@@ -25,6 +25,7 @@ import torch
 from scipy import optimize
 
 from spikeinit._validation import check_choice, check_open_unit_interval, check_positive_int
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.temporal import (
@@ -275,7 +276,7 @@ def _solve(
     low, high = math.log(MIN_GAIN), math.log(MAX_GAIN)
     top = rate_at(high)
     if top < target:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"target rate {target:.4g} is above the largest rate {top:.4g} that {where} reach "
             f"(at gain {MAX_GAIN:g}); pass temporal-rate=<r> with r below {top:.4g}, or a "
             "larger input_std (the first layer's current std) for a higher first-layer rate"
@@ -287,7 +288,7 @@ def _solve(
         (x_below, below), (x_above, above) = (_branch(rate_at, log_gain, target, -1.0),
                                               _branch(rate_at, log_gain, target, 1.0))
         if on_jump == "raise":
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"target rate {target:.4g} is not a stable fixed point for {where}: the "
                 f"settled rate jumps from {below:.4g} to {above:.4g} at gain "
                 f"{math.exp(log_gain):.4g}. Nearest feasible targets: {below:.4g} or "
@@ -296,7 +297,8 @@ def _solve(
         alive = [(abs(math.log(rate / target)), x, rate)
                  for x, rate in ((x_above, above), (x_below, below)) if rate > 0]
         if not alive:
-            raise ValueError(f"no gain up to {MAX_GAIN:g} gives a living network near the target "
+            raise InvalidArgumentError(
+                f"no gain up to {MAX_GAIN:g} gives a living network near the target "
                              f"rate {target:.4g} for {where}; pass temporal-rate=<r> or a larger "
                              "input_std")
         _, log_gain, nearest = min(alive)  # the closer in log rate; never a dead side
@@ -372,7 +374,8 @@ def input_std_for_rate(
     with single_threaded():
         ceiling = fired(high)
         if rate >= ceiling:
-            raise ValueError(f"rate {rate:g} is not reachable by a zero-mean input (at most "
+            raise InvalidArgumentError(
+                f"rate {rate:g} is not reachable by a zero-mean input (at most "
                              f"{ceiling:.3g} for these neurons over {steps} steps)")
         for _ in range(60):
             middle = 0.5 * (low + high)
@@ -424,7 +427,7 @@ def scale_for_rate(
     flat = synaptic_filter(flat.contiguous(), synaptic_decay)
     power = float(flat.double().square().mean())
     if not power > 0:
-        raise ValueError("the currents are all zero: no scale gives them a rate")
+        raise InvalidArgumentError("the currents are all zero: no scale gives them a rate")
 
     def excess(log_scale: float) -> float:
         spikes, _ = lif_multistep(flat * math.exp(log_scale), params)
@@ -442,7 +445,8 @@ def scale_for_rate(
                 break
             high += 2.0
         else:
-            raise ValueError(f"rate {rate:g} is not reached by these currents at any scale")
+            raise InvalidArgumentError(
+                f"rate {rate:g} is not reached by these currents at any scale")
         root = optimize.brentq(excess, low, high, xtol=tolerance)
     return math.exp(root)
 

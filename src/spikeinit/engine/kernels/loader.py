@@ -44,6 +44,7 @@ import torch
 
 from spikeinit.engine import settings
 from spikeinit.engine.kernels.abi import ABI_VERSION, defines
+from spikeinit.errors import UserError
 from spikeinit.io import write_atomic
 
 SOURCES = (Path(__file__).with_name("lif_kernel.cpp"), Path(__file__).with_name("event_kernel.cpp"))
@@ -52,7 +53,7 @@ KERNEL_VARIABLE = settings.KERNEL.variable
 _BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-ffp-contract=off"]
 
 
-class KernelBuildError(RuntimeError):
+class KernelBuildError(UserError, RuntimeError):
     """The compiled kernel could not be built or loaded."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from spikeinit.errors import InvalidArgumentError
+
 
 def crop_padding(height: int) -> int:
     """The random-crop padding used for an image of ``height`` rows: 4 for 32x32 (CIFAR-10's
@@ -34,9 +36,9 @@ def random_crop_flip(images: Tensor, padding: int, flip: bool,
         True
     """
     if images.ndim != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+        raise InvalidArgumentError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
+        raise InvalidArgumentError(f"padding must be >= 0, got {padding}")
     batch, _, height, width = images.shape
     out = images
     if padding:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training.config import TrainConfig
 from spikeinit.io import atomic_path
 
@@ -60,13 +61,13 @@ def load_checkpoint(path: Path, config: TrainConfig, device: str) -> dict[str, A
         checkpoint = torch.load(path, map_location=device, weights_only=True)
         saved = TrainConfig.from_dict(checkpoint["config"])
     except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"resume: the checkpoint {path} is corrupt or not spikeinit's "
+        raise InvalidArgumentError(f"resume: the checkpoint {path} is corrupt or not spikeinit's "
                          f"({type(error).__name__}); "
                          "delete it to start over, or use another --out") from error
     if saved != config:
         differ = [f.name for f in fields(TrainConfig)
                   if getattr(saved, f.name) != getattr(config, f.name)]
-        raise ValueError(
+        raise InvalidArgumentError(
             f"resume: the checkpoint {path} was made with different settings "
             f"({', '.join(differ)}); use the same options, or another --out"
         )

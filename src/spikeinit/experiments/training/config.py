@@ -14,6 +14,7 @@ from spikeinit._validation import (
     check_unit_interval,
 )
 from spikeinit.data import canonical_name, dataset_info
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training.encoding import ENCODINGS
 from spikeinit.experiments.training.readout import LOSSES
 from spikeinit.init.registry import get_method
@@ -181,13 +182,13 @@ class TrainConfig:
         if self.hidden_lr is not None:
             check_finite_nonnegative("hidden_lr", self.hidden_lr)
             if self.model != "mlp" or self.depth < 2:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"hidden_lr applies to an mlp with depth >= 2 (hidden-to-hidden layers); "
                     f"got model={self.model!r}, depth={self.depth}; leave it unset")
         check_finite_nonnegative("weight_decay", self.weight_decay)
         check_finite_nonnegative("warmup", self.warmup)
         if self.warmup > self.epochs:
-            raise ValueError(f"warmup must be in [0, epochs={self.epochs}] epochs, "
+            raise InvalidArgumentError(f"warmup must be in [0, epochs={self.epochs}] epochs, "
                              f"got {self.warmup!r}")
         check_finite_nonnegative("threshold", self.threshold)
         check_unit_interval("beta", self.beta)
@@ -208,23 +209,26 @@ class TrainConfig:
         if self.model == "mlp":
             check_positive_int("width", self.width)
             if self.norm != "none":
-                raise ValueError(f"norm={self.norm!r} applies to the cnn and the resnet; the "
+                raise InvalidArgumentError(
+                    f"norm={self.norm!r} applies to the cnn and the resnet; the "
                                  "mlp has no normalisation (use norm='none')")
         elif self.model == "resnet":
             if isinstance(self.width, bool) or self.width != 0:
-                raise ValueError(f"width must be 0 for the resnet (its classifier is one "
+                raise InvalidArgumentError(f"width must be 0 for the resnet (its classifier is one "
                                  f"Linear -> LIF, no hidden layer), got {self.width!r}")
         elif isinstance(self.width, bool) or int(self.width) != self.width or self.width < 0:
-            raise ValueError(f"width must be an integer >= 0 for the cnn, got {self.width!r}")
+            raise InvalidArgumentError(
+                f"width must be an integer >= 0 for the cnn, got {self.width!r}")
         check_positive_int("depth", self.depth)
         check_choice("variant", self.variant, VARIANTS)
         blocks = None if self.blocks is None else _int_tuple("blocks", self.blocks, "stage")
         if self.model != "resnet":
             if blocks is not None:
-                raise ValueError(f"blocks applies to the resnet only (model={self.model!r}); "
+                raise InvalidArgumentError(
+                    f"blocks applies to the resnet only (model={self.model!r}); "
                                  "leave it unset")
             if self.variant != "sew":
-                raise ValueError(f"variant={self.variant!r} applies to the resnet only "
+                raise InvalidArgumentError(f"variant={self.variant!r} applies to the resnet only "
                                  f"(model={self.model!r}); leave it unset")
         if self.channels is not None:
             channels = _int_tuple("channels", self.channels,
@@ -239,7 +243,7 @@ class TrainConfig:
             if blocks is None:
                 blocks = (DEFAULT_RESNET_BLOCKS,) * len(channels)
             if len(blocks) != len(channels):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"blocks and channels must have the same length for the resnet (one entry "
                     f"per stage), got blocks={' '.join(map(str, blocks))} and "
                     f"channels={' '.join(map(str, channels))}")
@@ -255,12 +259,13 @@ class TrainConfig:
             if value is None:
                 object.__setattr__(self, name, default)
             elif not isinstance(value, bool):
-                raise ValueError(f"{name} must be True, False or None, got {value!r}")
+                raise InvalidArgumentError(f"{name} must be True, False or None, got {value!r}")
             elif value and event_based:
-                raise ValueError(f"{name}=True applies to static images; {self.dataset} is "
+                raise InvalidArgumentError(
+                    f"{name}=True applies to static images; {self.dataset} is "
                                  "event-based and keeps its frames as they are")
         if event_based and self.encoding != "direct":
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"encoding={self.encoding!r} applies to static images; {self.dataset} is "
                 "event-based and is fed its event frames (use encoding='direct')")
 
@@ -304,10 +309,10 @@ class TrainConfig:
 def _int_tuple(name: str, values: Any, unit: str) -> tuple[int, ...]:
     """``values`` as a non-empty tuple of ints >= 1 (one per ``unit``), or a ValueError."""
     if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
-        raise ValueError(f"{name} must be a sequence of integers >= 1 (one per {unit}), "
+        raise InvalidArgumentError(f"{name} must be a sequence of integers >= 1 (one per {unit}), "
                          f"got {values!r}")
     items = tuple(values)
     if not items:
-        raise ValueError(f"{name} must list at least one {unit}, got {values!r}")
+        raise InvalidArgumentError(f"{name} must list at least one {unit}, got {values!r}")
     return tuple(check_positive_int(f"{name}[{index}]", value)
                  for index, value in enumerate(items))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 
@@ -65,7 +66,8 @@ def encode(
     """
     if event_based:
         if encoding != "direct":
-            raise ValueError(f"encoding={encoding!r} applies to static images; event frames "
+            raise InvalidArgumentError(
+                f"encoding={encoding!r} applies to static images; event frames "
                              "are fed as they are (use encoding='direct')")
         currents = x.transpose(0, 1)
     elif encoding == "direct":
@@ -76,7 +78,8 @@ def encode(
     elif encoding == "lif":
         currents = _input_layer_spikes(x, steps, neuron or LIFParameters())
     else:
-        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+        raise InvalidArgumentError(
+            f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
     return currents.flatten(2) if flatten else currents
 
 

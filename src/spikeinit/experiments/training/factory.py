@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training.config import TrainConfig
 from spikeinit.init.model import InitRecord, initialize
 from spikeinit.models.cnn import SpikingCNN
@@ -71,7 +72,7 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, An
     if config.hidden_lr is None:
         return [{"params": list(model.parameters()), "lr": config.lr}]
     if not isinstance(model, SpikingMLP):
-        raise ValueError(f"hidden_lr applies to the mlp, got a {type(model).__name__}")
+        raise InvalidArgumentError(f"hidden_lr applies to the mlp, got a {type(model).__name__}")
     hidden = {id(p) for layer in model.synapses[1:-1] for p in layer.parameters()}
     return [
         {"params": [p for p in model.parameters() if id(p) not in hidden], "lr": config.lr},

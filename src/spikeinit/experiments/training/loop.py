@@ -29,6 +29,7 @@ from tqdm import tqdm
 from spikeinit._validation import check_positive_int
 from spikeinit.data import dataset_info
 from spikeinit.engine import tuning
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -136,7 +137,7 @@ def train(
     if stop_after is not None:
         check_positive_int("stop_after", stop_after)
     if resume and out is None:
-        raise ValueError("resume needs an output folder (out) holding the checkpoint")
+        raise InvalidArgumentError("resume needs an output folder (out) holding the checkpoint")
     previous_threads = torch.get_num_threads()
     try:
         if isinstance(threads, numbers.Integral):
@@ -163,7 +164,8 @@ def check_threads(threads: object) -> None:
     if threads is None or (isinstance(threads, str) and threads == "auto"):
         return
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, 'auto' or None, got {threads!r}")
+        raise InvalidArgumentError(
+            f"threads must be an integer >= 1, 'auto' or None, got {threads!r}")
 
 
 def _measure_by_default(device: str) -> bool:
@@ -253,7 +255,8 @@ def _claimed(out: str | Path | None, main: bool, resume: bool, overwrite: bool
         earlier = [name for name in ("metrics.json", "checkpoint.pt")
                    if (folder / name).exists()]
         if earlier and not resume and not overwrite:
-            raise ValueError(f"out: {folder} already holds a training run ({', '.join(earlier)}); "
+            raise InvalidArgumentError(
+                f"out: {folder} already holds a training run ({', '.join(earlier)}); "
                              "resume it (--resume), replace it (--overwrite) or use another "
                              "output folder")
         remove_temporaries(folder)  # left by a killed run; ours is the only writer now
@@ -272,7 +275,7 @@ def _train(
 ) -> TrainResult:
     world, rank, device = context.world_size, context.rank, context.device
     if config.batch % world:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"batch must be a multiple of the number of processes ({world}), got {config.batch}"
         )
     local_batch = config.batch // world
@@ -385,7 +388,7 @@ def _train(
             spike_stats = all_reduce_sum(probe.rates(), context).cpu()
             sums = sums.cpu()
             if not torch.isfinite(sums[0]):  # checked once an epoch: no sync per step
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"train: the loss became {float(sums[0])} during epoch {epoch + 1}, so the "
                     "weights are no longer finite; nothing of this epoch was saved (out keeps "
                     f"epoch {epoch}'s checkpoint, if any). Lower --lr, or check the data and "

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spikeinit.errors import InvalidArgumentError
+
 
 def make_optimizer(
     parameters: Iterable[Tensor] | Iterable[dict[str, Any]],
@@ -27,7 +29,8 @@ def make_optimizer(
     """
     optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if kind not in optimizers:
-        raise ValueError(f"optimizer must be one of {', '.join(optimizers)}, got {kind!r}")
+        raise InvalidArgumentError(
+            f"optimizer must be one of {', '.join(optimizers)}, got {kind!r}")
     parameters = list(parameters)
     options = {"lr": lr, "betas": betas, "weight_decay": weight_decay}
     try:
@@ -50,9 +53,10 @@ def make_scheduler(
     ``CosineAnnealingLR(T_max=S)`` and reaches zero after the last step.
     """
     if kind not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be cosine or constant, got {kind!r}")
+        raise InvalidArgumentError(f"schedule must be cosine or constant, got {kind!r}")
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got "
+        raise InvalidArgumentError(
+            f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got "
                          f"warmup_steps={warmup_steps}, total_steps={total_steps}")
 
     def factor(step: int) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.network.probe import ActivityProbe
 from spikeinit.neurons.dynamics import initial_state, lif_step
 from spikeinit.neurons.fused import lif_membranes
@@ -95,7 +96,7 @@ def logits(spikes: Tensor, probe: TrainingProbe, loss: str) -> Tensor:
     if loss == "counts":
         return spikes.sum(0)
     if loss != "membrane":
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        raise InvalidArgumentError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if probe.output_current is None:
         raise RuntimeError("the membrane readout needs TrainingProbe(keep_output_current=True)")
     return membrane_trace(probe.layers[-1][1], probe.output_current).mean(0)

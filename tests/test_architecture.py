@@ -20,6 +20,8 @@ FORBIDDEN = {
     "neurons": ("theory", "init", "network", "adapters", "models", "experiments"),
     "theory": ("init", "network", "adapters", "models", "experiments"),
     "network": ("init", "models", "experiments"),
+    "init": ("adapters", "models", "experiments", "sweep", "cli", "calibration", "health"),
+    "experiments": ("sweep", "cli"),
 }
 
 DYNAMIC_IMPORTS = {"import_module", "__import__", "find_spec", "spec_from_file_location"}
@@ -87,6 +89,50 @@ def test_the_engine_imports_only_itself_and_the_leaf_modules() -> None:
                  for path in sorted((PACKAGE / "engine").rglob("*.py"))
                  if imported_packages(path) - allowed}
     assert not offending, f"spikeinit.engine imports {offending}"
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Each top-level package or module of spikeinit -> the others it imports."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        if name == "__init__":
+            continue
+        imported = imported_packages(path) - {name, "<dynamic>"}
+        graph.setdefault(name, set()).update(imported)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a path ``[a, b, ..., a]``, or ``None``."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for following in sorted(graph.get(node, ())):
+            if state.get(following) == "open":
+                return path[path.index(following):] + [following]
+            if following not in state and (cycle := visit(following)):
+                return cycle
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_between_packages() -> None:
+    assert find_cycle(package_graph()) is None, " -> ".join(find_cycle(package_graph()) or [])
+
+
+def test_a_cycle_is_found() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
 def test_dynamic_and_relative_imports_are_seen() -> None:

@@ -52,9 +52,10 @@ def zoo_resnet(name: str, num_classes: int = 10) -> nn.Module:
         raise InvalidArgumentError(f"name must be one of {', '.join(ZOO)}, got {name!r}")
     stub_torchvision()
     from spikingjelly.activation_based import functional, neuron
+    from spikingjelly.activation_based.model import ms_resnet, sew_resnet
 
     module_name, options = ZOO[name]
-    module = importlib.import_module(f"spikingjelly.activation_based.model.{module_name}")
+    module = {"sew_resnet": sew_resnet, "ms_resnet": ms_resnet}[module_name]
     net = getattr(module, name)(spiking_neuron=neuron.LIFNode, num_classes=num_classes,
                                 **options)
     functional.set_step_mode(net, "m")

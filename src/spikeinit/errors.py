@@ -38,13 +38,23 @@ BUG_REPORT_URL = "https://github.com/spikeinit/spikeinit/issues"
 
 
 class SpikeinitError(Exception):
-    """Base of every exception spikeinit raises on purpose."""
+    """Base of every exception spikeinit raises on purpose.
+
+    Example:
+        >>> issubclass(UserError, SpikeinitError), issubclass(InternalError, SpikeinitError)
+        (True, True)
+    """
 
 
 class UserError(SpikeinitError):
     """Something the caller can fix: an argument, a file, the data, the environment.
 
     The message names what is wrong and what is allowed. The CLI exits with code 2.
+
+    Example:
+        >>> from spikeinit.data import DatasetError
+        >>> issubclass(DatasetError, UserError), issubclass(InternalError, UserError)
+        (True, False)
     """
 
 
@@ -68,4 +78,8 @@ class InternalError(SpikeinitError, RuntimeError):
     """spikeinit reached a state it should never reach: a bug to report.
 
     The CLI exits with code 1 and asks for a bug report (:data:`BUG_REPORT_URL`).
+
+    Example:
+        >>> isinstance(InternalError("a layer without a record"), RuntimeError)
+        True
     """

@@ -33,14 +33,17 @@ four cases gives
 
 .. math::
 
-    E[X] &= N d\,q k v, \\
-    E[X^2] &= N d\,q k v + N d (d-1)\,q_2 k_2 v + N (N-1) d\,q k_2 v_2
+    E[X] = N d\,q k v,
+
+.. math::
+
+    E[X^2] = N d\,q k v + N d (d-1)\,q_2 k_2 v + N (N-1) d\,q k_2 v_2
              + N (N-1) d (d-1)\,q_2 k_2 v_2,
 
 so :math:`\mathrm{Var}[X] = E[X^2] - E[X]^2`. For independent spikes this is
 :math:`Nd\,[qkv + (d-1)q^2k^2v + (N-1)qk^2v^2 - (N+d-1)q^2k^2v^2]`. The terms that share a
 factor are covariances, and they dominate: at :math:`N = 64`, :math:`d = 32` and all rates 0.3
-they are 7.1 times the variance :math:`Nd\,p(1-p)` of independent terms (:math:`p = qkv`).
+the variance is 7.1 times that of independent terms, :math:`Nd\,p(1-p)` with :math:`p = qkv`.
 
 **Exact distribution** (:func:`attention_count_distribution`). Let :math:`M` be the number of
 active entries of the query row :math:`i`, and :math:`L` that of the value column :math:`c`.

@@ -196,6 +196,12 @@ def test_exact_distribution_has_the_closed_form_moments(
     assert 4.0 * float(pmf @ (counts - mean) ** 2) == pytest.approx(theory.variance, rel=1e-8)
 
 
+def test_integral_floats_are_taken_as_sizes() -> None:
+    head = AttentionProduct(16.0, 8.0, SpikeMatrix(0.1), SpikeMatrix(0.1), SpikeMatrix(0.1))
+    assert (head.tokens, head.head_dim) == (16, 8)
+    assert attention_rate(head, 1.5) == attention_rate(GRID[8], 1.5)
+
+
 def test_scale_multiplies_the_current() -> None:
     head = GRID[7]
     one, scaled = attention_moments(head), attention_moments(head, scale=0.125)
@@ -315,6 +321,7 @@ def test_masked_output_matches_monte_carlo() -> None:
     lambda: attention_rate(GRID[0], 0.5, method="poisson"),
     lambda: attention_scale_for_rate(GRID[0], 1.0, 0.5),
     lambda: attention_moments("QKV"),
+    lambda: AttentionProduct(4, 8, 0.1, SpikeMatrix(0.1), SpikeMatrix(0.1)),
 ])
 def test_bad_arguments_raise_invalid_argument_error(build) -> None:
     with pytest.raises(InvalidArgumentError):

@@ -128,11 +128,12 @@ class SpikeMatrix:
     correlation: float = 0.0
 
     def __post_init__(self) -> None:
-        check_open_unit_interval("rate", self.rate)
+        object.__setattr__(self, "rate", check_open_unit_interval("rate", self.rate))
         correlation = float(self.correlation)
         if not 0.0 <= correlation < 1.0:
             raise InvalidArgumentError(
                 f"correlation must lie in [0, 1), got {self.correlation!r}")
+        object.__setattr__(self, "correlation", correlation)
 
     @property
     def pair_moment(self) -> float:
@@ -170,8 +171,9 @@ class AttentionProduct:
     value: SpikeMatrix
 
     def __post_init__(self) -> None:
-        check_positive_int("tokens", self.tokens)
-        check_positive_int("head_dim", self.head_dim)
+        object.__setattr__(self, "tokens", check_positive_int("tokens", self.tokens))
+        object.__setattr__(self, "head_dim", check_positive_int("head_dim", self.head_dim))
+        _check_spike_matrices(query=self.query, key=self.key, value=self.value)
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ class SpikeDrivenProduct:
     value: SpikeMatrix
 
     def __post_init__(self) -> None:
-        check_positive_int("tokens", self.tokens)
+        object.__setattr__(self, "tokens", check_positive_int("tokens", self.tokens))
+        _check_spike_matrices(key=self.key, value=self.value)
 
 
 Product = AttentionProduct | SpikeDrivenProduct
@@ -404,6 +407,12 @@ def masked_output_moments(query: SpikeMatrix, gate_rate: float) -> CurrentMoment
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+
+def _check_spike_matrices(**matrices: object) -> None:
+    for name, matrix in matrices.items():
+        if not isinstance(matrix, SpikeMatrix):
+            raise InvalidArgumentError(f"{name} must be a SpikeMatrix, got {matrix!r}")
+
 
 def _sizes(product: Product) -> tuple[int, int]:
     if isinstance(product, AttentionProduct):

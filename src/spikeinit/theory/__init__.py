@@ -4,6 +4,19 @@ Pure functions over numbers and small immutable objects: nothing here is an ``nn
 """
 
 from spikeinit.neurons.surrogate import SURROGATES, surrogate_derivative
+from spikeinit.theory.attention import (
+    AttentionOperatingPoint,
+    AttentionProduct,
+    CurrentMoments,
+    SpikeDrivenProduct,
+    SpikeMatrix,
+    attention_count_distribution,
+    attention_moments,
+    attention_rate,
+    attention_scale_for_rate,
+    attention_threshold_for_rate,
+    masked_output_moments,
+)
 from spikeinit.theory.correlation import (
     CopyWindow,
     CorrelationFixedPoint,
@@ -50,6 +63,17 @@ from spikeinit.theory.static import (
 from spikeinit.theory.surrogate import surrogate_second_moment
 
 __all__ = [
+    "AttentionOperatingPoint",
+    "AttentionProduct",
+    "CurrentMoments",
+    "SpikeDrivenProduct",
+    "SpikeMatrix",
+    "attention_count_distribution",
+    "attention_moments",
+    "attention_rate",
+    "attention_scale_for_rate",
+    "attention_threshold_for_rate",
+    "masked_output_moments",
     "CopyWindow",
     "CorrelationFixedPoint",
     "CorrelationMeanField",

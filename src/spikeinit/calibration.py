@@ -23,19 +23,20 @@ from torch import nn
 from spikeinit._validation import check_choice, check_positive, check_positive_int
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.trainable import TRAINABLE_RATE
-from spikeinit.network.graph import (
+from spikeinit.network import (
+    ActivityProbe,
     Forward,
     NetworkMap,
     NeuronSite,
+    Note,
     SynapticLayer,
     discover,
     dropout_off,
     kept_statistics,
+    of_kind,
     run_model,
     sample_argument,
 )
-from spikeinit.network.notes import Note, of_kind
-from spikeinit.network.probe import ActivityProbe
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.gaussian import inverse_tail_probability, tail_probability
 
@@ -435,7 +436,7 @@ def _propose(
 
 
 def _probit(rate: float) -> float:
-    """The probit :math:`\Phi^{-1}(r) = -Q^{-1}(r)` of a rate, clipped to [1e-9, 1 - 1e-9]."""
+    r"""The probit :math:`\Phi^{-1}(r) = -Q^{-1}(r)` of a rate, clipped to [1e-9, 1 - 1e-9]."""
     return -float(inverse_tail_probability(min(max(rate, 1e-9), 1 - 1e-9)))
 
 

@@ -65,15 +65,28 @@ class InitResult(TabularResult):
     """What :func:`~spikeinit.init.model.initialize` returns: one :class:`InitRecord` per layer
     it drew, in forward order (``layers``), with :meth:`table`, :meth:`print`, :meth:`to_csv`
     and :meth:`as_dicts`, like :func:`spikeinit.calibrate`'s and :func:`spikeinit.report`'s
-    results. ``len``, iteration and indexing reach the records.
+    results. ``len``, iteration and indexing reach the records, and it compares equal to the
+    list of its records.
 
     Example:
         >>> result = InitResult((InitRecord("fc", "paper", 4, 0.0, 0.5),))
         >>> len(result), result[0] is result.layers[0], [r.name for r in result]
         (1, True, ['fc'])
+        >>> result == list(result.layers), InitResult() == []
+        (True, True)
     """
 
     layers: tuple[InitRecord, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, InitResult):
+            return self.layers == other.layers
+        if isinstance(other, (list, tuple)):
+            return list(self.layers) == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.layers)
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -24,7 +24,9 @@ def test_initialize_calibrate_report_share_table_print_to_csv(net_and_sample, tm
     net, x = net_and_sample
     results = [spikeinit.initialize(net, sample=x), spikeinit.calibrate(net, x, target=0.2),
                spikeinit.report(net, x)]
-    assert isinstance(results[0], list) and len(results[0]) == 2  # still the list of records
+    records = results[0]  # the records: in .layers, like calibrate's and report's rows
+    assert len(records) == len(records.layers) == 2 and list(records) == list(records.layers)
+    assert records[0] is records.layers[0] and records[-1].name == records.layers[1].name
     for index, result in enumerate(results):
         table = result.table()
         assert table.splitlines()[1].startswith("-")

@@ -25,7 +25,6 @@ from torch import nn
 import spikeinit
 from spikeinit.adapters import describe_neuron
 from spikeinit.adapters.description import NeuronDescription
-from spikeinit.init.model import init_record
 from spikeinit.neurons import LIFParameters
 from spikeinit.theory import (
     OPERATING_SLOPE,
@@ -180,28 +179,29 @@ def test_default_records_and_warns_once_and_paper_stays_published() -> None:
 
 
 @_need("spikingjelly")
-def test_report_shows_the_operating_point_until_the_weights_change() -> None:
+def test_report_shows_the_operating_point_of_the_init_it_is_given() -> None:
     torch.manual_seed(0)
     model, _ = spikingjelly_mlp(3, 40)
     x = torch.rand(STEPS, 4, 40)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        spikeinit.initialize(model, "stable", sample=x)
-    health = spikeinit.report(model, x)
+        drawn = spikeinit.initialize(model, "stable", sample=x)
+    health = spikeinit.report(model, x, init=drawn)
     assert [row.init_sigma_auto for row in health.layers] == [True] * 3
     assert health.layers[0].init_sigma == pytest.approx(operating_sigma(2.0))
     table = health.table()
     assert "sigma" in table and "3.56*" in table
     assert any("chosen by initialize" in note and "unstable" in note for note in health.notes)
     assert "init_sigma" in health.to_csv()
+    assert spikeinit.report(model, x).layers[0].init_sigma is None  # without init=: none
 
-    spikeinit.initialize(model, "paper", sample=x)
-    notes = spikeinit.report(model, x).notes
+    published = spikeinit.initialize(model, "paper", sample=x)
+    assert all(record.sigma_fixed_point for record in published)
+    notes = spikeinit.report(model, x, init=published).notes
     assert any("unstable fixed point (slope 2.37" in note for note in notes)
-    with torch.no_grad():
-        model[0].weight.mul_(2.0)
-    assert init_record(model[0]) is None
-    assert spikeinit.report(model, x).layers[0].init_sigma is None
+    assert not any("unstable fixed point" in note for note in spikeinit.report(model, x).notes)
+    with pytest.raises(ValueError, match="init must be the InitResult"):
+        spikeinit.report(model, x, init=list(published))
 
 
 def test_temporal_draws_the_data_layer_for_its_first_layer_current() -> None:

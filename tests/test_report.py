@@ -109,3 +109,24 @@ def test_inspect_bad_input_is_one_line_and_exit_2() -> None:
                              "0"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "spikeinit: error: steps must be an integer >= 1, got 0"
+
+
+def test_report_does_not_depend_on_earlier_calls_in_the_process() -> None:
+    """The same weights and sample give the same report, whether or not initialize drew them
+    in this process: what initialize chose is shown only when its result is passed."""
+    torch.manual_seed(0)
+    x = torch.rand(4, 8, 40)
+    net = deep_network(40, 4)
+    drawn = spikeinit.initialize(net, "stable", sample=x)
+    twin = deep_network(40, 4)  # never initialized: the same weights, copied
+    twin.load_state_dict(net.state_dict())
+    after_initialize, copied = spikeinit.report(net, x), spikeinit.report(twin, x)
+    assert after_initialize.table() == copied.table()
+    assert after_initialize.as_dicts() == copied.as_dicts()
+    assert all(row.init_sigma is None for row in after_initialize.layers)
+
+    given, given_twin = spikeinit.report(net, x, init=drawn), spikeinit.report(twin, x, init=drawn)
+    assert given.table() == given_twin.table() != after_initialize.table()
+    driven = [row for row in given.layers if row.layer is not None]
+    assert [row.init_sigma for row in driven] == [record.sigma for record in drawn]
+    assert all(row.init_sigma_auto for row in driven) and "1.78*" in given.table()

@@ -18,27 +18,27 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from scipy import stats
 from torch import nn
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.trainable import TRAINABLE_RATE
-from spikeinit.network.graph import (
+from spikeinit.network import (
+    ActivityProbe,
     Forward,
     NetworkMap,
     NeuronSite,
+    Note,
     SynapticLayer,
     discover,
     dropout_off,
     kept_statistics,
+    of_kind,
     run_model,
     sample_argument,
 )
-from spikeinit.network.notes import Note, of_kind
-from spikeinit.network.probe import ActivityProbe
 from spikeinit.tables import TabularResult, fmt
-from spikeinit.theory.gaussian import tail_probability
+from spikeinit.theory.gaussian import inverse_tail_probability, tail_probability
 
 QUANTITIES = ("rate", "variance")
 
@@ -436,7 +436,8 @@ def _propose(
 
 
 def _probit(rate: float) -> float:
-    return float(stats.norm.ppf(min(max(rate, 1e-9), 1 - 1e-9)))
+    r"""The probit :math:`\Phi^{-1}(r) = -Q^{-1}(r)` of a rate, clipped to [1e-9, 1 - 1e-9]."""
+    return -float(inverse_tail_probability(min(max(rate, 1e-9), 1 - 1e-9)))
 
 
 def _clip(step: float, limit: float = math.log(8.0)) -> float:

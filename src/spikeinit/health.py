@@ -36,12 +36,14 @@ not understood, no synaptic layer drives it (the data do), an operation between 
 its neurons is not modelled (an unknown module, a tensor operation, max pooling of a current),
 or the layer's input could not be laid out over the steps.
 
-The measured values pool every step of the batch. Where :func:`spikeinit.initialize` drew a
-layer's weights (and they have not changed since), the
-row also gives the target membrane std :math:`\sigma` it used (``init_sigma``) and whether it
-chose it itself (``init_sigma_auto``, marked ``*`` in the table, with the reason in a note); a
-note names the layers whose :math:`\sigma` is an unstable fixed point of the one-step map,
-slope :math:`a\varphi(a)/(2Q(a)) \ge 1` at :math:`a = \tilde\theta/\sigma`.
+The measured values pool every step of the batch. Given ``init=``, the
+:class:`~spikeinit.init.records.InitResult` of the :func:`spikeinit.initialize` that drew the
+weights, the row of each layer it drew also gives the target membrane std :math:`\sigma` it
+used (``init_sigma``) and whether it chose it itself (``init_sigma_auto``, marked ``*`` in the
+table, with the reason in a note); a note names the layers whose :math:`\sigma` is an unstable
+fixed point of the one-step map, slope :math:`a\varphi(a)/(2Q(a)) \ge 1` at
+:math:`a = \tilde\theta/\sigma`. The report reads nothing else of earlier calls: the same
+model and sample give the same report.
 
 Flags: ``dead`` (measured rate below ``dead``, default 1e-3), ``saturated`` (above
 ``saturated``, default 0.9), ``exploding`` (the input current's mean square above ``exploding``
@@ -59,31 +61,30 @@ import numpy as np
 import torch
 
 from spikeinit._validation import check_open_unit_interval, check_positive
-from spikeinit.adapters.description import NeuronDescription
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.fan import compute_fans
-from spikeinit.init.model import init_record
-from spikeinit.init.registry import get_method
-from spikeinit.network.graph import (
+from spikeinit.init.records import InitRecord, InitResult
+from spikeinit.network import (
     Forward,
     NetworkMap,
+    NeuronDescription,
     NeuronSite,
     Operation,
+    StepRecorder,
     SynapticLayer,
     discover,
+    gaussian_rate,
     kept_statistics,
+    of_kind,
+    predicted_process,
     run_model,
     sample_argument,
 )
-from spikeinit.network.moments import gaussian_rate, predicted_process
-from spikeinit.network.notes import of_kind
-from spikeinit.network.probe import StepRecorder
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.static import stability_slope
 from spikeinit.theory.temporal import gaussian_process_rate
 
 FLAGS = ("dead", "saturated", "exploding", "not-understood")
-STATIC_METHODS = ("paper", "stable")  # Var[w] = sigma^2 / (n E[x^2]): sigma is a fixed point
 
 
 @dataclass(frozen=True)
@@ -136,10 +137,10 @@ class HealthReport(TabularResult):
         >>> net, x = deep_network(100, 6), torch.rand(5, 16, 100)
         >>> report(net, x).healthy  # PyTorch's default init: the deep layers are dead
         False
-        >>> _ = initialize(net, "paper", sample=x)
-        >>> health = report(net, x)
-        >>> health.healthy, health.dead, len(health.as_dicts())
-        (True, [], 6)
+        >>> drawn = initialize(net, "paper", sample=x)
+        >>> health = report(net, x, init=drawn)
+        >>> health.healthy, health.dead, len(health.as_dicts()), health.layers[1].init_sigma
+        (True, [], 6, 1.0)
     """
 
     layers: tuple[LayerHealth, ...]
@@ -202,6 +203,7 @@ def report(
     model: torch.nn.Module,
     sample: Any = None,
     *,
+    init: InitResult | None = None,
     forward: Forward | None = None,
     dead: float = 1e-3,
     saturated: float = 0.9,
@@ -211,9 +213,11 @@ def report(
     r"""Run ``model`` once on ``sample`` and report every spiking population's health.
 
     See the module docstring for the prediction and the flags: ``dead`` and ``saturated`` are
-    rates in (0, 1), ``exploding`` a factor > 0 on :math:`\tilde\theta^2`.
-    ``forward(model, sample)`` replaces ``model(sample)`` when given (``batch=`` is the old
-    name of ``sample``). The model runs from rest
+    rates in (0, 1), ``exploding`` a factor > 0 on :math:`\tilde\theta^2`. ``init``, the
+    :class:`~spikeinit.init.records.InitResult` of the :func:`spikeinit.initialize` that drew
+    the current weights, adds its :math:`\sigma` to the rows of the layers it drew (by name).
+    ``forward(model, sample)`` replaces ``model(sample)`` when given (``batch=`` is the
+    deprecated name of ``sample``). The model runs from rest
     without gradients; normalization statistics are restored. A
     :class:`~spikeinit.network.SampleError` (or :class:`~spikeinit.network.TimeAxisError`) says
     which axis of the sample was taken as time and batch, and how to pass ``forward=``, when
@@ -234,6 +238,7 @@ def report(
     if dead >= saturated:
         raise InvalidArgumentError(f"dead must be below saturated, got dead={dead!r}, "
                          f"saturated={saturated!r}")
+    records = _records_by_layer(init)
     before = _rng_states()
     network = discover(model, sample, forward)
     steps = network.steps() or 1
@@ -264,13 +269,11 @@ def report(
         if why is not None:
             missing.setdefault(why, []).append(site.name)
         if driver is not None:
-            record = init_record(driver.module)
+            record = records.get(driver.name)
             if record is not None and record.sigma is not None:
                 if record.sigma_auto:
                     chosen.setdefault(record.sigma_reason, []).append(site.name)
-                static = get_method(record.method)[0].name in STATIC_METHODS
-                if static and record.threshold is not None and stability_slope(
-                        record.threshold, record.sigma) >= 1.0:
+                if _unstable_fixed_point(record):
                     unstable.setdefault((record.threshold, record.sigma), []).append(site.name)
             fan_in = compute_fans(driver.module.weight)[0]
             weight_std = float(driver.module.weight.detach().double().std())
@@ -294,6 +297,25 @@ def report(
               "depth; initialize without sigma= chooses a stable one"
               for (theta, sigma), names in unstable.items()]
     return HealthReport(tuple(rows), dead, saturated, exploding, tuple(notes))
+
+
+def _records_by_layer(init: InitResult | None) -> dict[str, InitRecord]:
+    """The records of ``init`` by layer name (none without it)."""
+    if init is None:
+        return {}
+    if not isinstance(init, InitResult):
+        raise InvalidArgumentError(
+            f"init must be the InitResult that spikeinit.initialize returned, got "
+            f"{type(init).__name__}")
+    return init.by_layer()
+
+
+def _unstable_fixed_point(record: InitRecord) -> bool:
+    r"""Whether the record's :math:`\sigma` is a fixed point of the one-step map with slope
+    :math:`a\varphi(a)/(2Q(a)) \ge 1`, :math:`a = \tilde\theta/\sigma`."""
+    return (record.sigma_fixed_point and record.threshold is not None
+            and record.sigma is not None
+            and stability_slope(record.threshold, record.sigma) >= 1.0)
 
 
 def _names(names: list[str]) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from spikeinit.adapters import native, norse, snntorch, spikingjelly
 from spikeinit.adapters.description import NeuronDescription
+from spikeinit.nested import all_tensors, first_tensor  # noqa: F401 (re-exported)
 
 ADAPTERS: tuple[ModuleType, ...] = (native, snntorch, spikingjelly, norse)
 
@@ -84,46 +83,3 @@ def reset_neurons(model: nn.Module) -> None:
         adapter = adapter_for(module)
         if adapter is not None:
             adapter.reset(module)
-
-
-def first_tensor(value: Any) -> Tensor | None:
-    """The first tensor in ``value`` (a tensor, or a tuple/list such as snnTorch's (spk, mem)).
-
-    Example:
-        >>> import torch
-        >>> spikes, membrane = torch.ones(2), torch.zeros(2)
-        >>> first_tensor((spikes, membrane)) is spikes
-        True
-        >>> first_tensor([None, (membrane,)]) is membrane
-        True
-    """
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (tuple, list)):
-        for item in value:
-            found = first_tensor(item) if isinstance(item, (tuple, list)) else item
-            if isinstance(found, Tensor):
-                return found
-    return None
-
-
-def all_tensors(value: Any) -> Iterable[Tensor]:
-    """Every tensor in ``value`` (nested tuples/lists/dicts), in order.
-
-    Example:
-        >>> import torch
-        >>> value = (torch.zeros(1), {"state": [torch.ones(2), None]})
-        >>> [tuple(t.shape) for t in all_tensors(value)]
-        [(1,), (2,)]
-    """
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from all_tensors(item)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from all_tensors(item)
-

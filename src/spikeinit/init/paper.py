@@ -2,8 +2,9 @@ r"""The paper's variance-conserving initialization, its stable operating point, 
 soft-reset variant.
 
 ``paper`` is the published formula :math:`\mathrm{Var}[w] = \sigma^2/(n\,Q(\theta/\sigma))`
-with :math:`\sigma = 1` unless ``sigma`` is passed. ``stable`` (the default of
-:func:`~spikeinit.init.model.initialize`) is the same formula, with :math:`\sigma` chosen per
+with :math:`\sigma = 1` unless ``sigma`` is passed. ``stable`` (the method of
+:func:`~spikeinit.init.model.initialize` when only ``sigma`` is passed; the default is
+``trainable``) is the same formula, with :math:`\sigma` chosen per
 population from the stability of the layer-to-layer map when ``sigma`` is not passed:
 :math:`\sigma = \max(1, \tilde\theta/a_{1/3})` (:func:`~spikeinit.theory.operating_sigma`),
 where the fixed point's slope is 1/3 and a bias per layer that the static map does not see is
@@ -70,6 +71,7 @@ register(
         summary="Micheli et al.: Var[w] = sigma^2 / (n Q(theta/sigma)), conserves the variance",
         statistics_fn=_paper_statistics,
         norm_sigma=lambda ctx, options: ctx.sigma,
+        sigma_fixed_point=True,
     )
 )
 register(
@@ -81,6 +83,7 @@ register(
         operating_point=operating_sigma,
         operating_rule=f"max(1, (theta/g)/a) with slope a phi(a)/(2 Q(a)) = {OPERATING_SLOPE:.3g}",
         norm_sigma=lambda ctx, options: ctx.sigma,
+        sigma_fixed_point=True,
     )
 )
 register(

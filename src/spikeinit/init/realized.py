@@ -44,19 +44,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spikeinit.adapters.registry import first_tensor
 from spikeinit.init.context import LayerContext
 from spikeinit.init.residual import STREAM_TOLERANCE, ResidualPlan, scale_module
-from spikeinit.network.graph import (
+from spikeinit.nested import first_tensor
+from spikeinit.network import (
     Forward,
     NetworkMap,
+    Note,
     SynapticLayer,
     dropout_off,
+    keeps_spikes,
     kept_statistics,
     run_model,
 )
-from spikeinit.network.moments import keeps_spikes
-from spikeinit.network.notes import Note
 from spikeinit.theory.residual import stream_fraction
 from spikeinit.theory.temporal_gain import scale_for_rate
 

@@ -40,6 +40,8 @@ class InitMethod:
     :math:`\mathrm{Var}[w] = 1/(3n)`, and sets the normalization's weight :math:`\gamma` to
     that std (its bias to 0). ``None``: normalizations are left as they are.
     ``rate_target``: the method sets rates, not a :math:`\sigma` (its records carry no sigma).
+    ``sigma_fixed_point``: the method draws :math:`\mathrm{Var}[w] = \sigma^2/(n\,E[x^2])`, so
+    its :math:`\sigma` is a fixed point of the one-step variance map (stable or not).
 
     Example:
         >>> method, _ = get_method("paper")
@@ -66,6 +68,7 @@ class InitMethod:
     sigma_option: str | None = None
     norm_sigma: Callable[[LayerContext, Mapping[str, Any]], float] | None = None
     rate_target: bool = False
+    sigma_fixed_point: bool = False
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(given) - set(self.options))
@@ -124,7 +127,7 @@ def register(method: InitMethod) -> InitMethod:
         >>> register(get_method("paper")[0])
         Traceback (most recent call last):
             ...
-        ValueError: init method 'paper' is already registered
+        spikeinit.errors.InvalidArgumentError: init method 'paper' is already registered
     """
     if method.name in _REGISTRY:
         raise InvalidArgumentError(f"init method {method.name!r} is already registered")

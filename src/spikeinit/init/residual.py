@@ -28,9 +28,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from spikeinit.network.graph import Addition, NetworkMap, Operand, SynapticLayer
-from spikeinit.network.moments import SPIKE_PRESERVING, keeps_spikes, through
-from spikeinit.network.notes import Note
+from spikeinit.network import (
+    SPIKE_PRESERVING,
+    Addition,
+    NetworkMap,
+    Note,
+    Operand,
+    SynapticLayer,
+    keeps_spikes,
+    through,
+)
 from spikeinit.theory.residual import (
     branch_std_for_rate,
     stream_fraction,

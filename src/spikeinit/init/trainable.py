@@ -35,12 +35,11 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from scipy.stats import norm as gaussian
-
 from spikeinit._validation import check_open_unit_interval
 from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.init.temporal import first_layer_input, layer_gain
+from spikeinit.theory.gaussian import inverse_tail_probability
 from spikeinit.theory.static import stability_slope
 from spikeinit.theory.temporal_gain import input_std_for_rate, normalized_input_std
 
@@ -50,10 +49,10 @@ TRAINABLE_RATE = 0.1
 
 def draft_std(ctx: LayerContext, rate: float) -> float:
     r"""A first guess of the current std at which the neurons fire at ``rate``: the one-step
-    closed form :math:`\sigma = \tilde\theta / Q^{-1}(r)`, in microseconds. Used where
+    closed form :math:`\sigma = \tilde\theta / Q^{-1}(r)`. Used where
     :func:`~spikeinit.init.model.initialize` then measures every layer on the sample and
     rescales it to the rate exactly (:mod:`spikeinit.init.realized`): the draw then only
-    needs its order of magnitude, not the temporal theory's seconds of simulation.
+    needs its order of magnitude, not the temporal theory's simulation.
 
     Example:
         >>> from spikeinit.neurons import LIFParameters
@@ -61,7 +60,7 @@ def draft_std(ctx: LayerContext, rate: float) -> float:
         >>> round(draft_std(ctx, 0.1587), 3)  # Q(1) = 0.1587
         1.0
     """
-    return max(ctx.threshold, 1e-3) / float(gaussian.isf(rate))
+    return max(ctx.threshold, 1e-3) / float(inverse_tail_probability(rate))
 
 
 def rate_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:
@@ -83,7 +82,7 @@ def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     """The weight variance of the module docstring for the layer ``ctx``."""
     rate = check_open_unit_interval("rate", float(options["rate"]))
     if not ctx.input_is_data and ctx.steps == 1:
-        slope = stability_slope(float(gaussian.isf(rate)), 1.0)
+        slope = stability_slope(float(inverse_tail_probability(rate)), 1.0)
         if slope >= 1.0:
             warnings.warn(
                 f"trainable: with T = 1 the rate {rate:g} is not a stable fixed point of the "

@@ -1,4 +1,5 @@
-"""Gaussian helpers: the tail probability Q and expectations under a normal membrane."""
+"""Gaussian helpers: the tail probability Q, its inverse, and expectations under a normal
+membrane."""
 
 from __future__ import annotations
 
@@ -25,6 +26,23 @@ def tail_probability(x: ArrayLike) -> np.ndarray | float:
         0.5
     """
     result = 0.5 * special.erfc(np.asarray(x, dtype=float) / _SQRT2)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def inverse_tail_probability(p: ArrayLike) -> np.ndarray | float:
+    r"""The inverse of the tail, :math:`Q^{-1}(p)`: the :math:`x` with :math:`P(z > x) = p`.
+
+    :math:`Q^{-1}(p) = -\Phi^{-1}(p)`, with :math:`\Phi^{-1}` the standard normal quantile. The
+    membrane std at which neurons of threshold :math:`\theta` fire at rate :math:`r` is
+    :math:`\sigma = \theta / Q^{-1}(r)`; the probit of a rate is :math:`-Q^{-1}(r)`.
+
+    Example:
+        >>> round(float(inverse_tail_probability(0.5)), 6) == 0.0
+        True
+        >>> round(float(inverse_tail_probability(tail_probability(1.3))), 6)
+        1.3
+    """
+    result = -special.ndtri(np.asarray(p, dtype=float))
     return float(result) if np.ndim(result) == 0 else result
 
 

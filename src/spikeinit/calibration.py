@@ -24,7 +24,7 @@ from torch import nn
 from spikeinit._validation import check_choice, check_positive, check_positive_int
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.trainable import TRAINABLE_RATE
-from spikeinit.network.graph import (
+from spikeinit.network import (
     Forward,
     NetworkMap,
     NeuronSite,

@@ -64,7 +64,7 @@ from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.model import init_record
 from spikeinit.init.registry import get_method
-from spikeinit.network.graph import (
+from spikeinit.network import (
     Forward,
     NetworkMap,
     NeuronSite,

@@ -4,17 +4,19 @@ Pure functions over numbers and small immutable objects: nothing here is an ``nn
 """
 
 from spikeinit.neurons.surrogate import SURROGATES, surrogate_derivative
-from spikeinit.theory.correlation import (
+from spikeinit.theory.copy_chain import (
     CopyWindow,
+    copy_path_gain,
+    copy_window,
+    isometric_copy_slope,
+)
+from spikeinit.theory.correlation import (
     CorrelationFixedPoint,
     CorrelationMeanField,
     WeightStructure,
-    copy_path_gain,
-    copy_window,
     correlation_fixed_point,
     correlation_map,
     correlation_mean_field,
-    isometric_copy_slope,
     pattern_correlation,
 )
 from spikeinit.theory.gaussian import (

@@ -27,15 +27,17 @@ from spikeinit.init.deep import deep_structure
 from spikeinit.models import SpikingMLP
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
-from spikeinit.theory.correlation import (
-    WeightStructure,
+from spikeinit.theory.copy_chain import (
     copies_patterns,
     copy_path_gain,
     copy_window,
+    isometric_copy_slope,
+)
+from spikeinit.theory.correlation import (
+    WeightStructure,
     correlation_fixed_point,
     correlation_map,
     correlation_mean_field,
-    isometric_copy_slope,
     pattern_correlation,
 )
 from test_adapters_acceptance import (

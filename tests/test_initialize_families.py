@@ -69,7 +69,7 @@ def test_the_ms_resnet_stem_drives_its_first_population_not_the_downsample():
     (the membrane shortcut); the tracer follows the neurons."""
     pytest.importorskip("spikingjelly")
     from spikeinit.experiments.zoo import zoo_resnet
-    from spikeinit.network.graph import discover
+    from spikeinit.network import discover
 
     net = zoo_resnet("ms_resnet18")
     network = discover(net, images(2, 0, channels=3, size=32, steps=1))

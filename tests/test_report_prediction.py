@@ -21,7 +21,7 @@ from torch import nn
 import spikeinit
 from spikeinit.adapters.norse import run_over_steps
 from spikeinit.models import SpikingMLP
-from spikeinit.network.graph import Operation
+from spikeinit.network import Operation
 from spikeinit.network.moments import gaussian_rate, process_through
 from spikeinit.network.probe import StepRecorder
 from spikeinit.neurons import LIF, LIFParameters

@@ -30,13 +30,11 @@ from spikeinit.experiments.training import TrainConfig, train
 from spikeinit.init.context import LayerContext
 from spikeinit.init.deep import deep_structure
 from spikeinit.neurons import LIFParameters
+from spikeinit.theory.copy_chain import copy_path_gain, copy_window, isometric_copy_slope
 from spikeinit.theory.correlation import (
     WeightStructure,
-    copy_path_gain,
-    copy_window,
     correlation_fixed_point,
     correlation_map,
-    isometric_copy_slope,
 )
 
 # %matplotlib inline

@@ -29,7 +29,7 @@ from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.models.resnet import SpikingResNet
 from spikeinit.models.time_distributed import TimeDistributed
-from spikeinit.network.graph import discover, kept_statistics, run_model
+from spikeinit.network import discover, kept_statistics, run_model
 from spikeinit.network.probe import ActivityProbe
 
 FRAMEWORKS = ("spikeinit", "snntorch", "spikingjelly", "norse")

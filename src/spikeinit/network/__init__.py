@@ -2,6 +2,16 @@
 
 - :mod:`.graph`: :func:`discover` traces any model (spikeinit, snnTorch, SpikingJelly, Norse)
   into synaptic layers, neuron populations and the operations between them;
+- :mod:`.nodes`: what it returns, a :class:`NetworkMap` of :class:`SynapticLayer` s,
+  :class:`NeuronSite` s, :class:`Addition` s (with their :class:`Operand` s) and the
+  :class:`Operation` s between them;
+- :mod:`.units`: the modules the graph treats as wholes (neurons, synaptic layers, leaves) and
+  the containers around them; :mod:`.module_kinds`: which :class:`Operation` a module is;
+- :mod:`.tracer`: the forward hooks that record the traced run, :mod:`.provenance`: which unit
+  produced a tensor (the same tensor, a view, an equal copy), :mod:`.tensor_ops`: the
+  :class:`~torch.overrides.TorchFunctionMode` that sees the additions no module performs;
+- :mod:`.run`: one pass from rest without gradients (:func:`run_model`), dropouts off,
+  normalization statistics kept; :mod:`.sample`: the ``sample`` argument and its checks;
 - :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents, and
   :class:`StepRecorder`, which keeps a tensor laid out over the time steps;
 - :mod:`.time_axis`: which axis of the sample is time and which the batch, and the
@@ -14,23 +24,8 @@ them; :mod:`spikeinit.adapters` reads each framework's neurons.
 """
 
 from spikeinit.adapters import NeuronDescription, describe_neuron, is_spiking_neuron
-from spikeinit.network.graph import (
-    SYNAPTIC_TYPES,
-    Addition,
-    Forward,
-    NetworkMap,
-    NeuronSite,
-    Operand,
-    Operation,
-    SynapticLayer,
-    check_finite_sample,
-    discover,
-    dropout_off,
-    is_dropout,
-    kept_statistics,
-    run_model,
-    sample_argument,
-)
+from spikeinit.network.graph import discover
+from spikeinit.network.module_kinds import SYNAPTIC_TYPES, is_dropout
 from spikeinit.network.moments import (
     SPIKE_PRESERVING,
     current_factor,
@@ -43,8 +38,18 @@ from spikeinit.network.moments import (
     process_through,
     through,
 )
+from spikeinit.network.nodes import (
+    Addition,
+    NetworkMap,
+    NeuronSite,
+    Operand,
+    Operation,
+    SynapticLayer,
+)
 from spikeinit.network.notes import NOTE_KINDS, Note, of_kind
 from spikeinit.network.probe import ActivityProbe, Moments, NeuronActivity, StepRecorder
+from spikeinit.network.run import Forward, dropout_off, kept_statistics, run_model
+from spikeinit.network.sample import check_finite_sample, sample_argument
 from spikeinit.network.time_axis import SampleError, TimeAxisError
 
 __all__ = [

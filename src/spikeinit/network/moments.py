@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 from torch import Tensor, nn
 
-from spikeinit.network.graph import Operation, SynapticLayer
+from spikeinit.network.nodes import Operation, SynapticLayer
 from spikeinit.network.notes import Note
 from spikeinit.theory.gaussian import tail_probability
 from spikeinit.theory.residual import sum_moments
@@ -263,7 +263,7 @@ def predicted_process(
 
     Example:
         >>> from torch import nn
-        >>> from spikeinit.network.graph import SynapticLayer
+        >>> from spikeinit.network import SynapticLayer
         >>> linear = nn.Linear(4, 2, bias=False)
         >>> _ = nn.init.constant_(linear.weight[0], 1.0), nn.init.constant_(linear.weight[1], -1.0)
         >>> held = np.full((3, 3), 0.5)  # zero-mean inputs of E[x^2] = 0.5, held over the steps

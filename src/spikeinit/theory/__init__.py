@@ -17,17 +17,19 @@ from spikeinit.theory.attention import (
     attention_threshold_for_rate,
     masked_output_moments,
 )
-from spikeinit.theory.correlation import (
+from spikeinit.theory.copy_chain import (
     CopyWindow,
+    copy_path_gain,
+    copy_window,
+    isometric_copy_slope,
+)
+from spikeinit.theory.correlation import (
     CorrelationFixedPoint,
     CorrelationMeanField,
     WeightStructure,
-    copy_path_gain,
-    copy_window,
     correlation_fixed_point,
     correlation_map,
     correlation_mean_field,
-    isometric_copy_slope,
     pattern_correlation,
 )
 from spikeinit.theory.gaussian import (

@@ -1,0 +1,156 @@
+"""The tracer: forward hooks that record one run of a model, for the network graph.
+
+For the first call of every unit (:mod:`.units`) the tracer records who produced its input
+(:class:`~spikeinit.network.provenance.Provenance`), the input's shape and the element counts
+of its input and output; for the synaptic layers fed by the data, the data of every call.
+With :class:`~spikeinit.network.tensor_ops.TensorOperationMode` it records the additions done
+in a container's ``forward``, outside any unit: each is named after that container
+(``blocks.3.add``, its second one ``blocks.3.add1``) and keeps its operands' producers and
+moments. Only the first call of a unit or addition is linked: at the later steps of a
+single-step model the same graph runs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spikeinit.adapters.registry import first_tensor
+from spikeinit.errors import InternalError
+from spikeinit.network.provenance import Provenance
+from spikeinit.network.tensor_ops import OperandRecord
+from spikeinit.network.units import Units, containers
+
+
+def tensor_moments(x: Tensor) -> tuple[float, float]:
+    """``(E[x], E[x^2])`` over the elements of ``x``, in float64.
+
+    Example:
+        >>> tensor_moments(torch.tensor([1.0, 3.0]))
+        (2.0, 5.0)
+    """
+    values = x.detach().double()
+    return float(values.mean()), float(values.square().mean())
+
+
+class Tracer:
+    """Forward hooks that record, for the first call of every unit, who produced its input,
+    and the additions done outside any unit (the module docstring; the
+    :class:`~spikeinit.network.tensor_ops.OperationRecorder` of the traced run).
+
+    :meth:`enter_hooks` are registered before any other hooks of the run and
+    :meth:`leave_hooks` after them, so that the sums another hook computes (the activity
+    probe's) are not counted as the model's additions.
+    """
+
+    def __init__(self, units: Units, sample: Any) -> None:
+        self.units = units
+        self.origins = Provenance(sample)
+        self.producer: dict[str, tuple[str | None, str]] = {}
+        self.shapes: dict[str, tuple[int, int]] = {}
+        self.input_shapes: dict[str, tuple[int, ...] | None] = {}  # at the first call
+        self.additions: dict[str, list[OperandRecord]] = {}
+        self.inputs: dict[str, list[Tensor]] = {}  # every input of the layers fed by data
+        self.depth = 0  # units being run: an addition inside one is part of it
+        self.scopes: list[list[Any]] = [["", 0]]  # [container name, additions so far]
+
+    @property
+    def order(self) -> list[str]:
+        """The units and additions in the order of their first call."""
+        return self.origins.order
+
+    def enter_hooks(self, model: nn.Module) -> list[Any]:
+        """Register the hooks that record every unit's first call and count the units and
+        containers being entered; returns their handles."""
+        handles = []
+        for name, (module, _) in self.units.items():
+            handles.append(module.register_forward_pre_hook(self.enter_unit))
+            handles.append(module.register_forward_hook(self.hook(name)))
+        for name, module in containers(model, self.units):
+            handles.append(module.register_forward_pre_hook(self.enter_scope(name)))
+        return handles
+
+    def leave_hooks(self, model: nn.Module) -> list[Any]:
+        """Register the hooks that close a unit or a container; returns their handles."""
+        handles = [module.register_forward_hook(self.leave_unit)
+                   for module, _ in self.units.values()]
+        handles += [module.register_forward_hook(self.leave_scope)
+                    for _, module in containers(model, self.units)]
+        return handles
+
+    def hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        """The forward hook that records the unit ``name``."""
+        def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if name in self.producer:  # later calls: only the first is linked (and kept)
+                if name in self.inputs:  # ... except the data a first layer reads at each step
+                    self.inputs[name].append(first_tensor(args))
+                return
+            x = first_tensor(args)
+            self.producer[name] = self.origins.find(x)
+            self.input_shapes[name] = tuple(x.shape) if x is not None else None
+            out = first_tensor(output)
+            if x is not None and out is not None:
+                self.shapes[name] = (x.numel(), out.numel())
+            self.origins.record(name, output, out)
+            self.origins.keep_alive(x)
+            if self.units[name][1] == "synaptic" and x is not None and (
+                    self.producer[name][0] is None):
+                self.inputs[name] = [x]
+
+        return record
+
+    def enter_unit(self, *_: Any) -> None:
+        self.depth += 1
+
+    def leave_unit(self, *_: Any) -> None:
+        self.depth -= 1
+
+    def enter_scope(self, name: str) -> Callable[..., None]:
+        def enter(*_: Any) -> None:
+            self.scopes.append([name, 0])
+        return enter
+
+    def leave_scope(self, *_: Any) -> None:
+        if len(self.scopes) > 1:
+            self.scopes.pop()
+
+    def next_node(self, kind: str) -> tuple[str, bool]:
+        """The name of the addition about to run, named after the module whose ``forward``
+        does it (``blocks.3.add``; its second one ``blocks.3.add1``), and whether it is new."""
+        _check_kind(kind)
+        scope = self.scopes[-1]
+        name = (f"{scope[0]}." if scope[0] else "") + ("add" if scope[1] == 0
+                                                        else f"add{scope[1]}")
+        scope[1] += 1
+        return name, name not in self.additions
+
+    def operand(self, x: Tensor) -> OperandRecord:
+        """Who produced ``x``, and its mean and second moment (before an in-place addition)."""
+        return (*self.origins.find(x), *tensor_moments(x))
+
+    def node(self, kind: str, name: str, operands: list[OperandRecord] | None,
+             out: Tensor) -> None:
+        """Record ``out`` as the addition ``name`` of ``operands`` (``None``: seen before, at
+        an earlier step)."""
+        _check_kind(kind)
+        if operands is None:  # seen before: only the first is linked (and kept)
+            return
+        self.additions[name] = operands
+        self.origins.record(name, out, out)
+
+    def data_input(self, name: str) -> Tensor:
+        """The data the synaptic layer ``name`` read at every call (the steps of a per-step
+        model) as one batch, when they have the same shape; else its first call's."""
+        inputs = self.inputs[name]
+        if len(inputs) > 1 and all(t is not None and t.shape == inputs[0].shape
+                                   for t in inputs):
+            return torch.cat(inputs, dim=0)
+        return inputs[0]
+
+
+def _check_kind(kind: str) -> None:
+    if kind != "add":
+        raise InternalError(f"the tracer records additions only, got a {kind!r} node")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import PROJECT_ROOT
 
 # A subprocess of up to 600 s: opt-in (pytest -m slow), and in .ci/run's bounded slow subset.

@@ -6,7 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import PROJECT_ROOT
+
+# A subprocess of up to 600 s: opt-in (pytest -m slow), and in .ci/run's bounded slow subset.
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
 
 
 def test_engine_benchmark_quick_run_agrees_with_its_references(tmp_path):

@@ -8,29 +8,46 @@ from spikeinit.cli import main as cli_main
 from spikeinit.cli.main import main
 from spikeinit.data.errors import DatasetError
 from spikeinit.errors import BUG_REPORT_URL, InvalidArgumentError
+from spikeinit.experiments.conditions import ConditionsConfig, run_conditions
+from spikeinit.experiments.propagation import PropagationConfig, run_propagation, summary_rows
+from spikeinit.init.registry import available_methods, get_method
 
 
-def test_propagate_writes_json_and_png(tmp_path, capsys):
+def test_propagate_writes_json_and_png_of_the_in_process_result(tmp_path, capsys):
     code = main(["propagate", "--depth", "12", "--width", "100", "--batch", "8", "--steps", "2",
                  "--init", "paper", "kaiming", "--device", "cpu", "--out", str(tmp_path)])
     assert code == 0
     table = capsys.readouterr().out
-    assert "rate@10" in table and "rate@12" in table and "kaiming" in table
     data = json.loads((tmp_path / "propagation.json").read_text())
-    assert data["config"]["depth"] == 12 and data["config"]["steps"] == 2
-    assert set(data["results"]) == {"paper", "kaiming"}
-    assert len(data["results"]["paper"]["rate"]) == 12
+    config = PropagationConfig(inits=("paper", "kaiming"), depth=12, width=100, batch=8,
+                               steps=2, device="cpu")
+    expected = json.loads(json.dumps(run_propagation(config)))  # the same JSON round trip
+    assert data == expected
+    # The table prints every row of summary_rows, the values of the same run.
+    rows = summary_rows(expected)
+    assert rows[0][:3] == ["init", "rate@1", "rate@10"] and "rate@12" in rows[0]
+    printed = [line.split() for line in table.splitlines()]
+    for row in rows[1:]:
+        assert row in printed, (row, table)
     assert (tmp_path / "propagation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "rate_by_step.png").read_bytes()[:4] == b"\x89PNG"  # steps > 1
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_conditions_writes_heatmap(tmp_path):
+def test_conditions_writes_the_in_process_grid(tmp_path, capsys):
     code = main(["conditions", "--widths", "20", "50", "--thresholds", "0.5", "1.0", "--depth",
                  "5", "--batch", "4", "--device", "cpu", "--out", str(tmp_path)])
     assert code == 0
     data = json.loads((tmp_path / "conditions.json").read_text())
-    assert len(data["relative_rate"]) == 2 and len(data["relative_rate"][0]) == 2
-    assert (tmp_path / "conditions.png").exists()
+    config = ConditionsConfig(widths=(20, 50), thresholds=(0.5, 1.0), depth=5, batch=4,
+                              device="cpu")
+    expected = json.loads(json.dumps(run_conditions(config)))
+    assert data == expected
+    out = capsys.readouterr().out
+    for threshold, values in zip(("0.5", "1"), expected["relative_rate"]):
+        line = next(line.split() for line in out.splitlines() if line.split()[:1] == [threshold])
+        assert line[1:3] == [f"{value:.2f}" for value in values]
+    assert (tmp_path / "conditions.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(
@@ -54,10 +71,13 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 
 def test_methods_lists_registry(capsys):
     assert main(["methods"]) == 0
-    out = capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == available_methods()
+    for name, line in zip(available_methods(), lines):
+        assert get_method(name)[0].summary in line
     for name in ("paper", "kaiming", "xavier", "lecun", "pytorch", "orthogonal", "fluctuation",
                  "gradient-aware"):
-        assert name in out
+        assert name in available_methods()
 
 
 @pytest.mark.parametrize("command", ["propagate", "conditions", "train", "compare", "sweep"])

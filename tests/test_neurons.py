@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from spikeinit.neurons import LIF, LIFParameters, lif_multistep, set_recording
+from spikeinit.neurons.surrogate import surrogate_derivative
 
 CURRENT = [1.5, 0.2, 0.9, 0.0, 2.5]
 
@@ -120,18 +121,43 @@ def test_recording_gives_statistics_and_leaves_output_unchanged():
     assert LIF().statistics.steps == 0
 
 
-def test_surrogate_gradient_flows():
-    for surrogate in ("fast-sigmoid", "atan"):
-        x = torch.randn(5, 2, 3, requires_grad=True)
-        LIF(surrogate=surrogate)(x).sum().backward()
-        assert x.grad is not None and x.grad.abs().sum() > 0
+@pytest.mark.parametrize("engine", ["fused", "reference"])
+@pytest.mark.parametrize("surrogate", ["fast-sigmoid", "atan"])
+def test_input_gradient_is_the_closed_form_surrogate(surrogate, engine):
+    """Two steps, delayed subtractive reset, reset detached: u0 = x0, u1 = beta u0 + x1 -
+    theta s0, so d(s0 + s1)/dx0 = h'(u0 - theta) + beta h'(u1 - theta), d/dx1 = h'(u1 - theta)."""
+    beta, theta = 0.5, 1.0
+    x = torch.randn(2, 3, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = (x + 1.0).requires_grad_()
+    LIF(beta=beta, threshold=theta, surrogate=surrogate, engine=engine)(x).sum().backward()
+    u0 = x[0].detach()
+    s0 = (u0 > theta).double()
+    u1 = beta * u0 + x[1].detach() - theta * s0
+    h = lambda u: surrogate_derivative(surrogate, u - theta)  # noqa: E731
+    assert torch.allclose(x.grad[0], h(u0) + beta * h(u1), rtol=1e-10, atol=1e-12)
+    assert torch.allclose(x.grad[1], h(u1), rtol=1e-10, atol=1e-12)
 
 
-def test_learnable_beta_and_threshold_get_gradients():
-    lif = LIF(learn_beta=True, learn_threshold=True, detach_reset=False)
-    lif(torch.randn(5, 8, 10) + 1.0).sum().backward()
-    assert lif.beta_parameter.grad is not None
-    assert lif.threshold_parameter.grad is not None
+def test_learnable_beta_and_threshold_get_the_closed_form_gradients():
+    """Two steps, reset not detached: with L = sum(s0 + s1), u0 = x0 and
+    u1 = beta u0 + x1 - theta s0(theta),
+    dL/dbeta = sum h'(u1 - theta) u0 and
+    dL/dtheta = sum [-h'(u0 - theta) + h'(u1 - theta) (theta h'(u0 - theta) - s0 - 1)]."""
+    beta, theta = 0.5, 1.0
+    lif = LIF(beta=beta, threshold=theta, learn_beta=True, learn_threshold=True,
+              detach_reset=False)
+    x = torch.randn(2, 8, 10, generator=torch.Generator().manual_seed(1)) + 1.0
+    lif(x).sum().backward()
+    u0 = x[0]
+    s0 = (u0 > theta).float()
+    u1 = beta * u0 + x[1] - theta * s0
+    h0, h1 = surrogate_derivative("fast-sigmoid", u0 - theta), \
+        surrogate_derivative("fast-sigmoid", u1 - theta)
+    expected_beta = (h1 * u0).sum()
+    expected_theta = (-h0 + h1 * (theta * h0 - s0 - 1)).sum()
+    assert lif.beta_parameter.grad.sum().item() == pytest.approx(expected_beta.item(), rel=1e-5)
+    assert lif.threshold_parameter.grad.sum().item() == pytest.approx(
+        expected_theta.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,9 @@ r"""Memory layout of the convolutions: channels-last or contiguous, whichever is
 A ``(N, C, H, W)`` tensor can lie in memory as ``N, C, H, W`` (contiguous, PyTorch's default)
 or as ``N, H, W, C`` (``torch.channels_last``). The numbers are the same; the speed is not.
 oneDNN, which runs PyTorch's CPU convolutions, has faster kernels for channels-last at many
-shapes (on an Intel Xeon family 6 model 207, 2026-12-01: the backward pass of a 32 -> 32
-channel 3x3 convolution over 96 frames of 32x32 took 1.9x less time, a 64 -> 64 one at 16x16
-about the same), and max pooling over channels-last frames takes a seventh of the time.
-Which layout is faster depends on the CPU and the shape, so it is measured, not assumed, like
-the GEMM backend (:mod:`spikeinit.engine.gemm`).
+shapes, and PyTorch's max pooling is faster over channels-last frames (docs/engine.md gives the
+timings). Which layout is faster depends on the CPU and the shape, so it is measured, not
+assumed, like the GEMM backend (:mod:`spikeinit.engine.gemm`).
 
 ``SPIKEINIT_CONV_LAYOUT`` (or the :func:`use_layout` context manager) chooses:
 
@@ -60,8 +58,8 @@ least this many times channels-last's: a tie leaves the frames as they come."""
 
 PROBE_MACS = 2**28
 """The measurement runs the convolution on as many of the real frames as keep its forward
-pass under this many multiply-adds (at least one frame): about 10-20 ms on one core, so that
-measuring both layouts, forward and backward, stays within a few hundred milliseconds."""
+pass under this many multiply-adds (at least one frame), so that timing both layouts, forward
+and backward, costs a bounded part of the measuring budget whatever the convolution's size."""
 
 _setting = settings.CONV_LAYOUT
 
@@ -183,7 +181,8 @@ def _measure(conv: nn.Conv2d, frames: Tensor) -> dict[str, Any]:
     if tuning.budget().exhausted:
         return {"layout": "contiguous", "source": "unmeasured (budget spent)"}
     if not vet.vetted(vet.conv_request(conv, probe.shape, mode, probe.dtype)):
-        return {"layout": "contiguous", "source": "channels-last failed in a child process"}
+        return {"layout": "contiguous", "source": "channels-last failed in a child process",
+                tuning.MEASURED: True}
     samples = tuning.time_interleaved(
         {layout: _probe_run(conv, probe, layout, mode) for layout in ("channels_last",
                                                                       "contiguous")})
@@ -194,7 +193,7 @@ def _measure(conv: nn.Conv2d, frames: Tensor) -> dict[str, Any]:
     return {"layout": "channels_last" if faster else "contiguous",
             "channels_last_s": best["channels_last"], "contiguous_s": best["contiguous"],
             "frames": int(probe.shape[0]),
-            "source": "measured" if clean else "measured (noisy)"}
+            "source": "measured" if clean else "measured (noisy)", tuning.MEASURED: True}
 
 
 def layout_choices() -> dict[str, dict[str, Any]]:
@@ -256,10 +255,9 @@ def keep_grad_layout(x: Tensor) -> Tensor:
     """``x`` itself, except that a gradient reaching it in another memory layout is converted
     to ``x``'s (channels-last) layout before it flows further back.
 
-    The operations behind ``x`` (max pooling, convolutions) run their backward pass much slower
-    on a mix of layouts than on one (Intel Xeon family 6 model 207: pooling's backward 3.5x
-    slower); a
-    ``Flatten`` after a channels-last block sends its gradient back contiguous.
+    The operations behind ``x`` (max pooling, convolutions) run their backward pass slower on a
+    mix of layouts than on one (docs/engine.md); a ``Flatten`` after a channels-last block sends
+    its gradient back contiguous.
 
     Example:
         >>> x = torch.rand(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)

@@ -24,8 +24,8 @@ input rates 0.02 and 0.15 (forward alone at inference, forward plus weight gradi
 training), fits the event time as a line in the rate and takes the rate where it meets the
 GEMM's time. The measurement shares the per-process budget of :mod:`spikeinit.engine.tuning`
 and is kept per CPU, torch version and thread count beside the GEMM choices;
-:func:`event_rate_choices` lists them. Where nothing could be measured (budget spent) the
-fixed rates measured on an AMD EPYC apply: :data:`MAX_EVENT_RATE` against the oneDNN GEMM
+:func:`event_rate_choices` lists them. Where nothing could be measured (budget spent) fixed
+rates apply (break-even rates of docs/engine.md): :data:`MAX_EVENT_RATE` against the oneDNN GEMM
 (:data:`MAX_EVENT_RATE_TRAINING` in training), :data:`MAX_EVENT_RATE_MM` against
 ``torch.mm``. ``SPIKEINIT_EVENT_RATE=<number>`` (or :func:`use_event_rate`) fixes the rate
 instead, the same for every layer, at inference and in training (``0`` leaves the event path
@@ -85,8 +85,8 @@ MAX_PROBE_ROWS = 512
 
 MAX_EVENT_RATE = 0.15
 """Fallback (nothing measured) largest fraction of nonzero inputs for the event-driven path
-when the GEMM is oneDNN's: the break-even rate measured with ``benchmarks/kernels.py`` on an
-AMD EPYC (docs/engine.md)."""
+when the GEMM is oneDNN's: a break-even rate measured with ``benchmarks/kernels.py``
+(docs/engine.md)."""
 
 MAX_EVENT_RATE_TRAINING = 0.08
 """The same in training, where the events also give the weight gradient (docs/engine.md)."""
@@ -127,7 +127,7 @@ def static_event_rate(x: Tensor, weight: Tensor, training: bool = False) -> floa
     """The fallback rate where nothing was measured: :data:`MAX_EVENT_RATE_MM` against
     ``torch.mm``; against oneDNN :data:`MAX_EVENT_RATE`, or :data:`MAX_EVENT_RATE_TRAINING` when
     a graph is built (the weight gradient then needs two more transposes, and the input gradient
-    stays a GEMM). Measured on an AMD EPYC."""
+    stays a GEMM); docs/engine.md gives the measurements behind them."""
     rows = x.reshape(-1, x.shape[-1])
     if not uses_onednn(rows, weight):
         return MAX_EVENT_RATE_MM
@@ -229,7 +229,7 @@ def _measure(rows: int, in_features: int, out_features: int, training: bool) -> 
     clean = tuning.stable(samples) and best["low"] < best["high"] and tuning.machine_quiet()
     return {"max_rate": rate, "gemm_s": best["gemm"], "event_s": [best["low"], best["high"]],
             "rates": [round(r, 4) for r in rates], "rows": rows,
-            "source": "measured" if clean else "measured (noisy)"}
+            "source": "measured" if clean else "measured (noisy)", tuning.MEASURED: True}
 
 
 def event_rate_choices() -> dict[str, dict[str, Any]]:
@@ -249,9 +249,8 @@ def input_rate(x: Tensor) -> float:
     rows and at most 32768 entries (but at least one row).
 
     Counted as :math:`\sum \operatorname{sign}|x|` (exact in float32 below :math:`2^{24}`
-    entries; a NaN counts as zero): on an Intel Xeon (family 6 model 207),
-    ``torch.count_nonzero`` took about 9x as long, 1-2% of a training step of
-    ``benchmarks/engine.py``'s workload B.
+    entries; a NaN counts as zero), which is faster than ``torch.count_nonzero`` on float
+    input (docs/engine.md).
 
     Example:
         >>> input_rate(torch.tensor([[0.0, 1.0, 0.0, -0.5]]))

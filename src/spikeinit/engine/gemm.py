@@ -12,14 +12,12 @@ with ``x`` the ``(R, in)`` input rows, ``W`` the ``(out, in)`` weight and ``g`` 
 ``(R, out)`` output gradient. :func:`linear_nt` computes :math:`A B^\top` (+ bias) for any
 strides of ``A`` and ``B``, so the transposes are views, never copies.
 
-PyTorch's CPU builds send ``torch.mm`` to MKL's SGEMM. On AMD CPUs MKL runs its AVX2 code
-even where the CPU has AVX-512; oneDNN, which PyTorch also ships (it runs PyTorch's CPU
+PyTorch's CPU builds send ``torch.mm`` to MKL's SGEMM, whose code path depends on the CPU's
+vendor as well as its features; oneDNN, which PyTorch also ships (it runs PyTorch's CPU
 convolutions), picks its kernels from the CPU's features. Which is faster depends on the CPU
-and the shape: on an AMD EPYC oneDNN takes about half the time of ``torch.mm``; on an Intel
-Xeon, where MKL runs AVX-512, it is 5-50% slower at the shapes of ``benchmarks/engine.py``'s
-workload B and up to 5x slower on narrow products (``docs/engine.md``). The sums
-are the same but in another order, so results agree with ``torch.mm`` to float32 rounding,
-not bit for bit.
+and the shape (``docs/engine.md`` gives the figures of the CPUs measured), so it is measured
+here. The sums are the same but in another order, so results agree with ``torch.mm`` to
+float32 rounding, not bit for bit.
 
 ``SPIKEINIT_GEMM`` (or the :func:`use_backend` context manager) chooses the backend:
 
@@ -56,8 +54,8 @@ GEMM_BACKENDS = settings.GEMM_BACKENDS
 
 MIN_ONEDNN_MACS = 2**21
 """Smaller products (multiply-adds ``M * K * N``) go to ``torch.mm`` under ``auto``, unmeasured:
-oneDNN's call has a fixed overhead of about 20 us that small products do not repay on any CPU
-measured (docs/engine.md)."""
+oneDNN's call has a fixed overhead that small products do not repay (docs/engine.md gives the
+timings)."""
 
 MIN_SPEEDUP = 1.1
 """Under ``auto``, oneDNN is chosen for a shape class only when ``torch.mm``'s best time is
@@ -187,7 +185,8 @@ def _measure(a: Tensor, b: Tensor) -> dict[str, Any]:
         return {"backend": "torch", "source": "unmeasured (budget spent)"}
     request = vet.linear_request(a.shape[0], a.shape[1], b.shape[0], _layout(a), _layout(b))
     if not vet.vetted(request):
-        return {"backend": "torch", "source": "oneDNN failed in a child process"}
+        return {"backend": "torch", "source": "oneDNN failed in a child process",
+                tuning.MEASURED: True}
     samples = tuning.time_interleaved({"onednn": lambda: _onednn_product(a, b),
                                        "torch": lambda: _torch_product(a, b)})
     assert samples is not None  # the budget was checked above, and vetting spends none
@@ -200,15 +199,17 @@ def _measure(a: Tensor, b: Tensor) -> dict[str, Any]:
     clean = (tuning.stable(samples) or decisive) and tuning.machine_quiet()
     source = "measured" if clean else "measured (noisy)"
     return {"backend": "onednn" if faster else "torch", "onednn_s": best["onednn"],
-            "torch_s": best["torch"], "source": source}
+            "torch_s": best["torch"], "source": source, tuning.MEASURED: True}
 
 
 def backend_choices() -> dict[str, dict[str, Any]]:
     """The ``auto`` backend's decisions for the current thread count, by :func:`shape_class`:
-    ``backend``, the best seconds ``onednn_s`` and ``torch_s`` where measured, and
-    ``source`` (``measured`` in this process and cached, ``measured (noisy)`` when
-    the repeated runs disagreed, ``cache`` from an earlier process, or
-    ``unmeasured (budget spent)``)."""
+    ``backend``, the best seconds ``onednn_s`` and ``torch_s`` where measured,
+    ``measured: True`` where the decision rests on a measurement
+    (:data:`spikeinit.engine.tuning.MEASURED`), and ``source``, a text for display
+    (``measured`` in this process, ``measured (noisy)`` when the repeated runs disagreed,
+    ``cache`` from an earlier process, ``unmeasured (budget spent)``, or why oneDNN was not a
+    candidate)."""
     return _choices.items()
 
 

@@ -1,9 +1,10 @@
 """Choices measured on this machine at run time, remembered per CPU in the kernel cache.
 
-Which GEMM is faster (oneDNN or ``torch.mm``, :mod:`spikeinit.engine.gemm`) and below which
-input rate the event-driven synapses beat it (:mod:`spikeinit.engine.event_linear`) depend on
-the CPU: on an AMD EPYC oneDNN's matmul takes half the time of MKL's, on an Intel Xeon it is
-slower. So they are not constants: the first time a process meets a shape, it times the
+Which GEMM is faster (oneDNN or ``torch.mm``, :mod:`spikeinit.engine.gemm`), below which
+input rate the event-driven synapses beat it (:mod:`spikeinit.engine.event_linear`), which
+memory layout suits a convolution (:mod:`spikeinit.engine.conv_layout`) and how many threads a
+training step should use (:class:`ThreadTrial`) depend on the CPU (docs/engine.md lists the
+CPUs measured). So they are not constants: the first time a process meets a shape, it times the
 candidates a few times, interleaved, and keeps the faster.
 
 - **Kept (reproducible).** Under ``SPIKEINIT_TUNING=kept`` (the default) a decision, once made
@@ -22,11 +23,13 @@ candidates a few times, interleaved, and keeps the faster.
 - **Budget.** All measurements of a process together stop after :data:`BUDGET_S` seconds of
   measuring (:func:`budget`, ``$SPIKEINIT_TUNING_BUDGET``); a class met after that gets the
   safe default of its caller (``torch.mm``; the fixed event thresholds; contiguous), which is
-  kept like a measured choice (except with a budget of 0, which keeps nothing it did not
-  measure).
+  kept like a measured choice (except with a budget of 0, which keeps nothing that is not
+  :func:`is_measured`).
 - **Files.** The file is written atomically; a file that does not parse, holds another
   machine's key, or is not private to the user (as the compiled kernels,
-  :func:`spikeinit.engine.kernels.loader.is_private`) is ignored and rewritten. Where no
+  :func:`spikeinit.engine.kernels.loader.is_private`) is ignored and rewritten. Each entry
+  holds the decision's fields, ``decided`` (the text shown as ``source``) and, for a decision
+  that measured something, ``"measured": true`` (:data:`MEASURED`). Where no
   private cache folder can be had, choices live in the process only (and are not reproducible
   across processes).
 - **Seeing them.** :func:`spikeinit.engine.decisions.all_choices` lists the decisions in force.
@@ -253,12 +256,36 @@ def valid_entry(entry: Any, field: str, allowed: tuple[Any, ...],
             and all(isinstance(entry[k], (int, float)) for k in numbers if k in entry))
 
 
-class Choices:
-    """One section of decisions (``"gemm"`` or ``"event"``) per thread count: measured in this
-    process, read from the cache file, or (``persist=False``) this process's fallbacks.
+MEASURED = "measured"
+"""The field of an entry that says, as ``true``, that the decision rests on something this
+machine did (candidates timed, or run in the vetting child). A caller's default taken without
+either (the budget spent) has no such field; nor do entries of files written before the field
+existed, which are read and used all the same."""
 
-    ``valid`` checks an entry read from disk; entries that fail it are ignored (and measured
-    again)."""
+
+def is_measured(entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` was decided by a measurement on this machine (:data:`MEASURED`).
+
+    Example:
+        >>> is_measured({"backend": "torch", MEASURED: True}), is_measured({"backend": "torch"})
+        (True, False)
+    """
+    return entry.get(MEASURED) is True
+
+
+def _well_formed(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get(MEASURED, False), bool)
+
+
+class Choices:
+    """One section of decisions per thread count (``"gemm"``, ``"event"``, ``"conv"``,
+    ``"vetted"``): measured in this process, read from the cache file, or (``persist=False``)
+    this process's fallbacks.
+
+    ``valid`` checks an entry read from disk; entries that fail it, or whose :data:`MEASURED`
+    field is not a boolean, are ignored (and measured again). An entry in memory carries a
+    ``source`` text for display (``"cache"`` when read from the file); the file stores it as
+    ``decided``."""
 
     def __init__(self, section: str, valid: Callable[[Any], bool]) -> None:
         self.section = section
@@ -271,11 +298,15 @@ class Choices:
         if table is None:
             cached = read_choices(machine_key(threads)).get(self.section, {})
             table = {name: {**entry, "source": "cache"} for name, entry in cached.items()
-                     if self.valid(entry)}
+                     if self._readable(entry)}
             self._tables[threads] = table
         return table
 
+    def _readable(self, entry: Any) -> bool:
+        return _well_formed(entry) and self.valid(entry)
+
     def get(self, name: str) -> dict[str, Any] | None:
+        """The entry ``name`` for the current thread count, or ``None``."""
         with lock:
             return self._table().get(name)
 
@@ -285,13 +316,15 @@ class Choices:
         with lock:
             entry = read_choices(machine_key(torch.get_num_threads())).get(
                 self.section, {}).get(name)
-            if entry is None or not self.valid(entry):
+            if entry is None or not self._readable(entry):
                 return None
             entry = {**entry, "source": "cache"}
             self._table()[name] = entry
             return entry
 
     def put(self, name: str, entry: dict[str, Any], persist: bool = True) -> None:
+        """Take ``entry`` as the decision ``name``; with ``persist``, also write it to the cache
+        file (its ``source`` stored as ``decided``)."""
         with lock:
             self._table()[name] = entry
             if persist:
@@ -358,9 +391,9 @@ def machine_lock() -> Iterator[None]:
 
 
 def _keep(entry: dict[str, Any]) -> bool:
-    """Every decision is kept, except a default taken unmeasured under a budget of 0 (which a
+    """Every decision is kept, except one not :func:`is_measured` under a budget of 0 (which a
     user sets to measure nothing, not to pin every class to its default)."""
-    return not (str(entry.get("source", "")).startswith("unmeasured") and budget().limit == 0)
+    return is_measured(entry) or budget().limit != 0
 
 
 def _without_rng(measure: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
@@ -409,15 +442,16 @@ def decide(choices: Choices, name: str, measure: Callable[[], dict[str, Any]]) -
 
 
 class ThreadTrial:
-    """Choose torch's intra-op thread count by timing real steps (issue 17, item 4).
+    """Choose torch's intra-op thread count by timing real steps.
 
     Small models (the paper's 784 - 10 x 100 - 10 MLP) gain little from a second thread, and on
     a machine shared with other jobs a parallel region waits for every thread to be scheduled,
-    which made them 50-100x slower (docs/results.md). So the count is measured, not assumed:
-    wrap each training step in :meth:`step`. The first ``(1 + steps_each) * len(candidates)``
-    steps cycle through the candidates (one untimed warm-up step each, then ``steps_each``
-    timed ones, interleaved); then the count with the lowest median wall time is set for the
-    following steps (wall time: waiting for a busy core is exactly the cost). With
+    which can make them many times slower (docs/engine.md, "Training loop"). So the count is
+    measured, not assumed: wrap each training step in :meth:`step`. The first
+    ``(1 + steps_each) * len(candidates)`` steps cycle through the candidates (one untimed
+    warm-up step each, then ``steps_each`` timed ones, interleaved); then the count with the
+    lowest median wall time is set for the following steps (wall time: waiting for a busy core
+    is exactly the cost). With
     ``recheck_every``, the trial runs again after that many steps, following the load. The
     steps are the real training steps, so nothing is computed twice; the cost is the slower
     count's excess over a few steps (a count :data:`HOPELESS` times slower than another after
@@ -523,7 +557,7 @@ class ThreadTrial:
 
     def _drop_hopeless(self) -> None:
         """Stop trying a count whose best step took :data:`HOPELESS` times the best step of
-        another: on a busy machine 2 threads can be 50x slower, and each trial step costs."""
+        another: each trial step of a count that slow costs more than the trial can win back."""
         timed = {t: min(times) for t, times in self.times.items() if times}
         if len(timed) < 2:
             return

@@ -11,8 +11,8 @@ timed and used here. A child that dies (an abort, a segfault), hangs past
 
 The verdict is kept per machine with the other choices (:mod:`spikeinit.engine.tuning`,
 section ``"vetted"``): a class is vetted once per machine. The child is started on the first
-request of a process and then serves the process's later requests (about 1.5 s to start, a few
-milliseconds a request); it imports torch only.
+request of a process and then serves the process's later requests (docs/engine.md gives the
+cost); it imports torch only.
 
 Example:
     >>> request = conv_request(nn.Conv2d(16, 16, 3, padding=1), (2, 16, 8, 8), "infer")
@@ -192,7 +192,8 @@ def vetted(request: dict[str, Any]) -> bool:
 
     def measure() -> dict[str, Any]:
         safe, why = _vetter.run(request)
-        return {"safe": safe, "why": why, "source": "vetted in a child process"}
+        return {"safe": safe, "why": why, "source": "vetted in a child process",
+                tuning.MEASURED: True}
 
     return bool(tuning.decide(_choices, request_name(request), measure)["safe"])
 

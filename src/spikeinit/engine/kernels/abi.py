@@ -1,10 +1,13 @@
 """The contract between the Python engine and the compiled kernels, written once.
 
-The C++ sources hold no numbers of their own for it: :func:`defines` passes the ABI version
-and the codes of the resets, reset orders and surrogates to the compiler as macros. This module
-owns those three lists of names (a code is the position in its list); the engine imports them
-(:mod:`spikeinit.neurons.parameters`, :mod:`spikeinit.neurons.surrogate`), so the arrow points
-from ``neurons`` to ``kernels`` only.
+The C++ sources hold no numbers of their own for it: :func:`defines` passes the ABI version,
+the number of steps the backward recomputes and the codes of the resets, reset orders and
+surrogates to the compiler as macros (:mod:`spikeinit.engine.kernels.loader` builds with them).
+This module owns those three lists of names (a code is the position in its list). The neuron
+package imports them from here (:mod:`spikeinit.neurons.parameters` the reset names,
+:mod:`spikeinit.neurons.surrogate` the surrogate names, :mod:`spikeinit.neurons.fused` the
+codes), and nothing here imports :mod:`spikeinit.neurons`: the import arrow points from
+``neurons`` down to the engine only.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Build, verify and load the compiled kernels (``lif_kernel.cpp``, ``event_kernel.cpp``).
 
-The kernels have no torch headers, so ``g++`` builds them in about a second on first use. The
+The kernels have no torch headers, so ``g++`` builds them on first use without PyTorch's build
+tooling. The
 shared library is cached under ``$SPIKEINIT_CACHE_DIR`` (default ``~/.cache/spikeinit``, else a
 per-user folder in the system's temporary directory), keyed by a hash of the sources, the
 compiler, the flags (with the ABI of :mod:`spikeinit.engine.kernels.abi`) and the CPU.
@@ -17,9 +18,9 @@ Nothing is loaded unverified:
 
 ``SPIKEINIT_KERNEL=python`` skips the compiled kernels; ``compiled`` makes a build failure an
 error; ``auto`` (default) warns once and uses the pure-PyTorch loops, which give the same
-results more slowly. (``SPIKEINIT_KERNEL`` was called ``SPIKEINIT_ENGINE`` before; the old name
-is still read, with a deprecation warning. ``LIF(engine=...)`` is a different setting: the
-fused or the reference time loop of one layer.)
+results more slowly. (``SPIKEINIT_ENGINE`` is read as another name of ``SPIKEINIT_KERNEL``, with
+a deprecation warning. ``LIF(engine=...)`` is a different setting: the fused or the reference
+time loop of one layer.)
 
 ``python -c "from spikeinit.engine.kernels import build; print(build())"`` builds the kernels
 ahead of time and prints the library's path.

@@ -12,7 +12,7 @@ draws each square hidden layer as
 
 with the diagonal :math:`\alpha` inside the *copy window* of the receiving neuron (the
 :math:`\alpha` for which :math:`\alpha I` passes every :math:`T`-step spike pattern on
-unchanged, :func:`~spikeinit.theory.correlation.copy_window`) and the i.i.d. part small enough
+unchanged, :func:`~spikeinit.theory.copy_chain.copy_window`) and the i.i.d. part small enough
 that its current, of std :math:`\sqrt{g\,E[s^2]}`, moves a membrane across the threshold
 rarely: :math:`\sqrt{g\,E[s^2]} = m / z` for the window's margin :math:`m` and ``z`` standard
 deviations (``z = 3``: about 0.3% of the neuron-steps). The correlation map is then close to
@@ -33,7 +33,8 @@ from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.context import LayerContext
 from spikeinit.init.paper import paper_variance
 from spikeinit.init.registry import InitMethod, register
-from spikeinit.theory.correlation import WeightStructure, copy_window
+from spikeinit.theory.copy_chain import copy_window
+from spikeinit.theory.correlation import WeightStructure
 
 #: Assumed second moment :math:`E[s^2]` of the spikes entering a hidden layer when choosing the
 #: i.i.d. part (the rate of a unit-variance current at threshold 1 is about 0.16-0.2).

@@ -30,11 +30,7 @@ from torch import Tensor, nn
 from spikeinit._validation import check_module
 from spikeinit.adapters.description import UnsupportedNeuronError
 from spikeinit.adapters.registry import adapter_for
-from spikeinit.network.module_kinds import FRAMEWORK_DROPOUTS as FRAMEWORK_DROPOUTS
-from spikeinit.network.module_kinds import SYNAPTIC_TYPES as SYNAPTIC_TYPES
-from spikeinit.network.module_kinds import is_dropout as is_dropout
 from spikeinit.network.module_kinds import operation_of
-from spikeinit.network.nodes import INPUT_KINDS as INPUT_KINDS
 from spikeinit.network.nodes import (
     Addition,
     NetworkMap,
@@ -46,18 +42,12 @@ from spikeinit.network.nodes import (
 from spikeinit.network.notes import Note
 from spikeinit.network.probe import ActivityProbe
 from spikeinit.network.run import Forward, kept_statistics, run_model
-from spikeinit.network.run import dropout_off as dropout_off
 from spikeinit.network.sample import check_finite_sample
-from spikeinit.network.sample import sample_argument as sample_argument
 from spikeinit.network.tensor_ops import TensorOperationMode
 from spikeinit.network.time_axis import CalledNeuron, check_time_axis, run_failure
-from spikeinit.network.time_axis import SampleError as SampleError
 from spikeinit.network.tracer import Tracer
 from spikeinit.network.units import Units, display, model_units
 from spikeinit.theory.residual import sum_moments
-
-# The names imported "as" themselves lived here before the graph was split by concern; they
-# stay importable from here until every caller imports them from ``spikeinit.network``.
 
 #: Which consumer of a layer's output :meth:`_Links.downstream` follows first: a neuron, then
 #: an operation or addition on the way to one, then a synaptic layer (which ends the walk).

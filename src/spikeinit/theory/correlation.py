@@ -58,10 +58,6 @@ from spikeinit.engine.tuning import single_threaded
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
-
-# copy_window lived here before the copy chain got its own module; importable from here until
-# spikeinit.init.deep imports it from spikeinit.theory.copy_chain.
-from spikeinit.theory.copy_chain import copy_window as copy_window
 from spikeinit.theory.temporal import gaussian_process_currents
 
 DEFAULT_PAIR_SAMPLES = 65536

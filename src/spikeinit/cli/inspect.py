@@ -81,13 +81,15 @@ def run(args: argparse.Namespace) -> int:
         currents = torch.rand(shape, generator=generator)
     else:
         currents = torch.randn(shape, generator=generator)
+    initialized = None
     if args.init != "none":
-        initialize(model, args.init, sample=currents, steps=steps,
-                   generator=torch.Generator().manual_seed(args.seed + 1))
-    if args.calibrate:
+        initialized = initialize(model, args.init, sample=currents, steps=steps,
+                                 generator=torch.Generator().manual_seed(args.seed + 1))
+    if args.calibrate:  # the weights change: the records of initialize no longer hold
         print(calibrate(model, currents, target=args.target))
         print()
-    health = report(model, currents)
+        initialized = None
+    health = report(model, currents, init=initialized)
     print(health.table())
     summary = (f"dead: {', '.join(health.dead) or 'none'}; "
                f"saturated: {', '.join(health.saturated) or 'none'}; "

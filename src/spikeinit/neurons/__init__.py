@@ -8,7 +8,7 @@ from spikeinit.neurons.dynamics import (
     lif_steps,
     lif_trace,
 )
-from spikeinit.neurons.lif import LIF, STEP_MODES, reset_states, set_recording
+from spikeinit.neurons.lif import LIF, STEP_MODES, reset_states
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS, LIFParameters
 from spikeinit.neurons.statistics import ActivityStatistics
 from spikeinit.neurons.surrogate import SpikeFunction, spike
@@ -28,6 +28,5 @@ __all__ = [
     "lif_steps",
     "lif_trace",
     "reset_states",
-    "set_recording",
     "spike",
 ]

@@ -461,16 +461,15 @@ def time_training(
 
 #: The functions a training step's parts are timed in, by part: module, attribute. Each of
 #: them calls none of the others, so no time is counted twice. The fused stack binds its own
-#: names; the module path (EventLinear, LIF) reaches the engine's.
+#: product names; its LIF passes, like the module path's (EventLinear, LIF), reach the engine's.
 SPLIT_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "synapses (GEMM/event products, fwd+bwd)": tuple(
         (module, name) for module in ("spikeinit.models.fused_mlp",
                                       "spikeinit.engine.event_linear")
         for name in ("linear_rows", "linear_rows_backward")),
     "neurons (LIF kernels, fwd+bwd)": tuple(
-        (module, name) for module in ("spikeinit.models.fused_mlp", "spikeinit.neurons.fused")
-        for name in ("_forward_compiled", "_forward_torch", "_backward_compiled",
-                     "_backward_torch")),
+        ("spikeinit.neurons.fused", name) for name in (
+            "_forward_compiled", "_forward_torch", "_backward_compiled", "_backward_torch")),
 }
 SPLIT_OPTIMIZER = "optimizer.step"
 SPLIT_OTHER = "other (loss, autograd, copies, rate checks)"

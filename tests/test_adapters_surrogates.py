@@ -69,3 +69,21 @@ def test_gradient_aware_uses_the_snntorch_atan_surrogate() -> None:
     fast = second_layer_std(net(lambda: LIF(surrogate="fast-sigmoid")))
     assert atan != pytest.approx(fast, rel=0.05)  # the surrogate changes this init
     assert second_layer_std(snntorch_net) == pytest.approx(atan, rel=1e-9)
+
+
+def test_snntorch_surrogate_is_recognised_by_its_code_not_its_name() -> None:
+    snn = pytest.importorskip("snntorch")
+    from snntorch import surrogate
+
+    def atan(alpha=3.0):  # a look-alike: same name and closure shape, another derivative
+        def inner(x):
+            return surrogate.FastSigmoid.apply(x, alpha)
+
+        return inner
+
+    lookalike = describe_neuron(snn.Leaky(beta=0.5, spike_grad=atan()))
+    assert lookalike.surrogate is None and any("not one of" in n for n in lookalike.notes)
+    real = describe_neuron(snn.Leaky(beta=0.5, spike_grad=surrogate.atan(alpha=3.0)))
+    assert (real.surrogate, real.surrogate_slope) == ("atan", 3.0)
+    integer = describe_neuron(snn.Leaky(beta=0.5, spike_grad=surrogate.fast_sigmoid(slope=7)))
+    assert (integer.surrogate, integer.surrogate_slope) == ("fast-sigmoid", 7.0)

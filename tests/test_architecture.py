@@ -156,3 +156,11 @@ def test_adapters_are_one_module_per_framework_and_their_shared_protocol() -> No
     names = {path.stem for path in (PACKAGE / "adapters").glob("*.py")}
     assert names == {"__init__", "_common", "description", "registry", "native", "snntorch",
                      "spikingjelly", "norse"}
+
+
+def test_experiments_do_not_import_the_sweep_that_runs_them() -> None:
+    """``sweep -> experiments`` only: the two packages do not import each other."""
+    offending = sorted(str(path.relative_to(PACKAGE))
+                       for path in (PACKAGE / "experiments").rglob("*.py")
+                       if {"sweep", "cli"} & imported_packages(path))
+    assert not offending, f"these experiments import the sweep or the CLI: {offending}"

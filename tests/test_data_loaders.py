@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from spikeinit.data import (
     DATASET_NAMES,
     DatasetError,
+    DatasetMoments,
     ImageArrayDataset,
-    InputStatistics,
     NMNISTDataset,
     canonical_name,
     dataset_info,
-    input_statistics,
+    dataset_moments,
     load_dataset,
     read_nmnist_bin,
     resolve_data_dir,
@@ -101,25 +101,25 @@ def test_round_robin_order_is_balanced_permutation(labels: list[int]) -> None:
         assert np.all(np.diff(idx) > 0)
 
 
-def test_input_statistics_on_tensor_and_image_datasets() -> None:
+def test_dataset_moments_on_tensor_and_image_datasets() -> None:
     images = np.zeros((4, 1, 2, 2), np.uint8)
     images[0] = 255
     images[1, 0, 0, 0] = 255
     ds = ImageArrayDataset(images, [0, 1, 2, 3], ["a", "b", "c", "d"])
-    stats = input_statistics(ds)
-    assert isinstance(stats, InputStatistics)
+    stats = dataset_moments(ds)
+    assert isinstance(stats, DatasetMoments)
     assert stats.mean == pytest.approx(5 / 16) and stats.second_moment == pytest.approx(5 / 16)
     assert stats.variance == pytest.approx(5 / 16 - (5 / 16) ** 2)
     x = torch.tensor([[1.0, 3.0], [2.0, 2.0], [100.0, 100.0]])
     generic = torch.utils.data.TensorDataset(x, torch.zeros(3))
-    mean, second = input_statistics(generic, n=2)
+    mean, second = dataset_moments(generic, n=2)
     assert mean == pytest.approx(2.0) and second == pytest.approx((1 + 9 + 4 + 4) / 4)
     as_float = torch.utils.data.TensorDataset(*ds.as_tensors())
-    assert input_statistics(as_float) == pytest.approx(stats)
+    assert dataset_moments(as_float) == pytest.approx(stats)
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
-        input_statistics(ds, n=0)
+        dataset_moments(ds, n=0)
     with pytest.raises(ValueError, match="non-empty"):
-        input_statistics(torch.utils.data.TensorDataset(torch.zeros(0, 2)))
+        dataset_moments(torch.utils.data.TensorDataset(torch.zeros(0, 2)))
 
 
 # ------------------------------------------------------------------------ real data
@@ -155,7 +155,7 @@ def test_real_mnist_test_split(real_data: Path) -> None:
     assert len(ds) == 10000 and ds.images.shape == (10000, 1, 28, 28)
     assert np.bincount(ds.labels.numpy(), minlength=10).tolist() == MNIST_TEST_COUNTS
     assert ds.labels[:5].tolist() == [7, 2, 1, 0, 4]  # the famous first test digits
-    stats = input_statistics(ds, n=None)
+    stats = dataset_moments(ds, n=None)
     assert stats.mean == pytest.approx(0.1325, abs=2e-3)  # MNIST test mean / std 0.1325 / 0.3105
     assert stats.variance == pytest.approx(0.3105**2, abs=2e-3)
     same = load_dataset("mnist", real_data / "mnist", "test", limit=3)  # folder given directly
@@ -209,7 +209,7 @@ def test_real_nmnist_test_split(real_data: Path) -> None:
         assert np.all(np.diff(events["t"]) >= 0) and 250_000 < events["t"].max() < 400_000
     balanced = load_dataset("nmnist", real_data, "test", limit=10)
     assert sorted(balanced.labels.tolist()) == list(range(10))
-    assert input_statistics(ds, n=20).mean > 0
+    assert dataset_moments(ds, n=20).mean > 0
 
 
 @pytest.mark.data
@@ -246,5 +246,15 @@ def test_real_cifar10_full_test_split(real_data: Path) -> None:
     ds = load_dataset("cifar10", real_data, "test")
     assert ds.images.shape == (10000, 3, 32, 32)
     assert np.bincount(ds.labels.numpy()).tolist() == [1000] * 10
-    stats = input_statistics(ds, n=None)
+    stats = dataset_moments(ds, n=None)
     assert 0.4 < stats.mean < 0.55 and stats.variance > 0.04
+
+
+def test_old_dataset_moment_names_are_deprecated_aliases() -> None:
+    import spikeinit.data
+
+    with pytest.warns(DeprecationWarning, match="dataset_moments"):
+        assert spikeinit.data.input_statistics is dataset_moments
+    with pytest.warns(DeprecationWarning, match="DatasetMoments"):
+        from spikeinit.data import InputStatistics
+    assert InputStatistics is DatasetMoments

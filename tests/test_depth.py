@@ -13,12 +13,10 @@ import torch
 
 import spikeinit
 from spikeinit.experiments.depth import (
-    DepthGrid,
     class_gap,
     contraction_per_layer,
     information_at_init,
     linear_probe_accuracy,
-    run_depth,
 )
 from spikeinit.experiments.training import TrainConfig, train
 from spikeinit.experiments.training.config import PRESETS
@@ -27,6 +25,7 @@ from spikeinit.init.deep import deep_structure
 from spikeinit.models import SpikingMLP
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
+from spikeinit.sweep.depth import DepthGrid, run_depth
 from spikeinit.theory.copy_chain import (
     copies_patterns,
     copy_path_gain,

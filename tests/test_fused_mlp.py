@@ -316,3 +316,35 @@ def test_membrane_readout_reuses_the_stack_membranes(count_fused, monkeypatch):
     net(x)
     assert net.neurons[-1].membrane_memo is None
     probe.remove()
+
+
+def test_a_network_run_in_inference_mode_first_still_trains():
+    """The per-neuron vectors of a float are cached; one made in inference mode is an
+    inference tensor, which a backward pass cannot save: it is not handed to training."""
+    torch.manual_seed(0)
+    net = SpikingMLP([4, 5, 3])
+    x = torch.rand(3, 2, 4)
+    with torch.inference_mode():
+        expected = net(x)
+    spikes = net(x)
+    spikes.sum().backward()
+    assert torch.equal(spikes.detach(), expected)
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("layout", ["flat", "channels-last"])
+def test_neuron_vector_takes_one_sample_in_the_layout_order(layout):
+    from spikeinit.engine.layout import NeuronLayout
+    from spikeinit.neurons.fused import neuron_vector
+
+    currents = torch.rand(2, 3, 4, 2, 2)
+    if layout == "channels-last":
+        currents = currents.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    per_channel = torch.arange(4.0).view(4, 1, 1)
+    vector = neuron_vector(per_channel, 16, currents, NeuronLayout.of(currents))
+    layout_of = NeuronLayout.of(currents)
+    assert (layout_of.order is None) == (layout == "flat")
+    channels = layout_of.flatten(currents * 0 + per_channel)  # same strides as the currents
+    assert vector.is_contiguous()
+    assert torch.equal(vector, channels[0, 0])
+    assert neuron_vector(0.25, 16, currents) is neuron_vector(0.25, 16, currents)  # cached

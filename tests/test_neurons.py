@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 import torch
 
-from spikeinit.neurons import LIF, LIFParameters, lif_multistep, set_recording
+from spikeinit.neurons import LIF, LIFParameters, lif_multistep
 from spikeinit.neurons.surrogate import surrogate_derivative
 
 CURRENT = [1.5, 0.2, 0.9, 0.0, 2.5]
@@ -65,7 +65,7 @@ def test_stateful_state_persists_until_reset():
     lif = LIF(stateful=True)
     x = torch.randn(6, 3, 5)
     whole = lif(x)
-    lif.reset()
+    lif.reset_state()
     halves = torch.cat([lif(x[:3]), lif(x[3:])])
     assert torch.equal(whole, halves)
     lif.reset_state()
@@ -109,16 +109,19 @@ def test_step_mode_aliases_and_top_level_reset():
     assert torch.equal(net(torch.full((2, 3), 0.7)), torch.zeros(2, 3))
 
 
-def test_recording_gives_statistics_and_leaves_output_unchanged():
-    x = torch.randn(4, 256, 100)
-    plain = LIF()(x)
-    recorder = LIF(record=True)
-    assert torch.equal(recorder(x), plain)
-    stats = recorder.statistics
-    assert stats.steps == 4
-    assert stats.rate == pytest.approx(plain.mean(dim=(1, 2)).tolist())
-    assert stats.membrane_variance[0] == pytest.approx(x[0].var(unbiased=False).item(), rel=1e-5)
-    assert LIF().statistics.steps == 0
+def test_old_reset_names_are_deprecated_aliases():
+    import spikeinit
+
+    lif = LIF(stateful=True)
+    lif(torch.ones(2, 1, 3))
+    with pytest.warns(DeprecationWarning, match="reset_state"):
+        lif.reset()
+    assert lif.state is None
+    with pytest.warns(DeprecationWarning, match="spikeinit.reset"):
+        assert spikeinit.reset_states is spikeinit.reset
+    assert "reset_states" not in spikeinit.__all__
+    with pytest.raises(AttributeError):
+        spikeinit.no_such_name  # noqa: B018
 
 
 @pytest.mark.parametrize("engine", ["fused", "reference"])
@@ -168,16 +171,6 @@ def test_learnable_beta_and_threshold_get_the_closed_form_gradients():
 def test_bad_parameters_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         LIF(**kwargs)
-
-
-def test_set_recording_collects_layers_in_order():
-    from spikeinit.models import SpikingMLP
-
-    net = SpikingMLP([5, 6, 7])
-    layers = set_recording(net, True)
-    net(torch.randn(2, 3, 5))
-    assert [len(layer.statistics.counts) for layer in layers] == [2, 2, 2]
-    assert layers[2].statistics.counts[0] == 3 * 7
 
 
 @pytest.mark.skipif(importlib.util.find_spec("snntorch") is None, reason="snntorch not installed")

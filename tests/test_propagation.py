@@ -66,3 +66,30 @@ def test_same_seed_same_result():
 def test_bad_config_raises(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PropagationConfig(**kwargs)
+
+
+@pytest.mark.parametrize("engine", ["fused", "reference"])
+def test_recorded_activity_measures_each_step_and_changes_nothing(engine):
+    import torch
+
+    from spikeinit.experiments.propagation import recorded_activity
+    from spikeinit.neurons import LIF, LIFParameters, lif_multistep
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 64, 50) + 0.5
+    layers = [LIF(beta=0.7, engine=engine), LIF(beta=0.7, reset="zero", engine=engine)]
+    plain = layers[1](layers[0](x))
+    with recorded_activity(layers) as records:
+        spikes = [layers[0](x)]
+        spikes.append(layers[1](spikes[0]))
+    assert torch.equal(spikes[1], plain)
+    assert not any(layer._forward_hooks for layer in layers)  # removed on exit
+    for layer, stats, inputs, out in zip(layers, records, (x, spikes[0]), spikes):
+        membranes = torch.empty_like(inputs)
+        params = LIFParameters(beta=0.7, reset=layer.params.reset)
+        lif_multistep(inputs, params, membranes_out=membranes)
+        assert stats.counts == [64 * 50] * 4
+        assert stats.rate == pytest.approx(out.double().mean(dim=(1, 2)).tolist(), rel=1e-12)
+        # E[u^2] - E[u]^2 from float32 squares (Moments), against a float64 two-pass variance
+        assert stats.membrane_variance == pytest.approx(
+            membranes.double().var(dim=(1, 2), unbiased=False).tolist(), rel=1e-6)

@@ -30,7 +30,7 @@ class Looped(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (T, B, n)
         for fc, norm, lif in zip(self.fcs, self.norms, self.lifs):
             current = norm(fc(x.flatten(0, 1))).unflatten(0, x.shape[:2])
-            lif.reset()
+            lif.reset_state()
             x = torch.stack([lif(step) for step in current])
         return x
 

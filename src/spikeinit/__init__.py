@@ -10,6 +10,9 @@ Quick use::
     spikeinit.report(model, x).print()                         # health report
 """
 
+import warnings
+from typing import Any
+
 from spikeinit import theory
 from spikeinit.adapters.registry import reset_neurons as reset
 from spikeinit.calibration import calibrate
@@ -22,7 +25,7 @@ from spikeinit.init import (
     spike_normal_,
     spike_uniform_,
 )
-from spikeinit.neurons import LIF, LIFParameters, reset_states
+from spikeinit.neurons import LIF, LIFParameters
 from spikeinit.theory import spike_std, tail_probability
 
 __version__ = "0.1.0"
@@ -41,10 +44,19 @@ __all__ = [
     "initialize",
     "report",
     "reset",
-    "reset_states",
     "spike_normal_",
     "spike_std",
     "spike_uniform_",
     "tail_probability",
     "theory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The deprecated top-level names: ``reset_states`` is :func:`reset`."""
+    if name == "reset_states":
+        warnings.warn("spikeinit.reset_states is deprecated; use spikeinit.reset, which "
+                      "returns the neurons of every framework to rest", DeprecationWarning,
+                      stacklevel=2)
+        return reset
+    raise AttributeError(f"module 'spikeinit' has no attribute {name!r}")

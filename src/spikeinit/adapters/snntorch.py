@@ -85,22 +85,29 @@ def describe(module: nn.Module) -> NeuronDescription:
     )
 
 
-#: snnTorch's surrogate factories whose derivative is one of spikeinit's, and the name of the
-#: slope they close over (``atan(alpha)``, ``fast_sigmoid(slope)``).
-_SURROGATES = {"atan": "atan", "fast_sigmoid": "fast-sigmoid"}
+#: snnTorch's surrogate factories whose derivative is one of spikeinit's: the factory's name in
+#: ``snntorch.surrogate``, spikeinit's name, and the factory's slope argument.
+_SURROGATES = (("atan", "atan", "alpha"), ("fast_sigmoid", "fast-sigmoid", "slope"))
 
 
 def _surrogate(function: object, notes: list[str]) -> tuple[str | None, float | None]:
-    """``(name, slope)`` of an snnTorch ``spike_grad``, read from the factory's closure."""
-    qualname = getattr(function, "__qualname__", "")
-    factory = qualname.split(".<locals>")[0]
-    cells = getattr(function, "__closure__", None) or ()
-    values = [cell.cell_contents for cell in cells
-              if isinstance(cell.cell_contents, (int, float)) and cell.cell_contents > 0]
-    if factory in _SURROGATES and len(values) == 1:
-        return _SURROGATES[factory], float(values[0])
-    notes.append(f"surrogate {qualname or type(function).__name__} is not one of spikeinit's; "
-                 "the theory assumes its default")
+    """``(name, slope)`` of an snnTorch ``spike_grad``.
+
+    A function made by ``snntorch.surrogate.atan(alpha)`` or ``fast_sigmoid(slope)`` runs the
+    code object those factories build their functions from: it is recognised by that object
+    (not by its name), and its slope is read from the factory's argument it closes over.
+    """
+    from snntorch import surrogate as factories
+
+    code = getattr(function, "__code__", None)
+    for factory, name, argument in _SURROGATES:
+        if code is not None and code is getattr(factories, factory)().__code__:
+            slope = dict(zip(code.co_freevars, function.__closure__ or ())).get(argument)
+            value = getattr(slope, "cell_contents", None)
+            if isinstance(value, (int, float)) and value > 0:
+                return name, float(value)
+    shown = getattr(function, "__qualname__", None) or type(function).__name__
+    notes.append(f"surrogate {shown} is not one of spikeinit's; the theory assumes its default")
     return None, None
 
 

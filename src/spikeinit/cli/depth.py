@@ -9,8 +9,8 @@ from typing import Any
 
 from spikeinit.cli.progress import progress_disabled
 from spikeinit.cli.train import _add_training_options, _config
-from spikeinit.experiments.depth import DEFAULT_DEPTHS, DEFAULT_INITS, DepthGrid, run_depth
 from spikeinit.init.registry import available_methods
+from spikeinit.sweep.depth import DEFAULT_DEPTHS, DEFAULT_INITS, DepthGrid, run_depth
 from spikeinit.tables import format_table
 
 _GRID_AXES = ("model", "depth", "init", "seed")

@@ -4,10 +4,10 @@ Supported: MNIST and Fashion-MNIST (IDX, gzip or raw), CIFAR-10 (python pickle b
 ImageFolder, or an ImageFolder tarball read in place), and N-MNIST (``.bin`` event files
 binned into frames). Entry point::
 
-    from spikeinit.data import load_dataset, input_statistics
+    from spikeinit.data import load_dataset, dataset_moments
     train = load_dataset("mnist", "path/to/data", split="train", limit=1000)
     x, y = train[0]            # float32 (1, 28, 28) in [0, 1], int64 label
-    stats = input_statistics(train)   # .mean, .second_moment
+    stats = dataset_moments(train)   # .mean, .second_moment
 
 Problems with the files on disk raise :class:`DatasetError` (missing ones
 :class:`DatasetNotFoundError`); invalid arguments raise :class:`ValueError`.
@@ -15,6 +15,7 @@ Problems with the files on disk raise :class:`DatasetError` (missing ones
 
 from __future__ import annotations
 
+from . import stats as _stats
 from .cifar import CIFAR10_CLASSES, load_cifar10, read_cifar_batch
 from .download import download_dataset, download_url, manual_instructions
 from .errors import DatasetError, DatasetNotFoundError, MissingDependencyError
@@ -39,7 +40,7 @@ from .registry import (
     resolve_data_dir,
 )
 from .selection import round_robin_order
-from .stats import InputStatistics, input_statistics
+from .stats import DatasetMoments, dataset_moments
 from .validation import SPLITS
 
 __all__ = [
@@ -56,7 +57,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "ImageArrayDataset",
-    "InputStatistics",
+    "DatasetMoments",
     "MissingDependencyError",
     "NMNISTDataset",
     "canonical_name",
@@ -65,7 +66,7 @@ __all__ = [
     "download_dataset",
     "download_url",
     "events_to_frames",
-    "input_statistics",
+    "dataset_moments",
     "load_cifar10",
     "load_dataset",
     "load_idx_dataset",
@@ -77,3 +78,11 @@ __all__ = [
     "resolve_data_dir",
     "round_robin_order",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The deprecated names of :mod:`spikeinit.data.stats` (``input_statistics``,
+    ``InputStatistics``), with a ``DeprecationWarning``."""
+    if name in _stats.DEPRECATED:
+        return getattr(_stats, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

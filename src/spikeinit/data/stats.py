@@ -1,7 +1,9 @@
-"""Input statistics (mean and second moment), e.g. to initialize a network's first layer."""
+"""The moments of a data set's inputs (mean and second moment), e.g. for a network's first
+layer."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -12,16 +14,16 @@ from spikeinit.errors import InvalidArgumentError
 from .image_dataset import ImageArrayDataset
 from .validation import check_positive_int
 
-__all__ = ["InputStatistics", "input_statistics"]
+__all__ = ["DatasetMoments", "dataset_moments"]
 
 _CHUNK = 4096
 
 
-class InputStatistics(NamedTuple):
+class DatasetMoments(NamedTuple):
     """Element-wise input moments averaged over samples and all input elements.
 
     Example:
-        >>> stats = InputStatistics(mean=0.5, second_moment=0.3)
+        >>> stats = DatasetMoments(mean=0.5, second_moment=0.3)
         >>> round(stats.variance, 6)
         0.05
     """
@@ -40,7 +42,7 @@ def _input_of(sample: Any) -> torch.Tensor:
     return torch.as_tensor(x)
 
 
-def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
+def dataset_moments(dataset: Dataset, n: int | None = 1000) -> DatasetMoments:
     """Mean ``E[x]`` and second moment ``E[x^2]`` of the inputs of the first ``n`` samples.
 
     The expectation runs over samples and over every element of an input (pixels, channels,
@@ -61,14 +63,14 @@ def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
         >>> import numpy as np
         >>> from spikeinit.data import ImageArrayDataset
         >>> images = np.stack([np.zeros((1, 2, 2)), np.full((1, 2, 2), 255)]).astype(np.uint8)
-        >>> input_statistics(ImageArrayDataset(images, [0, 1], ["a", "b"]))
-        InputStatistics(mean=0.5, second_moment=0.5)
+        >>> dataset_moments(ImageArrayDataset(images, [0, 1], ["a", "b"]))
+        DatasetMoments(mean=0.5, second_moment=0.5)
     """
     count = len(dataset)  # type: ignore[arg-type]
     if n is not None:
         count = min(count, check_positive_int("n", n))
     if count == 0:
-        raise InvalidArgumentError("input_statistics needs a non-empty dataset")
+        raise InvalidArgumentError("dataset_moments needs a non-empty dataset")
     total = total_sq = 0.0
     elements = 0
     if isinstance(dataset, ImageArrayDataset):  # fast path: vectorized over chunks
@@ -84,5 +86,18 @@ def input_statistics(dataset: Dataset, n: int | None = 1000) -> InputStatistics:
             total_sq += float((x * x).sum())
             elements += x.numel()
     if elements == 0:
-        raise InvalidArgumentError("input_statistics: the inputs have no elements")
-    return InputStatistics(total / elements, total_sq / elements)
+        raise InvalidArgumentError("dataset_moments: the inputs have no elements")
+    return DatasetMoments(total / elements, total_sq / elements)
+
+
+#: Deprecated names of this module: the name that replaces each.
+DEPRECATED = {"InputStatistics": "DatasetMoments", "input_statistics": "dataset_moments"}
+
+
+def __getattr__(name: str) -> Any:
+    """The deprecated names (:data:`DEPRECATED`), with a ``DeprecationWarning``."""
+    if name in DEPRECATED:
+        warnings.warn(f"spikeinit.data.{name} is deprecated; use {DEPRECATED[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[DEPRECATED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,8 @@ neurons, averaged over steps) of every layer, beside the mean-field prediction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -22,12 +23,14 @@ from spikeinit._validation import (
     check_unit_interval,
 )
 from spikeinit.errors import InvalidArgumentError
+from spikeinit.experiments.training.readout import membrane_trace
 from spikeinit.init.context import LayerContext
 from spikeinit.init.model import initialize
 from spikeinit.init.registry import get_method
 from spikeinit.models.mlp import SpikingMLP, deep_network
-from spikeinit.neurons.lif import set_recording
+from spikeinit.neurons.lif import LIF
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS, LIFParameters
+from spikeinit.neurons.statistics import ActivityStatistics
 from spikeinit.theory.gradients import gradient_mean_field
 from spikeinit.theory.static import static_mean_field
 from spikeinit.theory.temporal import (
@@ -127,21 +130,54 @@ def build_network(config: PropagationConfig, init: str, **lif_options: Any) -> S
     return net.to(config.device)
 
 
+@contextmanager
+def recorded_activity(layers: Sequence[LIF]) -> Iterator[list[ActivityStatistics]]:
+    r"""Inside, forward hooks accumulate each layer's per-step membrane and spike moments
+    (:class:`~spikeinit.neurons.statistics.ActivityStatistics`, one per layer, in order).
+
+    A multi-step call from rest is ``T`` steps from step 0; the membranes :math:`u_t` are
+    recomputed from the layer's input currents by its own loop
+    (:func:`~spikeinit.experiments.training.readout.membrane_trace`), so they are those of the
+    forward pass.
+
+    Example:
+        >>> lif = LIF(beta=0.5)
+        >>> with recorded_activity([lif]) as (stats,):
+        ...     _ = lif(torch.full((3, 2, 4), 1.2))
+        >>> stats.rate, [round(u, 4) for u in stats.membrane_mean]
+        ([1.0, 0.0, 1.0], [1.2, 0.8, 1.6])
+    """
+    records = [ActivityStatistics() for _ in layers]
+
+    def hook_into(stats: ActivityStatistics) -> Callable[..., None]:
+        def hook(layer: LIF, args: tuple[torch.Tensor, ...], spikes: torch.Tensor) -> None:
+            stats.add_sequence(0, membrane_trace(layer, args[0]), spikes)
+
+        return hook
+
+    handles = [layer.register_forward_hook(hook_into(stats))
+               for layer, stats in zip(layers, records)]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def simulate(
     config: PropagationConfig, init: str, on_layer: Callable[[], None] | None = None
 ) -> dict[str, list]:
     """Run the network once for ``init``; per-layer rate, variance and rate per step."""
     net = build_network(config, init)
-    layers = set_recording(net, True)
     currents = input_currents(config, torch.Generator().manual_seed(config.seed))
-    with torch.no_grad():
+    with recorded_activity(net.lif_layers) as records, torch.no_grad():
         for _ in net.iter_layers(currents.to(config.device)):
             if on_layer is not None:
                 on_layer()
     return {
-        "rate": [layer.statistics.mean_rate for layer in layers],
-        "variance": [layer.statistics.mean_variance for layer in layers],
-        "rate_by_step": [layer.statistics.rate for layer in layers],
+        "rate": [stats.mean_rate for stats in records],
+        "variance": [stats.mean_variance for stats in records],
+        "rate_by_step": [stats.rate for stats in records],
     }
 
 

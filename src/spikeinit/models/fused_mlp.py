@@ -58,10 +58,9 @@ from spikeinit.engine.kernels import RECOMPUTE_STEPS
 from spikeinit.engine.layout import repeat_frame
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.fused import (
-    _backward_compiled,
-    _backward_torch,
-    _forward_compiled,
-    _forward_torch,
+    lif_backward,
+    lif_forward,
+    neuron_vector,  # noqa: F401 (SpikingMLP imports it from here; neurons.fused owns it)
     uses_compiled_kernel,
 )
 from spikeinit.neurons.parameters import LIFParameters
@@ -122,7 +121,7 @@ def _spikes_again(layer: StackLayer, kept: Tensor, recompute: bool, frame: bool,
     membranes (the comparison the forward made)."""
     if recompute:
         currents = _kept_currents(kept, frame, steps)
-        return _forward_compiled(currents, beta, theta, None, None, layer.params, False)[0]
+        return lif_forward(currents, beta, theta, None, None, layer.params, False, True)[0]
     return (kept > theta).to(kept.dtype)
 
 
@@ -161,9 +160,8 @@ def _forward_layers(layers: Sequence[StackLayer], steps: int, repeated: bool, x:
         compiled = uses_compiled_kernel(current)
         wanted = with_graph and membranes[index]
         recompute = (with_graph and not wanted and compiled and steps <= RECOMPUTE_STEPS)
-        run_lif = _forward_compiled if compiled else _forward_torch
-        spikes, membrane, u_last = run_lif(current, beta, theta, None, None, layer.params,
-                                           with_graph and not recompute)
+        spikes, membrane, u_last = lif_forward(current, beta, theta, None, None, layer.params,
+                                               with_graph and not recompute, compiled)
         kept = (product if frame else current) if recompute else membrane
         for field, value in zip(run[1:], (kept, recompute, membrane if wanted else None,
                                           spikes, current, u_last, path, compiled)):
@@ -235,17 +233,12 @@ class FusedStackFunction(torch.autograd.Function):
                     grad_spikes = torch.zeros_like(grad_membrane)
             if grad_spikes is not None:
                 lif_needs = (True, need_beta, need_theta, False, False)
-                if ctx.compiled[index]:
-                    recompute = ctx.recompute[index]
-                    state = (_kept_currents(kept[index], frame, steps) if recompute
-                             else kept[index])
-                    lif_grads = _backward_compiled(grad_spikes.contiguous(), state, beta, theta,
-                                                   None, None, None, layer.params, lif_needs,
-                                                   grad_membrane, recompute)
-                    del state
-                else:
-                    lif_grads = _backward_torch(grad_spikes, kept[index], beta, theta, None,
-                                                None, None, layer.params, grad_membrane)
+                recompute = ctx.recompute[index]
+                state = _kept_currents(kept[index], frame, steps) if recompute else kept[index]
+                lif_grads = lif_backward(ctx.compiled[index], grad_spikes, state, beta, theta,
+                                         None, None, None, layer.params, lif_needs,
+                                         grad_membrane, recompute)
+                del state
                 del grad_spikes, grad_membrane
                 grad_current, grad_beta, grad_theta = lif_grads[:3]
                 del lif_grads
@@ -285,26 +278,6 @@ class FusedStackFunction(torch.autograd.Function):
         if needs[_X] and incoming is not None:
             results[0] = incoming.view(ctx.x_shape)
         return (None,) * _X + tuple(results)
-
-
-_VECTORS: dict[tuple[float, int, torch.dtype, torch.device], Tensor] = {}
-
-
-def neuron_vector(value: float | Tensor, neurons: int, like: Tensor) -> Tensor:
-    """``value`` (a float, or a tensor that broadcasts to ``(neurons,)``) as a contiguous
-    ``(neurons,)`` vector of ``like``'s dtype and device. Vectors of a float are cached and
-    shared (the stack only reads them); tensors keep their graph (a learnable beta or
-    threshold gets its gradient through it)."""
-    if isinstance(value, Tensor):
-        return value.to(dtype=like.dtype, device=like.device).expand(neurons).contiguous()
-    key = (float(value), neurons, like.dtype, like.device)
-    vector = _VECTORS.get(key)
-    if vector is None:
-        if len(_VECTORS) >= 256:
-            _VECTORS.clear()
-        vector = _VECTORS[key] = torch.full((neurons,), float(value), dtype=like.dtype,
-                                            device=like.device)
-    return vector
 
 
 def linear_lif_stack(

@@ -108,7 +108,7 @@ class SpikingMLP(nn.Module):
                 return False
             if (not isinstance(lif, LIF) or type(lif).forward is not LIF.forward
                     or lif.engine != "fused" or lif.step_mode != "multi" or lif.stateful
-                    or lif.record or _hooked(lif, _MODULE_HOOKS[1:])):
+                    or _hooked(lif, _MODULE_HOOKS[1:])):
                 return False
         return True
 

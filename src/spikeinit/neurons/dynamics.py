@@ -6,6 +6,7 @@ See :class:`~spikeinit.neurons.parameters.LIFParameters` for the update equation
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -85,6 +86,31 @@ def lif_step(
     return spikes, LIFState(membrane, spikes)
 
 
+def lif_steps(
+    currents: Tensor,
+    params: LIFParameters,
+    state: LIFState | None = None,
+    beta: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+) -> Iterator[tuple[Tensor, LIFState]]:
+    """The LIF time loop: :func:`lif_step` over ``t = 0 .. T-1`` of ``currents`` ``(T, ...)``,
+    yielding the spikes ``s[t]`` and the state ``(u[t], s[t])`` of each step.
+
+    Starts from ``state`` (default: rest, :func:`initial_state`). Every loop of the engine
+    over the steps in PyTorch runs this one (:func:`lif_multistep`, :func:`lif_trace` and the
+    fused function's PyTorch path).
+
+    Example:
+        >>> steps = lif_steps(torch.full((3, 1), 1.2), LIFParameters(beta=0.5))
+        >>> [(s.item(), round(state.membrane.item(), 4)) for s, state in steps]
+        [(1.0, 1.2), (0.0, 0.8), (1.0, 1.6)]
+    """
+    state = initial_state(currents[0]) if state is None else state
+    for t in range(currents.shape[0]):
+        spikes, state = lif_step(currents[t], state, params, beta, threshold)
+        yield spikes, state
+
+
 def lif_multistep(
     currents: Tensor,
     params: LIFParameters,
@@ -105,11 +131,36 @@ def lif_multistep(
         >>> spikes.flatten().tolist(), [round(u, 4) for u in membranes.flatten().tolist()]
         ([1.0, 0.0, 1.0], [1.2, 0.8, 1.6])
     """
-    state = initial_state(currents[0]) if state is None else state
+    final = initial_state(currents[0]) if state is None else state
     outputs = []
-    for t in range(currents.shape[0]):
-        spikes, state = lif_step(currents[t], state, params, beta, threshold)
+    for t, (spikes, reached) in enumerate(lif_steps(currents, params, final, beta, threshold)):
         outputs.append(spikes)
+        final = reached
         if membranes_out is not None:
-            membranes_out[t] = state.membrane.detach()
-    return torch.stack(outputs), state
+            membranes_out[t] = reached.membrane.detach()
+    return torch.stack(outputs), final
+
+
+def lif_trace(
+    currents: Tensor,
+    params: LIFParameters,
+    beta: float | Tensor | None = None,
+    threshold: float | Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Spikes and membranes ``(T, ...)`` of ``T`` LIF steps from rest, both with gradient
+    (the step-by-step autograd counterpart of :func:`spikeinit.neurons.fused.lif_membranes`).
+
+    :math:`u_t` follows the reset mode and order of ``params``, :math:`s_t = H(u_t - \theta)`;
+    a loss on the membranes backpropagates through every step's autograd nodes.
+
+    Example:
+        >>> currents = torch.full((3, 1), 1.2, requires_grad=True)
+        >>> spikes, membranes = lif_trace(currents, LIFParameters(beta=0.5))
+        >>> [round(u, 4) for u in membranes.flatten().tolist()]
+        [1.2, 0.8, 1.6]
+    """
+    spikes, membranes = [], []
+    for step_spikes, state in lif_steps(currents, params, None, beta, threshold):
+        spikes.append(step_spikes)
+        membranes.append(state.membrane)
+    return torch.stack(spikes), torch.stack(membranes)

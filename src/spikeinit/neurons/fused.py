@@ -49,7 +49,8 @@ from spikeinit.engine.kernels import (
     kernel_threads,
 )
 from spikeinit.engine.layout import NeuronLayout
-from spikeinit.neurons.dynamics import LIFState, integrate
+from spikeinit.errors import InternalError
+from spikeinit.neurons.dynamics import LIFState, lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.surrogate import surrogate_derivative
 
@@ -70,17 +71,14 @@ def uses_compiled_kernel(tensor: Tensor) -> bool:
 def _forward_torch(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
                    s0: Tensor | None, params: LIFParameters,
                    save_membrane: bool) -> tuple[Tensor, Tensor | None, Tensor]:
-    spikes = torch.empty_like(current)
+    """The forward pass in PyTorch: the reference loop, :func:`lif_multistep`."""
     membrane = torch.empty_like(current) if save_membrane else None
-    u = torch.zeros_like(current[0]) if u0 is None else u0
-    s = torch.zeros_like(current[0]) if s0 is None else s0
-    for t in range(current.shape[0]):
-        u = integrate(current[t], LIFState(u, s), params, beta, theta)
-        s = (u > theta).to(current.dtype)
-        spikes[t] = s
-        if membrane is not None:
-            membrane[t] = u
-    return spikes, membrane, u
+    state = None
+    if u0 is not None or s0 is not None:
+        rest = torch.zeros_like(current[0])
+        state = LIFState(rest if u0 is None else u0, rest if s0 is None else s0)
+    spikes, state = lif_multistep(current, params, state, beta, theta, membrane)
+    return spikes, membrane, state.membrane
 
 
 def _reset_sensitivity(u: Tensor, beta: Tensor, theta: Tensor, params: LIFParameters) -> Tensor:
@@ -190,6 +188,46 @@ def _backward_compiled(grad_spikes: Tensor, membrane: Tensor, beta: Tensor, thet
     return grad_current, grad_beta, grad_theta, grad_u0, grad_s0
 
 
+# --------------------------------------------------------------------------------- dispatch
+def lif_forward(current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
+                s0: Tensor | None, params: LIFParameters, save_membrane: bool,
+                compiled: bool | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The forward pass over contiguous ``current`` ``(T, B, N)``, per-neuron ``beta`` and
+    ``theta`` ``(N,)`` and the state before the first step ``u0``, ``s0`` (``(B, N)``, or
+    ``None`` for rest): ``(spikes, membranes or None, u[T-1])``, without autograd.
+
+    Runs on the compiled kernel when ``compiled`` (default: :func:`uses_compiled_kernel`),
+    else the reference loop :func:`~spikeinit.neurons.dynamics.lif_multistep`; the spikes are
+    the same. The membranes are written only when ``save_membrane``.
+    """
+    compiled = uses_compiled_kernel(current) if compiled is None else compiled
+    run = _forward_compiled if compiled else _forward_torch
+    return run(current, beta, theta, u0, s0, params, save_membrane)
+
+
+def lif_backward(compiled: bool, grad_spikes: Tensor, membrane: Tensor, beta: Tensor,
+                 theta: Tensor, u0: Tensor | None, s0: Tensor | None,
+                 grad_u_last: Tensor | None, params: LIFParameters,
+                 needs: tuple[bool, ...] = (True,) * 5, grad_membrane: Tensor | None = None,
+                 recompute: bool = False) -> tuple[Tensor | None, ...]:
+    r"""The adjoint recursion of the module docstring, in reverse time, on the backend the
+    forward pass ran on (``compiled``): the gradients ``(current, beta, theta, u0, s0)``, per
+    sample for beta and theta (``(B, N)``).
+
+    ``grad_membrane`` adds :math:`\partial L/\partial u_t` of the returned membranes into
+    :math:`a_t`. With ``recompute`` (compiled kernel only) ``membrane`` holds the currents and
+    the kernel recomputes the membranes; ``needs`` lets the kernel skip gradients nobody needs
+    (``None`` there; the PyTorch loop computes them all).
+    """
+    if compiled:
+        return _backward_compiled(grad_spikes.contiguous(), membrane, beta, theta, u0, s0,
+                                  grad_u_last, params, needs, grad_membrane, recompute)
+    if recompute:
+        raise InternalError("only the compiled LIF kernel recomputes the membranes")
+    return _backward_torch(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last, params,
+                           grad_membrane)
+
+
 # ------------------------------------------------------------------------------ autograd glue
 class FusedLIFFunction(torch.autograd.Function):
     """``(currents (T,B,N), beta (N,), theta (N,), u0, s0) -> (spikes, u[T-1], membranes)``.
@@ -204,8 +242,8 @@ class FusedLIFFunction(torch.autograd.Function):
     def forward(ctx: Any, current: Tensor, beta: Tensor, theta: Tensor, u0: Tensor | None,
                 s0: Tensor | None, params: LIFParameters) -> tuple[Tensor, Tensor, Tensor]:
         compiled = uses_compiled_kernel(current)
-        run = _forward_compiled if compiled else _forward_torch
-        spikes, membrane, u_last = run(current, beta, theta, u0, s0, params, True)
+        spikes, membrane, u_last = lif_forward(current, beta, theta, u0, s0, params, True,
+                                               compiled)
         ctx.save_for_backward(membrane, beta, theta, u0, s0)
         ctx.params, ctx.compiled = params, compiled
         ctx.set_materialize_grads(False)  # no zero tensors for the unused outputs
@@ -221,12 +259,8 @@ class FusedLIFFunction(torch.autograd.Function):
         grad_u_last = None if grad_u_last is None else grad_u_last.contiguous()
         grad_membrane = None if grad_membrane is None else grad_membrane.contiguous()
         needs = ctx.needs_input_grad
-        if ctx.compiled:
-            grads = _backward_compiled(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
-                                       ctx.params, needs, grad_membrane)
-        else:
-            grads = _backward_torch(grad_spikes, membrane, beta, theta, u0, s0, grad_u_last,
-                                    ctx.params, grad_membrane)
+        grads = lif_backward(ctx.compiled, grad_spikes, membrane, beta, theta, u0, s0,
+                             grad_u_last, ctx.params, needs, grad_membrane)
         return _input_grads(grads, needs)
 
 
@@ -280,14 +314,42 @@ def recomputes(current: Tensor) -> bool:
     return current.shape[0] <= RECOMPUTE_STEPS and uses_compiled_kernel(current)
 
 
-def _per_neuron(value: float | Tensor, neurons: int, like: Tensor,
-                layout: NeuronLayout) -> Tensor:
-    """Broadcast a per-layer or per-neuron value to a contiguous ``(neurons,)`` vector in
-    ``layout``'s neuron order."""
-    if not isinstance(value, Tensor):
-        return torch.full((neurons,), float(value), dtype=like.dtype, device=like.device)
-    value = value.to(dtype=like.dtype, device=like.device)
-    return layout.per_neuron(value.expand(like.shape[2:])).contiguous()
+#: Cache of the vectors of a float (see :func:`neuron_vector`), bounded.
+_VECTORS: dict[tuple[float, int, torch.dtype, torch.device, bool], Tensor] = {}
+_VECTORS_KEPT = 256
+
+
+def neuron_vector(value: float | Tensor, neurons: int, like: Tensor,
+                  layout: NeuronLayout | None = None) -> Tensor:
+    """``value`` as a contiguous ``(neurons,)`` vector of ``like``'s dtype and device.
+
+    A tensor ``value`` broadcasts to ``(neurons,)``, or, with ``layout``, to one sample of
+    ``like`` ``(T, B, ...)`` (per layer, per channel or per neuron), taken in ``layout``'s
+    neuron order (:class:`~spikeinit.engine.layout.NeuronLayout`); it keeps its graph (a
+    learnable beta or threshold gets its gradient through it). The vectors of a float are
+    cached and shared: the engine only reads them.
+
+    Example:
+        >>> neuron_vector(0.5, 3, torch.zeros(1)).tolist()
+        [0.5, 0.5, 0.5]
+        >>> neuron_vector(torch.tensor([[1.0], [2.0]]), 4, torch.zeros(1, 1, 2, 2),
+        ...               NeuronLayout(None)).tolist()
+        [1.0, 1.0, 2.0, 2.0]
+    """
+    if isinstance(value, Tensor):
+        value = value.to(dtype=like.dtype, device=like.device)
+        if layout is not None:
+            value = layout.per_neuron(value.expand(like.shape[2:]))
+        return value.expand(neurons).contiguous()
+    # An inference tensor cannot be saved for a backward pass: kept apart from the others.
+    key = (float(value), neurons, like.dtype, like.device, torch.is_inference_mode_enabled())
+    vector = _VECTORS.get(key)
+    if vector is None:
+        if len(_VECTORS) >= _VECTORS_KEPT:
+            _VECTORS.clear()
+        vector = _VECTORS[key] = torch.full((neurons,), float(value), dtype=like.dtype,
+                                            device=like.device)
+    return vector
 
 
 def fused_lif(
@@ -322,9 +384,9 @@ def fused_lif(
         if membranes_out is not None:
             membranes_out.copy_(layout.unflatten(membrane.detach(), currents.shape))
     else:
-        run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
-        spikes, membrane, u_last = run(flat.detach(), beta_vec.detach(), theta_vec.detach(),
-                                       u0, s0, params, membranes_out is not None)
+        spikes, membrane, u_last = lif_forward(flat.detach(), beta_vec.detach(),
+                                               theta_vec.detach(), u0, s0, params,
+                                               membranes_out is not None)
         if membranes_out is not None:
             membranes_out.copy_(layout.unflatten(membrane, currents.shape))
     spikes = layout.unflatten(spikes, currents.shape)
@@ -343,8 +405,8 @@ def _flat_inputs(currents: Tensor, params: LIFParameters, beta: float | Tensor |
     threshold = params.threshold if threshold is None else threshold
     flat = layout.flatten(currents)
     neurons = flat.shape[2]
-    return (layout, flat, _per_neuron(beta, neurons, currents, layout),
-            _per_neuron(threshold, neurons, currents, layout))
+    return (layout, flat, neuron_vector(beta, neurons, currents, layout),
+            neuron_vector(threshold, neurons, currents, layout))
 
 
 def lif_membranes(
@@ -376,8 +438,7 @@ def lif_membranes(
         spikes, _, membrane = FusedLIFFunction.apply(flat, beta_vec, theta_vec, None, None,
                                                      params)
     else:
-        run = _forward_compiled if uses_compiled_kernel(flat) else _forward_torch
-        spikes, membrane, _ = run(flat.detach(), beta_vec.detach(), theta_vec.detach(), None,
-                                  None, params, True)
+        spikes, membrane, _ = lif_forward(flat.detach(), beta_vec.detach(), theta_vec.detach(),
+                                          None, None, params, True)
     return (layout.unflatten(spikes, currents.shape),
             layout.unflatten(membrane, currents.shape))

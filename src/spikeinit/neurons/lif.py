@@ -1,7 +1,8 @@
-"""``LIF``: a leaky integrate-and-fire layer with parameters, explicit state and recording."""
+"""``LIF``: a leaky integrate-and-fire layer with parameters and explicit state."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -12,7 +13,6 @@ from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.neurons.dynamics import LIFState, lif_multistep
 from spikeinit.neurons.fused import fused_lif
 from spikeinit.neurons.parameters import LIFParameters
-from spikeinit.neurons.statistics import ActivityStatistics
 from spikeinit.neurons.surrogate import DEFAULT_SURROGATE
 
 STEP_MODES = ("single", "multi")
@@ -47,13 +47,13 @@ class LIF(nn.Module):
 
     ``step_mode="multi"`` (or ``"m"``) takes currents shaped ``(T, B, ...)`` and returns spikes of
     the same shape; each call is a whole sequence and starts at rest, unless ``stateful=True``,
-    which carries the state from one call to the next until :meth:`reset` (for sequences fed in
-    chunks). ``step_mode="single"`` (or ``"s"``) takes one step ``(B, ...)`` per call, and its
-    state persists across calls until :meth:`reset` (``reset_state``), as in SpikingJelly.
+    which carries the state from one call to the next until :meth:`reset_state` (for sequences
+    fed in chunks). ``step_mode="single"`` (or ``"s"``) takes one step ``(B, ...)`` per call,
+    and its state persists across calls until :meth:`reset_state` (or
+    :func:`spikeinit.reset` of the model), as in SpikingJelly.
 
-    With ``record=True`` the layer accumulates per-step
-    membrane and spike statistics in :attr:`statistics`; with ``record=False`` (the default) it
-    computes nothing extra.
+    It records nothing itself: forward hooks measure its activity
+    (:class:`spikeinit.network.ActivityProbe`).
 
     ``beta`` and ``threshold`` are one value per layer, or one per neuron when
     ``neuron_shape`` is given (a shape that broadcasts to one sample, e.g. ``(1000,)`` for a
@@ -84,7 +84,6 @@ class LIF(nn.Module):
         detach_reset: bool = True,
         learn_beta: bool = False,
         learn_threshold: bool = False,
-        record: bool = False,
         neuron_shape: tuple[int, ...] | None = None,
         engine: str = "fused",
         stateful: bool = False,
@@ -114,8 +113,6 @@ class LIF(nn.Module):
         self.beta_parameter = self._value_tensor("beta", beta, shape, learn_beta)
         self.threshold_parameter = self._value_tensor("threshold", threshold, shape,
                                                       learn_threshold)
-        self.record = record
-        self.statistics = ActivityStatistics()
         self.state = None
         self._step = 0
         self._replayed: tuple[Tensor, Tensor, LIFState | PendingState] | None = None
@@ -184,11 +181,10 @@ class LIF(nn.Module):
         self._step = 0
 
     def reset(self) -> None:
-        """Return to rest, as SpikingJelly's ``reset()`` (same as :meth:`reset_state`)."""
+        """Deprecated: :meth:`reset_state` (``reset`` names the reset mode of the neuron)."""
+        warnings.warn("LIF.reset() is deprecated; use LIF.reset_state() (or "
+                      "spikeinit.reset(model))", DeprecationWarning, stacklevel=2)
         self.reset_state()
-
-    def reset_statistics(self) -> None:
-        self.statistics = ActivityStatistics()
 
     def replay(self, current: Tensor, spikes: Tensor, state: LIFState | PendingState) -> Tensor:
         """Deliver spikes computed elsewhere (a fused stack of layers,
@@ -233,13 +229,8 @@ class LIF(nn.Module):
     def _forward_sequence(self, currents: Tensor) -> Tensor:
         if self.step_mode == "multi" and not self.stateful:
             self.reset_state()
-        membranes = torch.empty_like(currents, requires_grad=False) if self.record else None
         run = fused_lif if self.engine == "fused" else lif_multistep
-        spikes, self.state = run(
-            currents, self.params, self.state, self.beta, self.threshold, membranes
-        )
-        if membranes is not None:
-            self.statistics.add_sequence(self._step, membranes, spikes)
+        spikes, self.state = run(currents, self.params, self.state, self.beta, self.threshold)
         self._step += currents.shape[0]
         return spikes
 
@@ -270,22 +261,3 @@ def reset_states(module: nn.Module) -> None:
         if isinstance(child, LIF):
             child.reset_state()
 
-
-def set_recording(module: nn.Module, record: bool, clear: bool = True) -> list[LIF]:
-    """Switch statistics recording on or off for every :class:`LIF`; returns them in order.
-
-    ``clear=True`` also empties each layer's :attr:`LIF.statistics`.
-
-    Example:
-        >>> net = nn.Sequential(LIF(beta=0.5), LIF(beta=0.5))
-        >>> layers = set_recording(net, True)
-        >>> _ = net(torch.full((3, 2, 4), 1.2))
-        >>> len(layers), layers[0].statistics.rate, layers[1].statistics.rate
-        (2, [1.0, 0.0, 1.0], [0.0, 0.0, 1.0])
-    """
-    layers = [child for child in module.modules() if isinstance(child, LIF)]
-    for layer in layers:
-        layer.record = record
-        if clear:
-            layer.reset_statistics()
-    return layers

@@ -44,7 +44,7 @@ class LIFParameters:
         >>> LIFParameters(beta=1.5)
         Traceback (most recent call last):
             ...
-        ValueError: beta must lie in [0, 1], got 1.5
+        spikeinit.errors.InvalidArgumentError: beta must lie in [0, 1], got 1.5
     """
 
     beta: float = 0.5

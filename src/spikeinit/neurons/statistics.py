@@ -3,10 +3,11 @@ r"""The one activity recorder: running moments of a stream of tensors, and per-s
 :class:`Moments` accumulates the count, sum and sum of squares of every element it is given.
 The sums stay tensors on the stream's device, so adding costs no host synchronisation (a
 training loop on a GPU is not slowed by it); the properties read them as floats. Everything
-that measures activity builds on it: :class:`ActivityStatistics` (per time step, inside
-:class:`~spikeinit.neurons.LIF` with ``record=True``) and
-:class:`spikeinit.network.ActivityProbe` (forward hooks on any framework's neurons, used by
-``initialize``, ``calibrate``, ``report`` and the training loop).
+that measures activity builds on it, through forward hooks on the neurons:
+:class:`spikeinit.network.ActivityProbe` (any framework's neurons, pooled over the steps; used
+by ``initialize``, ``calibrate``, ``report`` and the training loop) and
+:class:`ActivityStatistics` (membranes and spikes per time step; the propagation experiment's,
+:func:`spikeinit.experiments.propagation.recorded_activity`).
 """
 
 from __future__ import annotations

@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.network.probe import ActivityProbe
-from spikeinit.neurons.dynamics import initial_state, lif_step
+from spikeinit.neurons.dynamics import lif_trace
 from spikeinit.neurons.fused import lif_membranes
 from spikeinit.neurons.lif import LIF
 
@@ -32,7 +31,8 @@ def membrane_trace(lif: LIF, currents: Tensor) -> Tensor:
 
     A ``fused`` LIF runs its fused loop, with the membranes' gradient in its hand-written
     backward (:func:`~spikeinit.neurons.fused.lif_membranes`: one autograd node); a
-    ``reference`` one the step-by-step autograd loop. When ``lif`` is the output layer of a
+    ``reference`` one the step-by-step autograd loop
+    (:func:`~spikeinit.neurons.dynamics.lif_trace`). When ``lif`` is the output layer of a
     fused :class:`~spikeinit.models.SpikingMLP` whose last forward took exactly ``currents``
     (the same, unmodified tensor), the membranes that forward computed are returned: the same
     values, with their gradient through the fused stack, and nothing recomputed.
@@ -41,14 +41,8 @@ def membrane_trace(lif: LIF, currents: Tensor) -> Tensor:
     if (memo is not None and memo[0] is currents and memo[1] == currents._version
             and lif.engine == "fused"):
         return memo[2]
-    if lif.engine == "fused":
-        return lif_membranes(currents, lif.params, lif.beta, lif.threshold)[1]
-    state = initial_state(currents[0])
-    membranes = []
-    for t in range(currents.shape[0]):
-        _, state = lif_step(currents[t], state, lif.params, lif.beta, lif.threshold)
-        membranes.append(state.membrane)
-    return torch.stack(membranes)
+    run = lif_membranes if lif.engine == "fused" else lif_trace
+    return run(currents, lif.params, lif.beta, lif.threshold)[1]
 
 
 class TrainingProbe:

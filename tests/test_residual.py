@@ -336,7 +336,7 @@ def test_scale_for_rate_matches_the_gaussian_theory_on_gaussian_currents() -> No
     """On a Gaussian current held over the steps (or drawn anew, or synaptically filtered),
     the empirical solver finds the std of :func:`input_std_for_rate`."""
     from spikeinit.neurons.parameters import LIFParameters
-    from spikeinit.theory.temporal import InputStatistics
+    from spikeinit.theory.temporal import InputCurrentProcess
     from spikeinit.theory.temporal_gain import input_std_for_rate, scale_for_rate
 
     params = LIFParameters(beta=0.5, threshold=1.0)
@@ -344,7 +344,7 @@ def test_scale_for_rate_matches_the_gaussian_theory_on_gaussian_currents() -> No
     held = normals[:1].expand(4, -1)
     for currents, kind, decay in ((held, "constant", 0.0), (normals, "iid", 0.0),
                                   (normals, "iid", 0.6)):
-        expected = input_std_for_rate(params, 4, 0.1, InputStatistics(kind),
+        expected = input_std_for_rate(params, 4, 0.1, InputCurrentProcess(kind),
                                       synaptic_decay=decay)
         assert scale_for_rate(currents, params, 0.1, decay) == pytest.approx(expected, rel=0.03)
 

@@ -18,7 +18,7 @@ import pytest
 import spikeinit.theory.temporal_gain as temporal_gain
 from spikeinit.experiments.propagation import PropagationConfig, run_propagation
 from spikeinit.neurons import LIFParameters
-from spikeinit.theory.temporal import InputStatistics, temporal_mean_field
+from spikeinit.theory.temporal import InputCurrentProcess, temporal_mean_field
 from spikeinit.theory.temporal_gain import TemporalGain, finite_width_gain, solve_temporal_gain
 
 GAIN, TARGET = 8.0, 0.125
@@ -49,7 +49,7 @@ def test_refinement_stays_in_its_bracket_on_a_stepwise_map(monkeypatch, step, of
     monkeypatch.setattr(temporal_gain, "temporal_mean_field", fake)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        gain = finite_width_gain(_solution(), LIFParameters(), 20, InputStatistics(), 10, 100)
+        gain = finite_width_gain(_solution(), LIFParameters(), 20, InputCurrentProcess(), 10, 100)
     x = math.log(gain / GAIN)
     # The true crossing lies on a stair edge within one stair of `offset`; a free secant on
     # these stairs leaves by up to the full clamp (a factor e). The result is the best
@@ -64,7 +64,7 @@ def test_refinement_names_the_rates_it_jumps_between(monkeypatch):
     fake, _ = _staircase(0.05, 0.025)  # stairs at log-rate -0.1 and +0.1 around the target
     monkeypatch.setattr(temporal_gain, "temporal_mean_field", fake)
     with pytest.warns(RuntimeWarning, match=r"jumps over the target 0.125 .*Nearest feasible"):
-        finite_width_gain(_solution(), LIFParameters(), 20, InputStatistics(), 10, 100)
+        finite_width_gain(_solution(), LIFParameters(), 20, InputCurrentProcess(), 10, 100)
 
 
 def test_refinement_on_a_smooth_map_converges_to_the_target(monkeypatch):
@@ -76,7 +76,7 @@ def test_refinement_on_a_smooth_map_converges_to_the_target(monkeypatch):
             time_averaged_rate=np.array([TARGET * (gain / (1.07 * GAIN)) ** 4.5]))
 
     monkeypatch.setattr(temporal_gain, "temporal_mean_field", smooth)
-    gain = finite_width_gain(_solution(), LIFParameters(), 20, InputStatistics(), 10, 100)
+    gain = finite_width_gain(_solution(), LIFParameters(), 20, InputCurrentProcess(), 10, 100)
     assert gain == pytest.approx(1.07 * GAIN, rel=2e-3)
     assert len(calls) <= 8
 
@@ -85,7 +85,7 @@ def test_refinement_warns_when_the_target_cannot_be_bracketed(monkeypatch):
     flat = types.SimpleNamespace(time_averaged_rate=np.array([TARGET / 2]))
     monkeypatch.setattr(temporal_gain, "temporal_mean_field", lambda *a, **k: flat)
     with pytest.warns(RuntimeWarning, match="could not bracket"):
-        gain = finite_width_gain(_solution(), LIFParameters(), 20, InputStatistics(), 10, 100)
+        gain = finite_width_gain(_solution(), LIFParameters(), 20, InputCurrentProcess(), 10, 100)
     assert GAIN / math.e <= gain <= GAIN * math.e
 
 

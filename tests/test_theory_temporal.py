@@ -5,7 +5,7 @@ import spikeinit
 from spikeinit.experiments.propagation import PropagationConfig, run_propagation
 from spikeinit.neurons import LIFParameters
 from spikeinit.theory import spike_weight_variance, static_mean_field
-from spikeinit.theory.temporal import InputStatistics, temporal_mean_field
+from spikeinit.theory.temporal import InputCurrentProcess, temporal_mean_field
 from spikeinit.theory.temporal_gain import solve_temporal_gain
 
 PARAMS = LIFParameters(beta=0.5, threshold=1.0)
@@ -29,7 +29,7 @@ def test_mean_field_is_deterministic_and_seeded():
 
 def test_constant_input_layer_one_is_periodic_per_neuron():
     mf = temporal_mean_field(1, 1.0, LIFParameters(beta=0.0, threshold=1.0, reset="none"),
-                             steps=6, inputs=InputStatistics(kind="constant"))
+                             steps=6, inputs=InputCurrentProcess(kind="constant"))
     # With beta = 0 and no reset, u[t] = I: the same neurons fire at every step.
     assert np.allclose(mf.autocorrelation[0], mf.rate[0][0])
 

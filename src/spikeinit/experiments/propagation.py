@@ -38,7 +38,7 @@ from spikeinit.theory.temporal import (
     FINITE_WIDTH_SAMPLES,
     INPUT_KINDS,
     MAX_FINITE_WIDTH,
-    InputStatistics,
+    InputCurrentProcess,
     temporal_mean_field,
 )
 
@@ -206,7 +206,7 @@ def measure_gradients(config: PropagationConfig, init: str, surrogate: str) -> d
     _, variance = method.statistics(config.layer_context(), **options, **config.init_options)
     params = replace(config.lif_parameters, surrogate=surrogate)
     theory = gradient_mean_field(config.depth, config.width * variance, params, config.steps,
-                                 InputStatistics(kind=config.input), seed=config.seed)
+                                 InputCurrentProcess(kind=config.input), seed=config.seed)
     return {
         "current_gradient_square": [float(c.grad.pow(2).mean()) for c in captured],
         "predicted_current_gradient_square": theory.per_layer.tolist(),
@@ -232,7 +232,7 @@ def predict(config: PropagationConfig, init: str) -> dict[str, list]:
     finite = config.finite_width_theory and n <= MAX_FINITE_WIDTH
     temporal = temporal_mean_field(
         config.depth, n * variance, config.lif_parameters, config.steps,
-        InputStatistics(kind=config.input), mean_gain=n * mean, seed=config.seed,
+        InputCurrentProcess(kind=config.input), mean_gain=n * mean, seed=config.seed,
         samples=FINITE_WIDTH_SAMPLES if finite else DEFAULT_SAMPLES,
         width=n if finite else None,
     )

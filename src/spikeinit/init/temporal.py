@@ -44,7 +44,7 @@ from spikeinit.init.context import LayerContext
 from spikeinit.init.registry import InitMethod, register
 from spikeinit.theory.gradients import backward_gain_ratio
 from spikeinit.theory.static import OPERATING_SLOPE, operating_sigma
-from spikeinit.theory.temporal import InputStatistics
+from spikeinit.theory.temporal import InputCurrentProcess
 from spikeinit.theory.temporal_gain import solve_temporal_gain
 
 
@@ -80,7 +80,7 @@ def temporal_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
     return gain / ctx.fan_in
 
 
-def layer_gain(ctx: LayerContext, inputs: InputStatistics, rate: float | None,
+def layer_gain(ctx: LayerContext, inputs: InputCurrentProcess, rate: float | None,
                finite_width: bool, asked: str, choose: str) -> float:
     """The gain :math:`g^*` of a layer fed by spikes: the stable fixed point of the temporal map
     at ``rate`` (the first layer's under ``inputs`` when ``None``), read at the network's last
@@ -104,13 +104,13 @@ def layer_gain(ctx: LayerContext, inputs: InputStatistics, rate: float | None,
 
 
 def first_layer_input(ctx: LayerContext, input_std: float,
-                      kind: str | None = None) -> InputStatistics:
+                      kind: str | None = None) -> InputCurrentProcess:
     """The theory's first-layer input: ``kind`` when given, else the data's measured
     autocorrelation over the ``steps`` (``ctx.input_autocorrelation``), else ``"constant"``."""
     measured = ctx.input_autocorrelation
     if kind is None and measured is not None and len(measured) == ctx.steps:
-        return InputStatistics(kind="measured", std=input_std, autocorrelation=measured)
-    return InputStatistics(kind=kind or "constant", std=input_std)
+        return InputCurrentProcess(kind="measured", std=input_std, autocorrelation=measured)
+    return InputCurrentProcess(kind=kind or "constant", std=input_std)
 
 
 def first_layer_std(ctx: LayerContext, options: Mapping[str, Any]) -> float:

@@ -34,7 +34,7 @@ from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.surrogate import surrogate_derivative
 from spikeinit.theory.temporal import (
     DEFAULT_SAMPLES,
-    InputStatistics,
+    InputCurrentProcess,
     MonteCarloPopulation,
     gaussian_process_currents,
     input_layer_currents,
@@ -134,7 +134,7 @@ def gradient_mean_field(
     gain: float,
     params: LIFParameters,
     steps: int,
-    inputs: InputStatistics | None = None,
+    inputs: InputCurrentProcess | None = None,
     samples: int = DEFAULT_SAMPLES // 2,
     seed: int = 0,
 ) -> GradientMeanField:
@@ -146,7 +146,7 @@ def gradient_mean_field(
         (5,)
     """
     depth = check_positive_int("depth", depth)
-    inputs = inputs or InputStatistics()
+    inputs = inputs or InputCurrentProcess()
     population = MonteCarloPopulation(steps, samples, seed)
     backward_population = MonteCarloPopulation(steps, samples, seed + _BACKWARD_SEED_OFFSET)
     with single_threaded():
@@ -174,7 +174,7 @@ def gradient_mean_field(
 
 
 def backward_gain_ratio(
-    gain: float, params: LIFParameters, steps: int, inputs: InputStatistics | None = None,
+    gain: float, params: LIFParameters, steps: int, inputs: InputCurrentProcess | None = None,
     depth: int = 30,
 ) -> float:
     r"""Per-layer growth :math:`\rho` of :math:`E[\gamma^2]` going backward, at gain ``g``.

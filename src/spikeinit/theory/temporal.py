@@ -41,7 +41,7 @@ MAX_FINITE_WIDTH = 4096
 
 
 @dataclass(frozen=True)
-class InputStatistics:
+class InputCurrentProcess:
     r"""First-layer input current: ``N(mean, std^2)`` at each step, and how the steps relate.
 
     ``"constant"``: one draw held over the steps; ``"iid"``: a new draw per step;
@@ -52,9 +52,9 @@ class InputStatistics:
     Pixels in [0, 1] drawn anew at each step have :math:`C = 1` on the diagonal and 3/4 off it.
 
     Example:
-        >>> InputStatistics()  # the default: one N(0, 1) draw held over the steps
-        InputStatistics(kind='constant', mean=0.0, std=1.0, autocorrelation=None)
-        >>> InputStatistics("measured", autocorrelation=((1.0, 0.75), (0.75, 1.0))).kind
+        >>> InputCurrentProcess()  # the default: one N(0, 1) draw held over the steps
+        InputCurrentProcess(kind='constant', mean=0.0, std=1.0, autocorrelation=None)
+        >>> InputCurrentProcess("measured", autocorrelation=((1.0, 0.75), (0.75, 1.0))).kind
         'measured'
     """
 
@@ -189,7 +189,7 @@ def data_autocorrelation(data: torch.Tensor, digits: int = 4) -> tuple[tuple[flo
 
 
 def input_layer_currents(
-    inputs: InputStatistics, population: MonteCarloPopulation
+    inputs: InputCurrentProcess, population: MonteCarloPopulation
 ) -> torch.Tensor:
     r"""``(T, samples)`` currents of the first layer: one draw per neuron, one per step, or the
     measured autocorrelation (which must have ``T`` rows).
@@ -198,7 +198,7 @@ def input_layer_currents(
     ``"measured"``: :func:`gaussian_process_currents` with covariance :math:`\sigma^2 C`.
 
     Example:
-        >>> currents = input_layer_currents(InputStatistics(), MonteCarloPopulation(3, 1024))
+        >>> currents = input_layer_currents(InputCurrentProcess(), MonteCarloPopulation(3, 1024))
         >>> currents.shape, bool((currents == currents[0]).all())  # constant over the steps
         (torch.Size([3, 1024]), True)
     """
@@ -376,7 +376,7 @@ def next_layer_activity(
     Example:
         >>> from spikeinit.theory.gaussian import tail_probability
         >>> p, population = LIFParameters(beta=0.5, threshold=1.0), MonteCarloPopulation(1, 4096)
-        >>> first = simulate_population(input_layer_currents(InputStatistics(), population), p)
+        >>> first = simulate_population(input_layer_currents(InputCurrentProcess(), population), p)
         >>> gain = 1 / tail_probability(1.0)  # one step: the paper's g = 1/Q(1) keeps sigma = 1
         >>> second = next_layer_activity(first, gain, p, population.normals(1))
         >>> round(first.mean_rate, 2), round(second.mean_rate, 2)  # both near Q(1) = 0.159
@@ -395,7 +395,7 @@ def temporal_mean_field(
     gain: float | np.ndarray,
     params: LIFParameters,
     steps: int,
-    inputs: InputStatistics | None = None,
+    inputs: InputCurrentProcess | None = None,
     mean_gain: float | np.ndarray = 0.0,
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
@@ -421,7 +421,7 @@ def temporal_mean_field(
         (10, 20)
     """
     depth = check_positive_int("depth", depth)
-    inputs = inputs or InputStatistics()
+    inputs = inputs or InputCurrentProcess()
     gains = np.broadcast_to(np.asarray(gain, dtype=float), (max(depth - 1, 0),))
     mean_gains = np.broadcast_to(np.asarray(mean_gain, dtype=float), (max(depth - 1, 0),))
     if width is not None:

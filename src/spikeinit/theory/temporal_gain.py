@@ -31,7 +31,7 @@ from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.temporal import (
     FINITE_WIDTH_SAMPLES,
     MAX_FINITE_WIDTH,
-    InputStatistics,
+    InputCurrentProcess,
     LayerActivity,
     MonteCarloPopulation,
     input_layer_currents,
@@ -44,7 +44,7 @@ from spikeinit.theory.temporal import (
 
 SOLVER_SAMPLES = 8192
 MIN_GAIN, MAX_GAIN = 1e-3, 1e4
-DEFAULT_INPUT = InputStatistics()
+DEFAULT_INPUT = InputCurrentProcess()
 RELATIVE_TOLERANCE = 0.03
 FINITE_WIDTH_TOLERANCE = 0.005
 JUMP_TOLERANCE = 0.03
@@ -107,7 +107,7 @@ def _settled_rate(
 def solve_temporal_gain(
     params: LIFParameters,
     steps: int,
-    inputs: InputStatistics = DEFAULT_INPUT,
+    inputs: InputCurrentProcess = DEFAULT_INPUT,
     target_rate: float | None = None,
     settle_layers: int = 30,
     samples: int = SOLVER_SAMPLES,
@@ -157,7 +157,7 @@ def finite_width_gain(
     solution: TemporalGain,
     params: LIFParameters,
     steps: int,
-    inputs: InputStatistics,
+    inputs: InputCurrentProcess,
     settle_layers: int,
     width: int,
     seed: int = 0,
@@ -251,7 +251,7 @@ def finite_width_gain(
 def _solve(
     params: LIFParameters,
     steps: int,
-    inputs: InputStatistics,
+    inputs: InputCurrentProcess,
     target_rate: float | None,
     settle_layers: int,
     samples: int,
@@ -340,7 +340,7 @@ def input_std_for_rate(
     params: LIFParameters,
     steps: int,
     rate: float,
-    inputs: InputStatistics = DEFAULT_INPUT,
+    inputs: InputCurrentProcess = DEFAULT_INPUT,
     samples: int = SOLVER_SAMPLES,
     seed: int = 0,
     synaptic_decay: float = 0.0,
@@ -455,7 +455,7 @@ def normalized_input_std(
     params: LIFParameters,
     steps: int,
     rate: float,
-    first_inputs: InputStatistics = DEFAULT_INPUT,
+    first_inputs: InputCurrentProcess = DEFAULT_INPUT,
     layers: int = 6,
     samples: int = SOLVER_SAMPLES,
     seed: int = 0,
@@ -491,7 +491,7 @@ def normalized_input_std(
         # a step where nobody fires (Norse's filter, a first step below threshold) carries no
         # current: a tiny diagonal floor keeps the covariance valid
         matrix = (second + 1e-4 * scale * np.eye(steps)) / scale
-        inputs = InputStatistics(kind="measured", std=1.0, autocorrelation=tuple(
+        inputs = InputCurrentProcess(kind="measured", std=1.0, autocorrelation=tuple(
             tuple(round(float(v), 4) for v in row) for row in matrix))
         std = input_std_for_rate(params, steps, rate, inputs, samples, seed, synaptic_decay)
     return std

@@ -1,8 +1,8 @@
 """The documentation's quick checks (the site build and the browser: test_docs_site.py).
 
 - every page of mkdocs.yml's nav exists (a tutorial page is made from its jupytext source);
-- README keeps its two quick-start commands, the install page repeats them, and README's links
-  point to files that exist;
+- README installs from PyPI first, keeps its two from-a-clone commands (the install page
+  repeats them), and its links are URLs to files that exist;
 - the code on the home and methods pages runs;
 - every public function and class of the API reference has a docstring with an example; the
   examples themselves run as doctests (see ``testpaths``);
@@ -80,13 +80,25 @@ def test_readme_keeps_its_quick_start_and_install_repeats_it() -> None:
     assert f"```bash\n{QUICK_START}```" in (DOCS / "index.md").read_text()
 
 
-def test_readme_links_resolve() -> None:
+def test_readme_quick_start_installs_from_pypi() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start\n", 1)[1]
+    assert quick_start.lstrip().startswith("```bash\npip install spikeinit\n")
+
+
+def test_readme_links_are_absolute_and_resolve() -> None:
+    """README is also the PyPI page, where a relative link leads nowhere: every link is a URL,
+    and those into the repository name files that exist."""
     readme = (ROOT / "README.md").read_text()
     targets = re.findall(r"\]\(([^)\s]+)\)", readme)
-    local = [t for t in targets if not re.match(r"[a-z]+:", t)]
-    assert any(t.startswith("docs/") for t in local), "README links to no page of the site"
-    for target in local:
-        assert (ROOT / target.split("#")[0]).exists(), f"README links to missing {target}"
+    relative = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert not relative, f"README has relative links: {relative}"
+    repository = re.compile(r"https://(?:github\.com/spikeinit/spikeinit/(?:blob|tree)/main|"
+                            r"raw\.githubusercontent\.com/spikeinit/spikeinit/main)/([^#]+)")
+    paths = [match.group(1) for t in targets if (match := repository.match(t))]
+    assert any(p.startswith("docs/") for p in paths), "README links to no page of the site"
+    for path in paths:
+        assert (ROOT / path).exists(), f"README links to missing {path}"
 
 
 @pytest.mark.parametrize("page", ["index.md", "methods.md"])

@@ -159,3 +159,38 @@ def test_site_reads_the_sphinx_roles_of_the_docstrings() -> None:
             "<code>fixed_point</code></autoref>:") in text
     assert "$$\nx = 1\n$$" in text
     assert "\nExamples:\n    >>> 1" in text
+
+
+def tutorials_hook():  # noqa: ANN201 - the module docs/hooks/tutorials.py
+    spec = importlib.util.spec_from_file_location("docs_tutorials", DOCS / "hooks" / "tutorials.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_tutorial_that_skips_or_warns_is_flagged_on_its_page() -> None:
+    """docs/hooks/tutorials.py finds the parts a tutorial skipped and the warnings it printed,
+    shows them at the top of the page and leaves out the paths of the machine."""
+    nbformat = pytest.importorskip("nbformat", reason="the docs extra")
+    hook = tutorials_hook()
+    skipped = f"{hook.SKIP_MARKER}the norse network: norse is not installed"
+    warning = (f"{hook.ROOT}/src/x.py:3: UserWarning: kernel built in "
+               f"{hook.tempfile.gettempdir()}/abc")
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 1. A tutorial"),
+        nbformat.v4.new_code_cell("run()", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=f"frameworks found: none\n"
+                                                                 f"{skipped}\n"),
+            nbformat.v4.new_output("stream", name="stderr", text=warning + "\n")]),
+    ])
+    found = hook.problems(notebook)
+    assert found == ["skipped the norse network: norse is not installed",
+                     "warned: ../wt-package/src/x.py:3: UserWarning: kernel built in <tmp>/abc"
+                     .replace("wt-package", hook.ROOT.name)]
+    markdown, _ = hook.render(notebook, DOCS / "tutorials" / "01_silence.py")
+    assert markdown.startswith("# 1. A tutorial")
+    assert '!!! warning "This page did not run in full"' in markdown
+    assert str(hook.ROOT) not in markdown and hook.tempfile.gettempdir() + "/" not in markdown
+    clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("ok()", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="all frameworks\n")])])
+    assert hook.problems(clean) == []

@@ -17,6 +17,7 @@ from spikeinit.data import canonical_name, dataset_info
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training.encoding import ENCODINGS
 from spikeinit.experiments.training.readout import LOSSES
+from spikeinit.init.model import DEFAULT_METHOD
 from spikeinit.init.registry import get_method
 from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
@@ -143,7 +144,7 @@ class TrainConfig:
     blocks: tuple[int, ...] | None = None
     norm: str = "none"
     encoding: str = "direct"
-    init: str = "trainable"
+    init: str = DEFAULT_METHOD
     epochs: int = 10
     steps: int = 3
     batch: int = 64

@@ -1,8 +1,8 @@
 """The documentation's quick checks (the site build and the browser: test_docs_site.py).
 
 - every page of mkdocs.yml's nav exists (a tutorial page is made from its jupytext source);
-- README keeps its two quick-start commands, the install page repeats them, and README's links
-  point to files that exist;
+- README installs from PyPI first, keeps its two from-a-clone commands (the install page
+  repeats them), and its links are URLs to files that exist;
 - the code on the home and methods pages runs;
 - every public function and class of the API reference has a docstring with an example; the
   examples themselves run as doctests (see ``testpaths``);
@@ -81,13 +81,25 @@ def test_readme_keeps_its_quick_start_and_install_repeats_it() -> None:
     assert f"```bash\n{QUICK_START}```" in (DOCS / "index.md").read_text()
 
 
-def test_readme_links_resolve() -> None:
+def test_readme_quick_start_installs_from_pypi() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start\n", 1)[1]
+    assert quick_start.lstrip().startswith("```bash\npip install spikeinit\n")
+
+
+def test_readme_links_are_absolute_and_resolve() -> None:
+    """README is also the PyPI page, where a relative link leads nowhere: every link is a URL,
+    and those into the repository name files that exist."""
     readme = (ROOT / "README.md").read_text()
     targets = re.findall(r"\]\(([^)\s]+)\)", readme)
-    local = [t for t in targets if not re.match(r"[a-z]+:", t)]
-    assert any(t.startswith("docs/") for t in local), "README links to no page of the site"
-    for target in local:
-        assert (ROOT / target.split("#")[0]).exists(), f"README links to missing {target}"
+    relative = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert not relative, f"README has relative links: {relative}"
+    repository = re.compile(r"https://(?:github\.com/spikeinit/spikeinit/(?:blob|tree)/main|"
+                            r"raw\.githubusercontent\.com/spikeinit/spikeinit/main)/([^#]+)")
+    paths = [match.group(1) for t in targets if (match := repository.match(t))]
+    assert any(p.startswith("docs/") for p in paths), "README links to no page of the site"
+    for path in paths:
+        assert (ROOT / path).exists(), f"README links to missing {path}"
 
 
 @pytest.mark.parametrize("page", ["index.md", "methods.md"])
@@ -148,3 +160,38 @@ def test_site_reads_the_sphinx_roles_of_the_docstrings() -> None:
             "<code>fixed_point</code></autoref>:") in text
     assert "$$\nx = 1\n$$" in text
     assert "\nExamples:\n    >>> 1" in text
+
+
+def tutorials_hook():  # noqa: ANN201 - the module docs/hooks/tutorials.py
+    spec = importlib.util.spec_from_file_location("docs_tutorials", DOCS / "hooks" / "tutorials.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_tutorial_that_skips_or_warns_is_flagged_on_its_page() -> None:
+    """docs/hooks/tutorials.py finds the parts a tutorial skipped and the warnings it printed,
+    shows them at the top of the page and leaves out the paths of the machine."""
+    nbformat = pytest.importorskip("nbformat", reason="the docs extra")
+    hook = tutorials_hook()
+    skipped = f"{hook.SKIP_MARKER}the norse network: norse is not installed"
+    warning = (f"{hook.ROOT}/src/x.py:3: UserWarning: kernel built in "
+               f"{hook.tempfile.gettempdir()}/abc")
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 1. A tutorial"),
+        nbformat.v4.new_code_cell("run()", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=f"frameworks found: none\n"
+                                                                 f"{skipped}\n"),
+            nbformat.v4.new_output("stream", name="stderr", text=warning + "\n")]),
+    ])
+    found = hook.problems(notebook)
+    assert found == ["skipped the norse network: norse is not installed",
+                     "warned: ../wt-package/src/x.py:3: UserWarning: kernel built in <tmp>/abc"
+                     .replace("wt-package", hook.ROOT.name)]
+    markdown, _ = hook.render(notebook, DOCS / "tutorials" / "01_silence.py")
+    assert markdown.startswith("# 1. A tutorial")
+    assert '!!! warning "This page did not run in full"' in markdown
+    assert str(hook.ROOT) not in markdown and hook.tempfile.gettempdir() + "/" not in markdown
+    clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("ok()", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="all frameworks\n")])])
+    assert hook.problems(clean) == []

@@ -8,6 +8,10 @@ are there and their files are PNGs of the site, that the formulas were rendered 
 that every internal link, anchor, stylesheet and script resolves to a file (and an ``id``) of
 the built site. A screenshot of each page is kept in ``test-artifacts/screenshots/``.
 
+On every page of the site at 1280 px, no code block is wider than its box (a horizontal
+scrollbar would hide its end), and every tutorial's figures contain data: coloured marks,
+not only an empty frame of axes.
+
 Marked ``slow`` and ``docs`` (``.ci/run``: ``python -m pytest -m docs tests/test_docs_site.py``);
 without Chromium, or without the ``docs`` extra to build the site, it skips with the reason.
 """
@@ -27,6 +31,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,3 +215,72 @@ def test_page_renders_in_chromium(name: str, server: str, tmp_path: Path) -> Non
     with image.open(shot) as picture:
         colours = picture.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is None or len(colours) > 50, f"{name}: the screenshot looks blank"
+
+
+#: Loads every page given in ``?pages=`` in a 1280 px wide frame of the same origin and writes,
+#: once all have loaded, one line per code block wider than its box into ``#result``.
+OVERFLOW_CHECKER = """<!doctype html><html><body><pre id="result">pending</pre><script>
+const pages = new URLSearchParams(location.search).get("pages").split(",");
+const found = []; let left = pages.length;
+for (const page of pages) {
+  const frame = document.createElement("iframe");
+  frame.style.width = "1280px"; frame.style.height = "900px";
+  frame.onload = () => {
+    frame.contentDocument.querySelectorAll("pre > code").forEach((code, index) => {
+      const box = code.parentElement;
+      if (code.scrollWidth > box.clientWidth + 1) {
+        found.push(page + " block " + index + ": " + code.scrollWidth + " > " + box.clientWidth);
+      }
+    });
+    if (--left === 0) document.getElementById("result").textContent = found.join("\\n") || "ok";
+  };
+  frame.src = page; document.body.appendChild(frame);
+}
+</script></body></html>"""
+
+
+def site_pages() -> list[str]:
+    return sorted(str(path.relative_to(SITE).parent) + "/" for path in SITE.rglob("index.html")
+                  if "assets" not in path.parts and path.parent != SITE) + [""]
+
+
+def test_no_code_block_overflows_at_1280_px(server: str, tmp_path: Path) -> None:
+    executable = browser()
+    checker = SITE / "_overflow_check.html"
+    checker.write_text(OVERFLOW_CHECKER)
+    try:
+        pages = site_pages()
+        url = urljoin(server, "_overflow_check.html") + "?pages=" + ",".join(
+            "/" + page for page in pages)
+        dom = chromium(executable, tmp_path / "profile", "--window-size=1400,1000",
+                       "--virtual-time-budget=30000", "--dump-dom", url).stdout
+    finally:
+        checker.unlink(missing_ok=True)
+    result = dom.split('<pre id="result">', 1)[1].split("</pre>", 1)[0]
+    assert result == "ok", f"code blocks wider than their box at 1280 px:\n{result}"
+
+
+def has_data(png: Path) -> bool:
+    """Whether a figure holds coloured marks: at least 0.2 % of its pixels are clearly not grey
+    (matplotlib draws empty axes, ticks and text in greys; lines, markers and maps in colour)."""
+    image = pytest.importorskip("PIL.Image", reason="Pillow (test extra) reads the figures")
+    with image.open(png) as picture:
+        pixels = np.asarray(picture.convert("RGB"), dtype=np.int16)
+    spread = pixels.max(axis=-1) - pixels.min(axis=-1)
+    return int((spread > 60).sum()) >= 0.002 * spread.size
+
+
+def test_every_tutorial_figure_contains_data(server: str, tmp_path: Path) -> None:
+    executable = browser()
+    tutorials = sorted(path.parent
+                       for path in (SITE / "tutorials").glob("[0-9][0-9]_*/index.html"))
+    assert len(tutorials) >= 6
+    empty = []
+    for folder in tutorials:
+        url = urljoin(server, f"tutorials/{folder.name}/")
+        page = parse(chromium(executable, tmp_path / "profile", "--dump-dom", url).stdout)
+        figures = [src for src in page.images if src.endswith(".png")]
+        assert figures, f"{folder.name} shows no figure"
+        empty += [f"{folder.name}: {src}" for src in figures
+                  if not has_data(site_file(urljoin(url, src), server))]
+    assert not empty, f"figures without data: {empty}"

@@ -1,4 +1,5 @@
-"""Every tutorial runs top to bottom (jupytext + nbclient) and shows its figures.
+"""Every tutorial runs top to bottom (jupytext + nbclient), in full (no part skipped, no
+warning printed), and shows its figures.
 
 Marked ``slow`` and ``docs``: ``python -m pytest`` leaves them out; ``.ci/run`` runs
 ``SPIKEINIT_TUTORIAL_SIZE=ci python -m pytest -m docs tests/test_tutorials.py`` before
@@ -40,6 +41,7 @@ def test_tutorial_runs_and_shows_its_figures(source: Path) -> None:
     errors = [output for cell in notebook.cells for output in cell.get("outputs", [])
               if output.get("output_type") == "error"]
     assert not errors
+    assert not tutorials.problems(notebook), "the tutorial skipped a part or warned"
     markdown, figures = tutorials.render(notebook, source)
     assert markdown.startswith("# "), "a tutorial opens with its title"
     assert figures, f"{source.name} shows no figure"

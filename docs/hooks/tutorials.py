@@ -9,7 +9,12 @@ Each tutorial is a jupytext "percent" script, ``docs/tutorials/NN_name.py``. Thi
 - keeps the executed notebook in ``build/tutorials/<size>/NN_name.ipynb``, keyed by the
   tutorial's source, the size and every source file of ``src/spikeinit``, so a build
   re-executes only what changed;
-- renders it as Markdown (code, printed output, figures as PNG files) for MkDocs.
+- renders it as Markdown (code, printed output, figures as PNG files) for MkDocs, with the
+  paths of the machine that ran it (the repository, the temporary folders) left out;
+- finds what keeps a tutorial from doing what it teaches (:func:`problems`: a part it skipped,
+  ``tutorial_data.skipped``, for instance a framework that is not installed, or a warning
+  it printed). The page says so at its top, and the hook logs a warning for each, which makes
+  ``mkdocs build --strict`` (CI) fail.
 
 As an MkDocs hook (``mkdocs.yml``: ``hooks``) it adds ``tutorials/NN_name.md`` and its figures
 to the site, executing the tutorials that have no fresh executed notebook. From the command
@@ -25,6 +30,8 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import importlib.util
+import logging
 import os
 import re
 import sys
@@ -43,6 +50,20 @@ ENV_DATA = "SPIKEINIT_DATA_DIR"
 SIZES = ("default", "ci")
 TIMEOUT = 900  # seconds per cell
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: A Python warning as ``warnings`` prints it: ``path:line: SomethingWarning: text``.
+_WARNING = re.compile(r"^.*?\b\w*Warning: .*$", re.M)
+log = logging.getLogger(f"mkdocs.hooks.{Path(__file__).stem}")
+
+
+def _helper() -> Any:
+    """The tutorials' helper module, ``docs/tutorials/tutorial_data.py``."""
+    spec = importlib.util.spec_from_file_location("tutorial_data", SOURCES / "tutorial_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SKIP_MARKER: str = _helper().SKIP_MARKER
 
 
 def tutorial_sources() -> list[Path]:
@@ -162,12 +183,43 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+def problems(notebook: Any) -> list[str]:
+    """What kept the executed tutorial from doing all it teaches, one line each: the parts
+    it skipped (lines of ``tutorial_data.skipped``), the warnings it printed, the errors."""
+    found: list[str] = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            text = _ANSI.sub("", _text(output.get("text", "")))
+            if kind == "stream":
+                found += [f"skipped {line[len(SKIP_MARKER):].strip()}"
+                          for line in text.splitlines() if line.startswith(SKIP_MARKER)]
+                found += [f"warned: {_scrub(match.group(0).strip())}"
+                          for match in _WARNING.finditer(text)]
+            elif kind == "error":
+                found.append(f"failed: {output.get('ename')}: {output.get('evalue')}")
+    return found
+
+
+def _scrub(text: str) -> str:
+    """``text`` without the paths of the machine that ran the tutorial."""
+    for path, shown in ((str(ROOT.parent), ".."), (tempfile.gettempdir(), "<tmp>"),
+                        (str(Path.home()), "~")):
+        if len(path) > 1:
+            text = text.replace(path, shown)
+    return text
+
+
 def _fence(text: str, language: str = "text") -> str:
-    text = _ANSI.sub("", text).rstrip("\n")
+    text = _scrub(_ANSI.sub("", text)).rstrip("\n")
     fence = "```"
     while fence in text:
         fence += "`"
     return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _fence_free(text: str) -> str:
+    return text.replace("`", "'")
 
 
 def render(notebook: Any, source: Path) -> tuple[str, dict[str, bytes]]:
@@ -184,6 +236,7 @@ def render(notebook: Any, source: Path) -> tuple[str, dict[str, bytes]]:
             f"{meta.get('seconds', '?')} s. Source: [`{source.name}`]({source.name}), "
             "a jupytext notebook (`jupytext --to notebook` opens it in Jupyter).*")
     noted = False
+    found = problems(notebook)
     for index, cell in enumerate(notebook.cells):
         tags = set(cell.get("metadata", {}).get("tags", []))
         if "remove-cell" in tags:
@@ -192,6 +245,9 @@ def render(notebook: Any, source: Path) -> tuple[str, dict[str, bytes]]:
             parts.append(_text(cell.source))
             if not noted:
                 parts.append(note)
+                if found:
+                    parts.append('!!! warning "This page did not run in full"\n\n'
+                                 + "\n".join(f"    - {_fence_free(line)}" for line in found))
                 noted = True
             continue
         if cell.cell_type != "code":
@@ -236,7 +292,10 @@ def on_files(files: Any, config: Any) -> Any:
 
     size = size_from_environment()
     for source in tutorial_sources():
-        markdown, images = render(executed(source, size), source)
+        notebook = executed(source, size)
+        for problem in problems(notebook):
+            log.warning(f"tutorial {source.name}: {problem}")
+        markdown, images = render(notebook, source)
         files.append(File.generated(config, f"tutorials/{source.stem}.md", content=markdown))
         for name, data in images.items():
             files.append(File.generated(config, f"tutorials/{name}", content=data))

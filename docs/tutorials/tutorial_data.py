@@ -6,7 +6,10 @@
   ``spikeinit.data.load_dataset``; ``docs/hooks/tutorials.py`` points it at ``../shared/data``
   when that exists). Otherwise it writes a small synthetic stand-in in MNIST's IDX format to a
   temporary folder and says so: a bright 7x7 block whose position is the class, on noise.
-  Nothing is ever downloaded.
+  Nothing is ever downloaded. Neither prints a path of the machine that runs it.
+- :func:`skipped` says that a tutorial left out part of what it teaches (say, a framework that
+  is not installed); ``docs/hooks/tutorials.py`` shows it at the top of the page, and fails
+  ``mkdocs build --strict``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 SIZES = ("default", "ci")
+#: How :func:`skipped` starts its line; docs/hooks/tutorials.py looks for it.
+SKIP_MARKER = "[tutorial skipped] "
 
 
 def size() -> str:
@@ -70,8 +75,14 @@ def mnist_dir() -> str:
     """A data folder holding MNIST: the real one when available, else a synthetic stand-in."""
     given = os.environ.get("SPIKEINIT_DATA_DIR")
     if given and _has_mnist(Path(given)):
-        print(f"MNIST from {given}")
+        print("MNIST from $SPIKEINIT_DATA_DIR")
         return given
     root = synthetic_mnist(Path(tempfile.mkdtemp(prefix="spikeinit-tutorial-")))
-    print(f"MNIST not found (set SPIKEINIT_DATA_DIR); using a synthetic stand-in in {root}")
+    print("MNIST not found (set SPIKEINIT_DATA_DIR); using a synthetic stand-in in a "
+          "temporary folder")
     return str(root)
+
+
+def skipped(what: str) -> None:
+    """Say that the tutorial leaves out ``what`` (one line, marked with :data:`SKIP_MARKER`)."""
+    print(f"{SKIP_MARKER}{what}")

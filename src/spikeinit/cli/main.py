@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+import spikeinit
 from spikeinit.cli import depth as depth_cli
 from spikeinit.cli import inspect as inspect_cli
 from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
+from spikeinit.cli.links import REPOSITORY_URL, docs_page, link_docs_paths
 from spikeinit.cli.preflight import describe_os_error, preflight
 from spikeinit.cli.progress import add_progress_option, progress_disabled
 from spikeinit.engine import settings
@@ -49,33 +53,101 @@ from spikeinit.theory.temporal import INPUT_KINDS
 
 
 def default_device() -> str:
+    """``cuda`` when PyTorch sees a GPU, else ``cpu``."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DEVICE_HELP = "cpu or cuda (default: cuda when available, else cpu)"
 
 
 def _add_neuron_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=0.5, help="membrane decay in [0, 1]")
-    parser.add_argument("--reset", choices=RESETS, default="subtract")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device())
+    parser.add_argument("--reset", choices=RESETS, default="subtract",
+                        help="what a spike does to the membrane")
+    parser.add_argument("--batch", type=int, default=64, help="input samples per run")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the weights and the input")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=default_device(),
+                        help=DEVICE_HELP)
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory")
 
 
+class LineHelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, with each line of a description or epilog wrapped on its own
+    (the line breaks stay) and URLs never broken across lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(textwrap.fill(" ".join(line.split()), width, initial_indent=indent,
+                                       subsequent_indent=indent, break_long_words=False,
+                                       break_on_hyphens=False)
+                         for line in text.splitlines())
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
+                             break_on_hyphens=False)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` with :class:`LineHelpFormatter` (the parsers of the subcommands
+    are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", LineHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _default_text(value: Any) -> str:
+    """A default as a user types it: lists space-separated, paths and numbers as text."""
+    if isinstance(value, list | tuple):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Give every command a description (its one-line help, when it has none) and every
+    option whose default means something a ``(default: ...)`` in its help, recursively.
+
+    Options whose default is ``None`` (not given: a preset or the command decides), flags and
+    options whose help already states the default are left as they are."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                if subparser.description is None and helps.get(name):
+                    subparser.description = helps[name][0].upper() + helps[name][1:] + "."
+                show_defaults(subparser)
+            continue
+        if (not action.option_strings or action.help == argparse.SUPPRESS
+                or action.default is None or action.default is argparse.SUPPRESS
+                or isinstance(action.default, bool) or "default" in (action.help or "")):
+            continue
+        shown = _default_text(action.default).replace("%", "%%")
+        action.help = f"{action.help} (default: {shown})" if action.help else \
+            f"default: {shown}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="spikeinit", description="Weight initialization for deep spiking neural networks."
+    """The ``spikeinit`` command line: one subcommand per experiment or tool."""
+    parser = CommandParser(
+        prog="spikeinit",
+        description="Weight initialization for deep spiking neural networks: the experiments "
+                    "of Micheli et al., arXiv:2410.00580, and the tools around them.",
+        epilog=f"Documentation: {docs_page('cli.md')}\n"
+               f"The library: import spikeinit; spikeinit.initialize(model, sample=x)\n"
+               f"Source and issues: {REPOSITORY_URL}",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {spikeinit.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     propagate = commands.add_parser(
         "propagate", help="experiments 1-2: activity through a deep LIF network"
     )
     propagate.add_argument("--init", nargs="+", default=list(DEFAULT_INITS),
                            help=f"init methods ({', '.join(available_methods())})")
-    propagate.add_argument("--depth", type=int, default=100)
-    propagate.add_argument("--width", type=int, default=1000)
+    propagate.add_argument("--depth", type=int, default=100, help="LIF layers")
+    propagate.add_argument("--width", type=int, default=1000, help="neurons per layer")
     propagate.add_argument("--steps", type=int, default=1, help="time steps T")
-    propagate.add_argument("--threshold", type=float, default=1.0)
+    propagate.add_argument("--threshold", type=float, default=1.0, help="firing threshold")
     propagate.add_argument("--reset-order", choices=RESET_ORDERS, default="delayed",
                            help="delayed: snnTorch; immediate: SpikingJelly/Norse")
     propagate.add_argument("--input", choices=INPUT_KINDS, default="constant",
@@ -91,12 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     conditions = commands.add_parser(
         "conditions", help="experiment 3: width x threshold grid of the deep-layer rate"
     )
-    conditions.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS))
+    conditions.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS),
+                            help="layer widths (the grid's columns)")
     conditions.add_argument("--thresholds", type=float, nargs="+",
-                            default=list(DEFAULT_THRESHOLDS))
-    conditions.add_argument("--init", default="paper")
-    conditions.add_argument("--depth", type=int, default=100)
-    conditions.add_argument("--steps", type=int, default=1)
+                            default=list(DEFAULT_THRESHOLDS),
+                            help="firing thresholds (the grid's rows)")
+    conditions.add_argument("--init", default="paper",
+                            help=f"init method ({', '.join(available_methods())})")
+    conditions.add_argument("--depth", type=int, default=100, help="LIF layers")
+    conditions.add_argument("--steps", type=int, default=1, help="time steps T")
     _add_neuron_options(conditions)
     add_progress_option(conditions)
 
@@ -105,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_cli.add_parser(commands)
     sweep_cli.add_parsers(commands)
     depth_cli.add_parser(commands)
+    show_defaults(parser)
     return parser
 
 
@@ -171,7 +247,8 @@ def run_methods(args: argparse.Namespace) -> int:
     for name in available_methods():
         method = get_method(name)[0]
         options = ", ".join(f"{key}={value}" for key, value in method.options.items())
-        print(f"{name:18s} {method.summary}" + (f" [options: {options}]" if options else ""))
+        print(f"{name:18s} {link_docs_paths(method.summary)}"
+              + (f" [options: {options}]" if options else ""))
     return 0
 
 

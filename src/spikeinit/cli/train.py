@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikeinit.cli.links import docs_page
 from spikeinit.cli.progress import add_progress_option
 from spikeinit.data import DATASET_NAMES, DatasetError
 from spikeinit.errors import InvalidArgumentError
@@ -79,7 +80,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     so that ``--preset`` can fill them and explicit options override the preset."""
     add = parser.add_argument
     add("--preset", choices=sorted(PRESETS), default=None,
-        help="a named set of options (see docs/results.md); explicit options override it")
+        help="a named set of options; explicit options override it. paper-protocol: the "
+             "authors' protocol and init (input LIF layer, spike-count loss, Adam 1e-3, init "
+             f"paper; {docs_page('results.md')})")
     add("--dataset", choices=DATASET_NAMES, help=f"default {_default('dataset')}")
     add("--data-dir", type=Path, help="data root (default: $SPIKEINIT_DATA_DIR)")
     add("--limit-train", type=int, help="train on this many samples (default: all)")
@@ -112,7 +115,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float, help=f"learning rate (default {_default('lr')})")
     add("--hidden-lr", type=float,
         help="mlp: learning rate of the hidden-to-hidden layers (default: --lr); for deep "
-             "copy chains, where every layer's update adds up (docs/depth.md)")
+             f"copy chains, where every layer's update adds up ({docs_page('depth.md')})")
     add("--optimizer", choices=OPTIMIZERS, help=f"default {_default('optimizer')}")
     add("--weight-decay", type=float, help="L2 (adam) or decoupled (adamw) weight decay "
                                           f"(default {_default('weight_decay')})")
@@ -138,7 +141,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--surrogate-slope", type=float,
         help="slope of the surrogate (default: 1 for atan, where snnTorch uses 2; 25 for "
              "fast-sigmoid)")
-    parser.add_argument("--device", choices=DEVICES, default=default_device())
+    parser.add_argument("--device", choices=DEVICES, default=default_device(),
+                        help="default: cuda when available, else cpu")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out (exactly)")
     add_progress_option(parser)
@@ -151,9 +155,13 @@ def add_parsers(subparsers: Any) -> None:
     )
     _add_training_options(train_parser)
     _add_threads_option(train_parser)
-    train_parser.add_argument("--init", default="paper",
-                              help=f"init method ({', '.join(available_methods())})")
-    train_parser.add_argument("--seed", type=int, default=0)
+    train_parser.add_argument("--init", default=None,
+                              help=f"init method ({', '.join(available_methods())}; default "
+                                   f"{_default('init')}, spikeinit.initialize's default: every "
+                                   "population at the rate that trains best; --preset "
+                                   "paper-protocol: paper)")
+    train_parser.add_argument("--seed", type=int, default=0,
+                              help="seeds the weights, the shuffling and every RNG")
     train_parser.add_argument("--out", type=Path, default=Path("runs/train"),
                               help="output directory")
     train_parser.add_argument("--overwrite", action="store_true",
@@ -161,13 +169,19 @@ def add_parsers(subparsers: Any) -> None:
                                    "--resume)")
 
     compare = subparsers.add_parser(
-        "compare", help="train one model with several inits and seeds; accuracy per init"
+        "compare", help="train one model with several inits and seeds; accuracy per init",
+        description="Train the same model (every option of spikeinit train) once per init and "
+                    "seed, then print the final test accuracy of each init (mean and std over "
+                    "the seeds) and, paired by seed, the first init (paper when listed) minus "
+                    "each other one. Writes compare.json, compare.csv, compare.md and "
+                    "compare.png to --out; one run folder per init and seed, resumable.",
     )
     _add_training_options(compare)
     _add_threads_option(compare)
     compare.add_argument("--init", nargs="+", default=list(DEFAULT_COMPARE_INITS),
                          help=f"init methods ({', '.join(available_methods())})")
-    compare.add_argument("--seeds", type=int, nargs="+", default=[0])
+    compare.add_argument("--seeds", type=int, nargs="+", default=[0],
+                         help="one training per init and seed")
     compare.add_argument("--out", type=Path, default=Path("runs/compare"),
                          help="output directory")
     compare.add_argument("--overwrite", action="store_true",
@@ -181,8 +195,9 @@ _CONFIG_OPTIONS = ("dataset", "data_dir", "limit_train", "limit_test", "model", 
                    "surrogate", "surrogate_slope")
 
 
-def _config(args: argparse.Namespace, init: str, seed: int) -> TrainConfig:
-    """The preset's options (if any), overridden by every option given on the command line."""
+def _config(args: argparse.Namespace, init: str | None, seed: int) -> TrainConfig:
+    """The preset's options (if any), overridden by every option given on the command line
+    (``init=None``: the preset's init, else :class:`TrainConfig`'s)."""
     options = dict(PRESETS[args.preset]) if args.preset else {}
     for name in _CONFIG_OPTIONS:
         value = getattr(args, name)
@@ -193,7 +208,9 @@ def _config(args: argparse.Namespace, init: str, seed: int) -> TrainConfig:
             options[name] = tuple(options[name])
     if options.get("data_dir") is not None:
         options["data_dir"] = str(options["data_dir"])
-    return TrainConfig(**options, init=init, seed=seed)
+    if init is not None:
+        options["init"] = init
+    return TrainConfig(**options, seed=seed)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from spikeinit.io import save_figure_atomic  # noqa: E402
 
@@ -21,6 +23,15 @@ def _positive(values: Sequence[float]) -> np.ndarray:
     """Values for a log axis: zeros become NaN (a gap) instead of breaking the scale."""
     array = np.asarray(values, dtype=float)
     return np.where(array > _FLOOR, array, np.nan)
+
+
+def integer_x_axis(axis: Axes, values: Sequence[float]) -> None:
+    """An x axis of whole numbers (layers, epochs): ticks only at integers, and at least one
+    unit wide, ``[v - 0.5, v + 0.5]`` around a single value ``v`` (matplotlib would otherwise
+    zoom to a few hundredths around it)."""
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(values) and min(values) == max(values):
+        axis.set_xlim(float(values[0]) - 0.5, float(values[0]) + 0.5)
 
 
 def plot_propagation(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -40,6 +51,7 @@ def plot_propagation(result: dict[str, Any], path: str | os.PathLike[str]) -> No
     for axis in axes:
         axis.set_yscale("log")
         axis.set_xlabel("layer")
+        integer_x_axis(axis, layers)
         axis.grid(alpha=0.3, which="both")
     axes[1].legend(title="init (dashed: mean-field)", fontsize=8)
     figure.suptitle(
@@ -64,6 +76,8 @@ def plot_rate_by_step(result: dict[str, Any], path: str | os.PathLike[str]) -> N
         axis.set_title(init)
         axis.set_xlabel("time step")
         axis.set_ylabel("layer")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.colorbar(image, ax=axes[0].tolist(), label="rate (spikes / neuron)")
     save_figure_atomic(figure, path, dpi=120)
     plt.close(figure)
@@ -82,6 +96,7 @@ def plot_gradients(result: dict[str, Any], path: str | os.PathLike[str]) -> None
                   color=f"C{index}", linestyle="--", alpha=0.8)
     axis.set_yscale("log")
     axis.set_xlabel("layer")
+    integer_x_axis(axis, layers)
     axis.set_ylabel("E[(∂L/∂I)²] per neuron and step")
     axis.grid(alpha=0.3, which="both")
     axis.legend(title="init (dashed: mean-field)", fontsize=8)

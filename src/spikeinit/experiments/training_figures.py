@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from spikeinit.experiments.figures import integer_x_axis  # noqa: E402
 from spikeinit.io import save_figure_atomic  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def plot_training_curves(result: dict[str, Any], path: str | os.PathLike[str]) -
             axis.legend(fontsize=7, title="layer (dark: first)", title_fontsize=7)
     for axis in axes:
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_x_axis(axis, epochs)
         axis.grid(alpha=0.3)
     axes[0].legend()
     axes[1].legend()
@@ -85,7 +85,8 @@ def plot_compare(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
     if chance is not None:
         axis.axhline(chance, color="grey", linestyle=":", label="chance")
     axis.set_xlabel("epoch")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_x_axis(axis, [1, max((len(data["test_accuracy"][0])
+                                  for data in summary["inits"].values()), default=1)])
     axis.set_ylabel("test accuracy (mean; band: ± 1 std over seeds)")
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)

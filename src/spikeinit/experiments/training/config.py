@@ -17,6 +17,7 @@ from spikeinit.data import canonical_name, dataset_info
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training.encoding import ENCODINGS
 from spikeinit.experiments.training.readout import LOSSES
+from spikeinit.init.model import DEFAULT_METHOD
 from spikeinit.init.registry import get_method
 from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
@@ -41,8 +42,9 @@ TRAINING_SLOPES = {"atan": 1.0}
 PRESETS: dict[str, dict[str, Any]] = {
     # The authors' MLP on MNIST with the measured defaults (docs/results.md).
     "mnist-mlp": {"dataset": "mnist", "model": "mlp", "width": 100, "depth": 10},
-    # The authors' protocol: input LIF layer, spike-count loss, Adam 1e-3 (docs/results.md).
-    "paper-protocol": {"encoding": "lif", "loss": "counts", "optimizer": "adam",
+    # The authors' protocol and init: input LIF layer, spike-count loss, Adam 1e-3, the paper's
+    # init (docs/results.md).
+    "paper-protocol": {"init": "paper", "encoding": "lif", "loss": "counts", "optimizer": "adam",
                        "lr": 1e-3, "weight_decay": 0.0, "surrogate_slope": 2.0,
                        "augment": False},
     # A CIFAR-10 baseline that trains on a 2-core CPU: 3 conv-BN-LIF-pool blocks (32-64-128
@@ -70,8 +72,9 @@ class TrainConfig:
 
     The defaults are measured, not copied: ``docs/results.md`` holds the runs that chose
     them (direct encoding, membrane readout, AdamW with lr 3e-3 and weight decay 0.1, a cosine
-    schedule, 1-pixel random shifts, atan surrogate of slope 1, 10 epochs). The preset
-    ``paper-protocol`` (:data:`PRESETS`) is the authors' protocol.
+    schedule, 1-pixel random shifts, atan surrogate of slope 1, 10 epochs, the init
+    ``trainable``). The preset ``paper-protocol`` (:data:`PRESETS`) is the authors' protocol
+    with the paper's init.
 
     Args:
         dataset: ``mnist``, ``fashion-mnist``, ``cifar10`` or ``nmnist``.
@@ -93,7 +96,11 @@ class TrainConfig:
         encoding: how a static image enters the network (:mod:`.encoding`): ``direct``
             (pixels into the first Linear/Conv), ``rate`` (Bernoulli spikes) or ``lif`` (the
             authors' input LIF layer). Event data (N-MNIST) always keeps its frames.
-        init: a method of the init registry (``spikeinit methods``), e.g. ``paper``.
+        init: a method of the init registry (``spikeinit methods``). The default,
+            ``trainable``, is :func:`spikeinit.initialize`'s: every spiking population at the
+            rate 0.1 that trains best (docs/operating-point.md); ``paper`` is the paper's
+            ``Var[w] = sigma^2 / (n Q(theta / sigma))`` with ``sigma = 1``, which the preset
+            ``paper-protocol`` sets.
         epochs, steps, batch, lr: epochs, time steps ``T``, global batch, learning rate.
         hidden_lr: learning rate of the MLP's hidden-to-hidden layers (``None``, the
             default: ``lr``); the first layer and the classifier keep ``lr``. In a deep chain
@@ -137,7 +144,7 @@ class TrainConfig:
     blocks: tuple[int, ...] | None = None
     norm: str = "none"
     encoding: str = "direct"
-    init: str = "paper"
+    init: str = DEFAULT_METHOD
     epochs: int = 10
     steps: int = 3
     batch: int = 64

@@ -130,3 +130,19 @@ def test_report_does_not_depend_on_earlier_calls_in_the_process() -> None:
     driven = [row for row in given.layers if row.layer is not None]
     assert [row.init_sigma for row in driven] == [record.sigma for record in drawn]
     assert all(row.init_sigma_auto for row in driven) and "1.78*" in given.table()
+
+
+def test_initialize_table_writes_each_layers_notes_as_text_under_it() -> None:
+    net = nn.Sequential(nn.Linear(20, 30), nn.MaxPool1d(2), LIF(), nn.Linear(15, 30), LIF())
+    with pytest.warns(UserWarning, match="not modelled"):
+        result = spikeinit.initialize(net, sample=torch.rand(5, 4, 20),
+                                      generator=torch.Generator().manual_seed(0))
+    lines = result.table().splitlines()
+    header = lines[0].split()
+    assert header[0] == "layer" and header[-1] == "notes" and "sigma" not in header
+    first_row = lines[2]
+    cited = first_row[lines[0].index("notes"):].strip().split(", ")
+    assert [int(number) for number in cited] == list(range(1, len(result[0].notes) + 1))
+    written = [line for line in lines if line.startswith("note: [")]
+    assert written[0] == f"note: [1] {result[0].notes[0]}"
+    assert "max-pool" in written[0] and "not modelled" in written[0]

@@ -121,7 +121,7 @@ class InitResult(TabularResult):
             sigma = fmt(record.sigma) + ("*" if record.sigma_auto else "")
             rows.append([record.name, record.method, record.neuron or "-", str(record.fan_in),
                          fmt(record.threshold), fmt(record.beta), sigma, fmt(record.mean),
-                         fmt(record.std), str(len(record.notes))])
+                         fmt(record.std), ""])
         return rows
 
     def table_notes(self) -> tuple[str, ...]:

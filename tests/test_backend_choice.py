@@ -17,7 +17,7 @@ import torch
 
 from conftest import TEST_MACHINE as MACHINE
 from conftest import FakeClock
-from spikeinit.engine import decisions, event_linear, gemm, tuning
+from spikeinit.engine import decisions, event_linear, gemm, thread_trial, threads, tuning
 from spikeinit.engine.kernels import compiled_kernel
 from spikeinit.models import EventLinear
 
@@ -298,7 +298,7 @@ def test_on_a_busy_machine_the_one_thread_choice_serves_several_threads(machine,
         assert set(threads_seen) == {1}  # measured on one thread
         assert gemm.backend_choices()[name]["source"] == "measured, on 1 thread (machine busy)"
         assert cached()[name]["backend"] == "onednn"  # kept for 2 threads too
-        with tuning.single_threaded():
+        with threads.single_threaded():
             assert cached()[name]["backend"] == "onednn"  # cached for 1 thread
         gemm.forget_choices()
         calls = machine.total_calls
@@ -469,9 +469,9 @@ def test_the_machine_description_names_the_cpu():
 @pytest.mark.parametrize("durations,expected", [({1: 1.0, 2: 3.0}, 1), ({1: 2.0, 2: 1.2}, 2)])
 def test_the_thread_trial_keeps_the_faster_count(monkeypatch, durations, expected):
     clock = FakeClock()
-    monkeypatch.setattr(tuning, "wall_clock", clock)
+    monkeypatch.setattr(thread_trial, "wall_clock", clock)
     previous = torch.get_num_threads()
-    trial = tuning.ThreadTrial(candidates=(1, 2), steps_each=2)
+    trial = thread_trial.ThreadTrial(candidates=(1, 2), steps_each=2)
     seen = []
     try:
         for _ in range(10):
@@ -489,10 +489,10 @@ def test_the_thread_trial_keeps_the_faster_count(monkeypatch, durations, expecte
 
 def test_the_thread_trial_runs_again_after_recheck_every_steps(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(tuning, "wall_clock", clock)
+    monkeypatch.setattr(thread_trial, "wall_clock", clock)
     previous = torch.get_num_threads()
     durations = {1: 1.0, 2: 3.0}
-    trial = tuning.ThreadTrial(candidates=(1, 2), steps_each=1, recheck_every=3)
+    trial = thread_trial.ThreadTrial(candidates=(1, 2), steps_each=1, recheck_every=3)
     try:
         for _ in range(4 + 3):  # a trial of 4 steps, then 3 at the chosen count
             with trial.step():
@@ -509,10 +509,10 @@ def test_the_thread_trial_runs_again_after_recheck_every_steps(monkeypatch):
 
 def test_a_hopeless_thread_count_is_dropped_after_one_timed_step(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(tuning, "wall_clock", clock)
+    monkeypatch.setattr(thread_trial, "wall_clock", clock)
     previous = torch.get_num_threads()
     durations = {1: 1.0, 2: 50.0}  # a busy machine: 2 threads 50x slower
-    trial = tuning.ThreadTrial(candidates=(1, 2), steps_each=3)
+    trial = thread_trial.ThreadTrial(candidates=(1, 2), steps_each=3)
     seen = []
     try:
         for _ in range(8):
@@ -527,11 +527,11 @@ def test_a_hopeless_thread_count_is_dropped_after_one_timed_step(monkeypatch):
 
 def test_finish_ends_a_running_trial_with_the_steps_timed_so_far(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(tuning, "wall_clock", clock)
+    monkeypatch.setattr(thread_trial, "wall_clock", clock)
     previous = torch.get_num_threads()
     durations = {1: 2.0, 2: 1.0}
     try:
-        trial = tuning.ThreadTrial(candidates=(1, 2), steps_each=3)
+        trial = thread_trial.ThreadTrial(candidates=(1, 2), steps_each=3)
         for _ in range(4):  # warm-up of each, then one timed step of each
             with trial.step():
                 clock.now += durations[torch.get_num_threads()]
@@ -539,8 +539,8 @@ def test_finish_ends_a_running_trial_with_the_steps_timed_so_far(monkeypatch):
         assert trial.finish() == 2 and trial.chosen == 2 and torch.get_num_threads() == 2
         with trial.step():  # no trial steps left
             assert torch.get_num_threads() == 2
-        untimed = tuning.ThreadTrial(candidates=(2, 1))
+        untimed = thread_trial.ThreadTrial(candidates=(2, 1))
         assert untimed.finish() == 2  # nothing timed: the first candidate
-        assert tuning.ThreadTrial(candidates=(1,)).finish() == 1
+        assert thread_trial.ThreadTrial(candidates=(1,)).finish() == 1
     finally:
         torch.set_num_threads(previous)

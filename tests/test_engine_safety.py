@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeinit.engine import conv_layout, decisions, hazards, tuning, vet
+from spikeinit.engine import conv_layout, decisions, hazards, thread_trial, tuning, vet
 from spikeinit.engine.layout import is_channels_last
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def test_a_bad_tuning_mode_names_the_variable_and_the_values(monkeypatch):
 def test_the_kept_thread_trial_replays_its_schedule_and_keeps_its_choice(tuning_sandbox,
                                                                           monkeypatch):
     timings = iter([0.0, 1.0, 1.0, 1.5, 1.5, 2.0] + [0.0, 1.0] * 20)
-    monkeypatch.setattr(tuning, "wall_clock", lambda: next(timings))
+    monkeypatch.setattr(thread_trial, "wall_clock", lambda: next(timings))
     counts = []
 
     def run(trial):
@@ -224,17 +224,17 @@ def test_the_kept_thread_trial_replays_its_schedule_and_keeps_its_choice(tuning_
 
     previous = torch.get_num_threads()
     try:
-        first = run(tuning.ThreadTrial(candidates=(1, 2), steps_each=1, key="w"))
+        first = run(thread_trial.ThreadTrial(candidates=(1, 2), steps_each=1, key="w"))
         schedule = counts[:]
         counts.clear()
         timings = iter([0.0, 9.0] * 40)  # another process, where 'first' now looks slow
-        monkeypatch.setattr(tuning, "wall_clock", lambda: next(timings))
-        second = run(tuning.ThreadTrial(candidates=(1, 2), steps_each=1, key="w"))
+        monkeypatch.setattr(thread_trial, "wall_clock", lambda: next(timings))
+        second = run(thread_trial.ThreadTrial(candidates=(1, 2), steps_each=1, key="w"))
     finally:
         torch.set_num_threads(previous)
     assert second == first and counts == schedule  # the same counts, step for step
     with pytest.raises(ValueError, match="recheck_every"):
-        tuning.ThreadTrial(candidates=(1, 2), key="w", recheck_every=5)
+        thread_trial.ThreadTrial(candidates=(1, 2), key="w", recheck_every=5)
 
 
 # ----------------------------------------------------------------------------- two processes

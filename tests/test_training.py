@@ -14,7 +14,8 @@ import torch
 
 from spikeinit.cli import train as cli_train
 from spikeinit.cli.main import main
-from spikeinit.engine import tuning
+from spikeinit.engine import thread_trial
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.distributed import DistributedContext
 from spikeinit.experiments.training import TrainConfig, TrainResult, encode, loop, train
 from spikeinit.experiments.training.factory import (
@@ -247,7 +248,7 @@ def test_cli_train_and_errors(fake_data: Path, tmp_path: Path, capsys, one_threa
 
 
 class ThreadClock:
-    """A fake ``tuning.wall_clock``: each call advances it by the cost of torch's current
+    """A fake ``thread_trial.wall_clock``: each call advances it by the cost of torch's current
     thread count, so a step at ``n`` threads lasts ``costs[n]``."""
 
     def __init__(self, costs: dict[int, float]) -> None:
@@ -266,7 +267,7 @@ def _no_trial(*args, **kwargs):
 SMALL = dict(depth=1, width=16, batch=16)
 
 
-class _CountingTrial(tuning.ThreadTrial):
+class _CountingTrial(thread_trial.ThreadTrial):
     made = 0
 
     def __init__(self, *args, **kwargs) -> None:
@@ -279,7 +280,7 @@ def test_auto_threads_keep_the_faster_count(fake_data: Path, tmp_path: Path, mon
                                             two_threads: None, costs: dict, expected: int,
                                             tuning_sandbox) -> None:
     # tuning_sandbox: an empty cache, else the other case's kept count would be read
-    monkeypatch.setattr(tuning, "wall_clock", ThreadClock(costs))
+    monkeypatch.setattr(thread_trial, "wall_clock", ThreadClock(costs))
     config = TrainConfig(data_dir=str(fake_data), epochs=1, **SMALL)  # 8 steps: the trial's
     result = train(config, tmp_path, device="cpu", progress=False, log=None, threads="auto")
     assert result.threads == expected
@@ -293,13 +294,13 @@ def test_default_threads_measure_unless_the_environment_fixes_them(
     config = TrainConfig(data_dir=str(fake_data), epochs=1, **SMALL)
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(tuning, "wall_clock", ThreadClock({1: 5.0, 2: 1.0}))
-    monkeypatch.setattr(tuning, "ThreadTrial", _CountingTrial)
+    monkeypatch.setattr(thread_trial, "wall_clock", ThreadClock({1: 5.0, 2: 1.0}))
+    monkeypatch.setattr(thread_trial, "ThreadTrial", _CountingTrial)
     _CountingTrial.made = 0
     assert train(config, None, device="cpu", progress=False, log=None).threads == 2
     assert _CountingTrial.made == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    monkeypatch.setattr(tuning, "ThreadTrial", _no_trial)
+    monkeypatch.setattr(thread_trial, "ThreadTrial", _no_trial)
     assert train(config, None, device="cpu", progress=False, log=None).threads == 2
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert train(config, None, device="cpu", progress=False, log=None, threads=1).threads == 1
@@ -313,7 +314,7 @@ def test_default_threads_measure_unless_the_environment_fixes_them(
 def test_resume_restores_the_measured_count_without_a_new_trial(
         fake_data: Path, tmp_path: Path, monkeypatch, two_threads: None, tuning_sandbox) -> None:
     # batch 32: 4 steps an epoch, so the trial (8 steps) ends early, with the first epoch
-    monkeypatch.setattr(tuning, "wall_clock", ThreadClock({1: 2.0, 2: 1.0}))
+    monkeypatch.setattr(thread_trial, "wall_clock", ThreadClock({1: 2.0, 2: 1.0}))
     config = TrainConfig(data_dir=str(fake_data), depth=1, width=16, batch=32, epochs=2)
     straight = train(config, tmp_path / "straight", device="cpu", progress=False, log=None,
                      threads="auto")
@@ -322,7 +323,7 @@ def test_resume_restores_the_measured_count_without_a_new_trial(
                     threads="auto", stop_after=1)
     assert straight.threads == partial.threads == 2
     assert torch.load(interrupted / "checkpoint.pt", weights_only=True)["threads"] == 2
-    monkeypatch.setattr(tuning, "ThreadTrial", _no_trial)
+    monkeypatch.setattr(thread_trial, "ThreadTrial", _no_trial)
     torch.set_num_threads(1)  # the saved count is set, whatever the process has
     resumed = train(config, interrupted, device="cpu", progress=False, log=None,
                     threads="auto", resume=True)
@@ -361,7 +362,7 @@ def test_cli_threads_option(fake_data: Path, tmp_path: Path, monkeypatch, capsys
 
     def fake_compare(*args, **kwargs):
         seen.append(kwargs["threads"])
-        raise ValueError("stop here")
+        raise InvalidArgumentError("stop here")
 
     monkeypatch.setattr(cli_train, "train", fake_train)
     monkeypatch.setattr(cli_train, "run_compare", fake_compare)
@@ -370,7 +371,7 @@ def test_cli_threads_option(fake_data: Path, tmp_path: Path, monkeypatch, capsys
     for given, expected in (([], None), (["--threads", "auto"], "auto"),
                             (["--threads", "3"], 3)):
         assert main(["train", *base, *given]) == 0
-        assert main(["compare", *base, *given]) == 2  # the fake's ValueError
+        assert main(["compare", *base, *given]) == 2  # the fake's user error
         assert seen[-2:] == [expected, expected]
     for bad in ("0", "-2", "two", "1.5"):
         with pytest.raises(SystemExit) as exit_info:

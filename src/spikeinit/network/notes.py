@@ -1,7 +1,7 @@
 """Structured notes: what the graph, the initializers and the calibration found about a layer.
 
 A :class:`Note` is a ``str`` (its text, with the layer's name in front when there is one), so it
-prints and compares as before, and it carries a ``kind`` and a ``layer`` so that code decides
+prints and compares as text, and it carries a ``kind`` and a ``layer`` so that code decides
 by kind, never by matching message text.
 """
 

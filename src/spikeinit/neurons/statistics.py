@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from spikeinit.engine.tuning import single_threaded
+from spikeinit.engine.threads import single_threaded
 
 EXACT_FLOAT32_SUM = 2**24
 """Up to this many elements a float32 sum of integers (spikes) is exact."""

@@ -24,7 +24,7 @@ import torch
 from scipy import optimize
 
 from spikeinit._validation import check_positive, check_positive_int, check_unit_interval
-from spikeinit.engine.tuning import single_threaded
+from spikeinit.engine.threads import single_threaded
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters

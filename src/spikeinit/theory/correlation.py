@@ -54,7 +54,7 @@ from spikeinit._validation import (
     check_positive_int,
     check_unit_interval,
 )
-from spikeinit.engine.tuning import single_threaded
+from spikeinit.engine.threads import single_threaded
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters

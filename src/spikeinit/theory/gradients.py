@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from spikeinit._validation import check_positive_int
+from spikeinit.engine.threads import single_threaded
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.neurons.surrogate import surrogate_derivative
@@ -38,7 +39,6 @@ from spikeinit.theory.temporal import (
     MonteCarloPopulation,
     gaussian_process_currents,
     input_layer_currents,
-    single_threaded,
 )
 
 _BACKWARD_SEED_OFFSET = 7_919

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
-from spikeinit.engine.tuning import single_threaded  # noqa: F401 (the theory's import)
+from spikeinit.engine.threads import single_threaded
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters

@@ -25,6 +25,7 @@ import torch
 from scipy import optimize
 
 from spikeinit._validation import check_choice, check_open_unit_interval, check_positive_int
+from spikeinit.engine.threads import single_threaded
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
@@ -37,7 +38,6 @@ from spikeinit.theory.temporal import (
     input_layer_currents,
     next_layer_activity,
     simulate_population,
-    single_threaded,
     synaptic_filter,
     temporal_mean_field,
 )

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from spikeinit._validation import check_positive_int
 from spikeinit.data import dataset_info
-from spikeinit.engine import tuning
+from spikeinit.engine import thread_trial, tuning
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.distributed import (
     DistributedContext,
@@ -92,7 +92,7 @@ def train(
 
     **Thread count.** Small models gain little from a second intra-op thread, and on a shared
     machine several threads can make them many times slower, so by default the count is
-    measured, not assumed (:class:`~spikeinit.engine.tuning.ThreadTrial`): the first training
+    measured, not assumed (:class:`~spikeinit.engine.thread_trial.ThreadTrial`): the first training
     steps alternate between one thread and the process's count (a few untimed and timed steps
     each; they are real steps, nothing is computed twice), and the count with the lower median
     wall time runs the rest of the run, evaluation included. A trial still running at the end of
@@ -185,7 +185,7 @@ def workload_key(model: nn.Module, config: TrainConfig) -> str:
 
 class _ThreadPlan:
     """The intra-op thread count of a run's training steps: fixed (set at construction), or
-    measured over the first steps by a :class:`~spikeinit.engine.tuning.ThreadTrial` between
+    measured over the first steps by a :class:`~spikeinit.engine.thread_trial.ThreadTrial` between
     one thread and the current count (``measure``; with one thread there is nothing to
     measure)."""
 
@@ -194,7 +194,7 @@ class _ThreadPlan:
         if fixed is not None:
             torch.set_num_threads(fixed)
         current = torch.get_num_threads()
-        self.trial = (tuning.ThreadTrial(candidates=(1, current), key=key)
+        self.trial = (thread_trial.ThreadTrial(candidates=(1, current), key=key)
                       if measure and current > 1 else None)
         self._fixed = current
 

@@ -1,8 +1,9 @@
 """The machine a measurement ran on: every benchmark figure and recorded run names its CPU.
 
 Which GEMM is fastest depends on the CPU, and the same code may run on different CPUs, so
-the benchmarks record :func:`describe` (CPU model, vendor, ``lscpu``'s family and model numbers, threads, torch version, load average, date) and
-``docs/benchmarks.md`` keeps one section per CPU vendor.
+the benchmarks record :func:`describe` (CPU model, vendor, ``lscpu``'s family and model
+numbers, threads, torch version, load average, date) and ``docs/benchmarks.md`` keeps one
+section per CPU vendor.
 """
 
 from __future__ import annotations

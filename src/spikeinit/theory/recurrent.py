@@ -79,7 +79,7 @@ from spikeinit._validation import (
     check_positive,
     check_positive_int,
 )
-from spikeinit.errors import InvalidArgumentError
+from spikeinit.errors import InternalError, InvalidArgumentError
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.temporal import single_threaded
@@ -345,7 +345,8 @@ def response_kernels(
                          state.white_std, check_positive_int("samples", samples),
                          check_positive_int("steps", steps), seed,
                          check_positive_int("lags", lags))
-    assert run.kernels is not None
+    if run.kernels is None:
+        raise InternalError("the node run returned no kernels although lags > 0")
     return run.kernels
 
 

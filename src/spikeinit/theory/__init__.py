@@ -38,6 +38,15 @@ from spikeinit.theory.gaussian import (
     tail_probability,
     truncated_mean_above,
 )
+from spikeinit.theory.recurrent import (
+    RecurrentMeanField,
+    RecurrentPopulation,
+    RecurrentState,
+    gain_for_memory_time,
+    recurrent_edge,
+    recurrent_mean_field,
+    recurrent_state,
+)
 from spikeinit.theory.residual import (
     branch_std_for_rate,
     gaussian_sum_rate,
@@ -87,6 +96,13 @@ __all__ = [
     "correlation_mean_field",
     "isometric_copy_slope",
     "pattern_correlation",
+    "RecurrentMeanField",
+    "RecurrentPopulation",
+    "RecurrentState",
+    "gain_for_memory_time",
+    "recurrent_edge",
+    "recurrent_mean_field",
+    "recurrent_state",
     "OPERATING_SLOPE",
     "SURROGATES",
     "FixedPoint",

@@ -31,7 +31,8 @@ QUICK_START = (
 #: The modules of the API reference (docs/api/*.md); for a package, the names in __all__.
 API_MODULES = ("spikeinit", "spikeinit.theory", "spikeinit.theory.temporal",
                "spikeinit.theory.temporal_gain", "spikeinit.theory.gradients",
-               "spikeinit.theory.attention", "spikeinit.errors", "spikeinit.init",
+               "spikeinit.theory.attention", "spikeinit.theory.recurrent", "spikeinit.errors",
+               "spikeinit.init",
                "spikeinit.neurons", "spikeinit.models", "spikeinit.data", "spikeinit.adapters",
                "spikeinit.calibration", "spikeinit.health")
 

@@ -196,3 +196,50 @@ def test_a_tutorial_that_skips_or_warns_is_flagged_on_its_page() -> None:
     clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("ok()", outputs=[
         nbformat.v4.new_output("stream", name="stdout", text="all frameworks\n")])])
     assert hook.problems(clean) == []
+
+
+def drawn_files(layout: str) -> set[str]:
+    """The files the ``text`` drawing of ``docs/layout.md`` names under ``src/spikeinit/``: each
+    level of the tree is indented by four characters (``├── ``, ``│   ``, ``└── `` or spaces)."""
+    block = layout.split("```text\nsrc/spikeinit/\n", 1)[1].split("```", 1)[0]
+    files: set[str] = set()
+    folders: list[str] = []
+    for line in block.splitlines():
+        name_at = next(i for i, char in enumerate(line) if char not in "│├└─ ")
+        depth = name_at // 4 - 1
+        name = line[name_at:].split()[0]
+        folders[depth:] = [name]
+        if not name.endswith("/"):
+            files.add("".join(folders))
+    return files
+
+
+def test_the_layout_drawing_names_every_file_of_the_package_and_no_other() -> None:
+    package = ROOT / "src" / "spikeinit"
+    on_disk = {str(path.relative_to(package)) for path in package.rglob("*")
+               if path.suffix in (".py", ".cpp") and path.name != "__init__.py"
+               and "__pycache__" not in path.parts}
+    drawn = drawn_files((ROOT / "docs" / "layout.md").read_text())
+    assert not on_disk - drawn, f"not in docs/layout.md's drawing: {sorted(on_disk - drawn)}"
+    assert not drawn - on_disk, f"drawn but not in the tree: {sorted(drawn - on_disk)}"
+
+
+def test_the_drawing_reader_follows_the_indentation() -> None:
+    drawing = ("```text\nsrc/spikeinit/\n├── io.py      writes\n├── engine/    bottom\n"
+               "│   ├── gemm.py  mm\n│   └── kernels/  c++\n│       └── abi.py  abi\n"
+               "└── cli/  command\n    └── main.py  parser\n```\n")
+    assert drawn_files(drawing) == {"io.py", "engine/gemm.py", "engine/kernels/abi.py",
+                                    "cli/main.py"}
+
+
+def test_the_layout_arrows_are_the_imports_of_the_code() -> None:
+    from test_architecture import package_graph
+
+    layout = (ROOT / "docs" / "layout.md").read_text()
+    block = layout.split("## The arrows", 1)[1].split("```text\n", 1)[1]
+    drawn = {}
+    for line in block.split("```", 1)[0].splitlines():
+        name, imported = (part.strip() for part in line.split("->"))
+        drawn[name] = set() if imported == "(nothing)" else set(imported.split(", "))
+    actual = {name: imported for name, imported in package_graph().items()}
+    assert drawn == actual

@@ -60,6 +60,17 @@ class RecurrentLIFFunction(torch.autograd.Function):
     ``beta`` and ``theta`` as ``(n,)`` vectors and the :class:`LIFParameters`. Outputs: the
     spikes ``(T, B, n)``, the total currents :math:`I_t` ``(T, B, n)`` and the last membranes
     ``(B, n)``. It saves the membranes, the spikes and the weight for backward.
+
+    Example:
+        >>> drive = torch.tensor([0.5, 1.0, 0.0]).reshape(3, 1, 1).requires_grad_()
+        >>> weight, vector = torch.tensor([[0.5]], requires_grad=True), torch.ones(1)
+        >>> spikes, currents, _ = RecurrentLIFFunction.apply(drive, weight, vector * 0.5,
+        ...                                                  vector, LIFParameters())
+        >>> spikes.flatten().tolist(), currents.flatten().tolist()
+        ([0.0, 1.0, 0.0], [0.5, 1.0, 0.5])
+        >>> currents.sum().backward()
+        >>> weight.grad.tolist()  # dI_2/dW = s_1 = 1
+        [[1.0]]
     """
 
     @staticmethod

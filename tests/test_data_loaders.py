@@ -60,7 +60,8 @@ def test_value_errors_are_not_dataset_errors() -> None:
 
 
 def test_names_aliases_and_info() -> None:
-    assert DATASET_NAMES == ("mnist", "fashion-mnist", "cifar10", "nmnist")
+    assert DATASET_NAMES == ("mnist", "fashion-mnist", "cifar10", "nmnist", "smnist-rows",
+                             "smnist-pixels", "psmnist")
     assert canonical_name("CIFAR-10") == "cifar10"
     assert canonical_name("Fashion_MNIST") == "fashion-mnist"
     assert canonical_name("n-mnist") == "nmnist"
@@ -69,6 +70,8 @@ def test_names_aliases_and_info() -> None:
     info = dataset_info("cifar10")
     assert info.sample_shape == (3, 32, 32) and info.n_classes == 10 and not info.event_based
     assert dataset_info("nmnist").event_based and not dataset_info("nmnist").downloadable
+    assert canonical_name("pmnist") == "psmnist" and dataset_info("psmnist").steps == 784
+    assert not dataset_info("mnist").sequential and dataset_info("smnist-rows").sequential
 
 
 def test_resolve_data_dir(monkeypatch, tmp_path: Path) -> None:

@@ -89,8 +89,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--limit-test", type=int, help="test on this many samples (default: all)")
     add("--model", choices=MODELS, help=f"default {_default('model')}")
     add("--width", type=int, help="mlp: hidden width (default 100); cnn: hidden classifier "
-                                  "width (default 0: none); resnet: 0 only")
-    add("--depth", type=int, help=f"mlp: hidden Linear->LIF layers (default {_default('depth')})")
+                                  "width (default 0: none); resnet: 0 only; rsnn: neurons per "
+                                  "recurrent population (default 128)")
+    add("--depth", type=int, help=f"mlp: hidden Linear->LIF layers (default {_default('depth')}); "
+                                  "rsnn: stacked recurrent LIF populations (default 1)")
     add("--channels", type=int, nargs="+",
         help=f"cnn: output channels of each conv->LIF->pool block (default {_default('channels')});"
              " resnet: channels of each stage (default "
@@ -109,7 +111,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="static images: pixels into the first layer (direct, the default), Bernoulli "
              "spikes (rate), or the authors' input LIF layer (lif); event data keeps its frames")
     add("--epochs", type=int, help=f"default {_default('epochs')}")
-    add("--steps", type=int, help=f"time steps T (default {_default('steps')})")
+    add("--steps", type=int, help=f"time steps T (default {_default('steps')}; a sequence "
+                                  "dataset: its length, 28 for smnist-rows, 784 for "
+                                  "smnist-pixels and psmnist)")
     add("--batch", type=int, help=f"global batch, split evenly over torchrun processes "
                                   f"(default {_default('batch')})")
     add("--lr", type=float, help=f"learning rate (default {_default('lr')})")

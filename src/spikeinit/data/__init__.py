@@ -1,8 +1,9 @@
 """Real dataset loaders for spiking-network training.
 
 Supported: MNIST and Fashion-MNIST (IDX, gzip or raw), CIFAR-10 (python pickle batches,
-ImageFolder, or an ImageFolder tarball read in place), and N-MNIST (``.bin`` event files
-binned into frames). Entry point::
+ImageFolder, or an ImageFolder tarball read in place), N-MNIST (``.bin`` event files
+binned into frames), and sequential MNIST (rows, pixels, permuted pixels) from the MNIST
+files. Entry point::
 
     from spikeinit.data import load_dataset, dataset_moments
     train = load_dataset("mnist", "path/to/data", split="train", limit=1000)
@@ -40,6 +41,13 @@ from .registry import (
     resolve_data_dir,
 )
 from .selection import round_robin_order
+from .sequences import (
+    PERMUTATION_SEED,
+    SEQUENCE_LAYOUTS,
+    SequenceDataset,
+    load_sequential_mnist,
+    pixel_permutation,
+)
 from .stats import DatasetMoments, dataset_moments
 from .validation import SPLITS
 
@@ -52,6 +60,8 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "MNIST_CLASSES",
     "NMNIST_SENSOR_SIZE",
+    "PERMUTATION_SEED",
+    "SEQUENCE_LAYOUTS",
     "SPLITS",
     "DatasetError",
     "DatasetInfo",
@@ -60,6 +70,7 @@ __all__ = [
     "DatasetMoments",
     "MissingDependencyError",
     "NMNISTDataset",
+    "SequenceDataset",
     "canonical_name",
     "dataset_info",
     "decode_nmnist",
@@ -70,8 +81,10 @@ __all__ = [
     "load_cifar10",
     "load_dataset",
     "load_idx_dataset",
+    "load_sequential_mnist",
     "manual_instructions",
     "parse_idx",
+    "pixel_permutation",
     "read_cifar_batch",
     "read_idx",
     "read_nmnist_bin",

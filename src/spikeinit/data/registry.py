@@ -17,6 +17,7 @@ from .download import download_dataset, manual_instructions
 from .errors import DatasetError, DatasetNotFoundError
 from .idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_idx_dataset
 from .nmnist import DEFAULT_N_FRAMES, NMNIST_BACKENDS, NMNISTDataset
+from .sequences import SEQUENCE_LAYOUTS, load_sequential_mnist
 from .validation import check_limit, check_positive_int, check_split
 
 __all__ = [
@@ -38,7 +39,9 @@ class DatasetInfo:
     """Static facts about a dataset (no files needed).
 
     ``sample_shape`` is the shape of one input per time step, ``(C, H, W)``; event datasets
-    return ``(T, C, H, W)`` with ``T = n_frames``.
+    return ``(T, C, H, W)`` with ``T = n_frames``. Sequence datasets (sequential MNIST) have
+    their own number of time steps ``steps`` (``None`` for the others) and ``sample_shape``
+    ``(features,)``: they return ``(T, features)``.
 
     Example:
         >>> info = dataset_info("cifar10")
@@ -48,12 +51,18 @@ class DatasetInfo:
 
     name: str
     display_name: str
-    sample_shape: tuple[int, int, int]
+    sample_shape: tuple[int, ...]
     classes: tuple[str, ...]
     n_train: int
     n_test: int
     event_based: bool
     downloadable: bool
+    steps: int | None = None
+
+    @property
+    def sequential(self) -> bool:
+        """Whether the time axis is the data's own (a sequence dataset, ``steps`` set)."""
+        return self.steps is not None
 
     @property
     def n_classes(self) -> int:
@@ -79,6 +88,18 @@ DATASETS: dict[str, DatasetInfo] = {
     "nmnist": DatasetInfo(
         "nmnist", "N-MNIST", (2, 34, 34), MNIST_CLASSES, 60000, 10000, True, False
     ),
+    "smnist-rows": DatasetInfo(
+        "smnist-rows", "Sequential MNIST (rows)", (SEQUENCE_LAYOUTS["smnist-rows"][1],),
+        MNIST_CLASSES, 60000, 10000, False, True, steps=SEQUENCE_LAYOUTS["smnist-rows"][0],
+    ),
+    "smnist-pixels": DatasetInfo(
+        "smnist-pixels", "Sequential MNIST (pixels)", (SEQUENCE_LAYOUTS["smnist-pixels"][1],),
+        MNIST_CLASSES, 60000, 10000, False, True, steps=SEQUENCE_LAYOUTS["smnist-pixels"][0],
+    ),
+    "psmnist": DatasetInfo(
+        "psmnist", "Permuted sequential MNIST (pixels)", (SEQUENCE_LAYOUTS["psmnist"][1],),
+        MNIST_CLASSES, 60000, 10000, False, True, steps=SEQUENCE_LAYOUTS["psmnist"][0],
+    ),
 }
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 
@@ -90,6 +111,10 @@ _ALIASES = {
     "cifar_10": "cifar10",
     "n-mnist": "nmnist",
     "n_mnist": "nmnist",
+    "smnist_rows": "smnist-rows",
+    "smnist_pixels": "smnist-pixels",
+    "ps-mnist": "psmnist",
+    "pmnist": "psmnist",
 }
 
 
@@ -163,11 +188,15 @@ def load_dataset(
 
     Items are ``(input, label)`` with ``label`` a 0-d int64 tensor and ``input`` float32:
     ``(C, H, W)`` in [0, 1] for ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``
-    (:class:`~spikeinit.data.ImageArrayDataset`), and event counts ``(T, 2, 34, 34)`` for
-    ``"nmnist"`` (:class:`~spikeinit.data.NMNISTDataset`).
+    (:class:`~spikeinit.data.ImageArrayDataset`), event counts ``(T, 2, 34, 34)`` for
+    ``"nmnist"`` (:class:`~spikeinit.data.NMNISTDataset`), and sequences ``(T, features)`` in
+    [0, 1] for the sequential MNIST datasets ``"smnist-rows"`` ``(28, 28)``,
+    ``"smnist-pixels"`` and ``"psmnist"`` ``(784, 1)``
+    (:class:`~spikeinit.data.SequenceDataset`, built from the MNIST files).
 
     Args:
-        name: ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or ``"nmnist"``.
+        name: a name of :data:`DATASET_NAMES` (``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``,
+            ``"nmnist"``, ``"smnist-rows"``, ``"smnist-pixels"``, ``"psmnist"``).
         data_dir: root folder (see each loader for the layouts searched); ``None`` uses
             ``$SPIKEINIT_DATA_DIR``.
         split: ``"train"`` or ``"test"``.
@@ -175,7 +204,8 @@ def load_dataset(
             CIFAR pickle batches; a deterministic class-balanced (round-robin) subset for
             image folders and N-MNIST, where only the kept files are decoded.
         download: if the files are missing, fetch the official ones (MNIST, Fashion-MNIST,
-            CIFAR-10 python batches) into ``data_dir``; N-MNIST cannot be downloaded.
+            CIFAR-10 python batches; MNIST's for the sequential MNIST datasets) into
+            ``data_dir``; N-MNIST cannot be downloaded.
         n_frames: N-MNIST time bins ``T`` (default 10). Static datasets ignore it (their
             inputs are single images; the model's encoder decides how to present them).
         cache_dir: cache decoded CIFAR-10 images (image layouts) as ``.npz`` here.
@@ -225,6 +255,8 @@ def load_dataset(
     def load() -> Dataset:
         if name in ("mnist", "fashion-mnist"):
             return load_idx_dataset(name, root, split, limit)
+        if name in SEQUENCE_LAYOUTS:
+            return load_sequential_mnist(name, root, split, limit)
         if name == "cifar10":
             return load_cifar10(root, split, limit, layout=layout, cache_dir=cache_dir)
         return NMNISTDataset(root, split, n_frames=frames, limit=limit, backend=backend)
@@ -241,5 +273,6 @@ def load_dataset(
                 f"{missing} (download=True fetches the python batches; use layout='auto' or "
                 "'pickle' to use them)"
             ) from missing
-    download_dataset(name, root, base_url=base_url, timeout=timeout, log=log)
+    files = "mnist" if name in SEQUENCE_LAYOUTS else name
+    download_dataset(files, root, base_url=base_url, timeout=timeout, log=log)
     return load()

@@ -4,6 +4,7 @@ from spikeinit.engine.event_linear import EventLinear, event_linear
 from spikeinit.models.cnn import POOLS, ConvBlock, SpikingCNN, classifier_mlp
 from spikeinit.models.mlp import SpikingMLP, deep_network
 from spikeinit.models.resnet import VARIANTS, BasicBlock, SpikingResNet
+from spikeinit.models.rsnn import RecurrentBlock, RecurrentLIFFunction, SpikingRNN, recurrent_lif
 from spikeinit.models.time_distributed import TimeDistributed, fold_time
 
 __all__ = [
@@ -12,12 +13,16 @@ __all__ = [
     "BasicBlock",
     "ConvBlock",
     "EventLinear",
+    "RecurrentBlock",
+    "RecurrentLIFFunction",
     "SpikingCNN",
     "SpikingMLP",
     "SpikingResNet",
+    "SpikingRNN",
     "TimeDistributed",
     "classifier_mlp",
     "deep_network",
     "event_linear",
     "fold_time",
+    "recurrent_lif",
 ]

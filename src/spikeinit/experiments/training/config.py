@@ -22,14 +22,20 @@ from spikeinit.init.registry import get_method
 from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
 
-MODELS = ("mlp", "cnn", "resnet")
+MODELS = ("mlp", "cnn", "resnet", "rsnn")
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 NORMS = ("none", "batch")
 #: Block variants of the ``resnet`` model (:class:`~spikeinit.models.SpikingResNet`).
 VARIANTS = ("sew", "ms", "plain")
-DEFAULT_WIDTH = {"mlp": 100, "cnn": 0, "resnet": 0}
+DEFAULT_WIDTH = {"mlp": 100, "cnn": 0, "resnet": 0, "rsnn": 128}
+#: ``depth`` when it is not given: 10 hidden layers of the mlp (the paper's), one recurrent
+#: population of the rsnn.
+DEFAULT_DEPTH = 10
+DEFAULT_DEPTHS = {"rsnn": 1}
+#: Time steps ``T`` of the datasets that have no time axis of their own (``steps`` unset).
+DEFAULT_STEPS = 3
 #: Channels of the cnn's conv blocks when ``channels`` is not given.
 DEFAULT_CHANNELS = (16, 32)
 #: Stage widths of the resnet when neither ``channels`` nor ``blocks`` is given (ResNet-20).
@@ -77,14 +83,19 @@ class TrainConfig:
     with the paper's init.
 
     Args:
-        dataset: ``mnist``, ``fashion-mnist``, ``cifar10`` or ``nmnist``.
+        dataset: ``mnist``, ``fashion-mnist``, ``cifar10``, ``nmnist``, or a sequential MNIST
+            (``smnist-rows``, ``smnist-pixels``, ``psmnist``: the sequence is the time axis).
         data_dir: data root (``None``: ``$SPIKEINIT_DATA_DIR``).
         model: ``mlp`` (the paper's MLP), ``cnn`` (:class:`SpikingCNN`) or ``resnet``
             (:class:`SpikingResNet`: a 3x3 stem, stages of basic residual blocks, global
-            average pooling and a ``Linear -> LIF`` output).
+            average pooling and a ``Linear -> LIF`` output) or ``rsnn``
+            (:class:`~spikeinit.models.SpikingRNN`: ``depth`` recurrent LIF populations of
+            ``width`` neurons, then a ``Linear -> LIF`` output).
         width: MLP hidden width (default 100); CNN hidden classifier width (default 0: none);
-            the resnet has no hidden classifier layer (0 only).
-        depth: number of hidden ``Linear -> LIF`` layers of the MLP (default 10).
+            the resnet has no hidden classifier layer (0 only); rsnn: neurons of each
+            recurrent population (default 128).
+        depth: number of hidden ``Linear -> LIF`` layers of the MLP (default 10); recurrent
+            populations of the rsnn, stacked (default 1).
         channels: output channels of the CNN's conv blocks (``None``: ``(16, 32)``), or the
             widths of the resnet's stages (``None``: ``(16, 32, 64)``, ResNet-20; when only
             ``blocks`` is given, 16 doubling at every stage, one per entry of ``blocks``).
@@ -102,6 +113,9 @@ class TrainConfig:
             ``Var[w] = sigma^2 / (n Q(theta / sigma))`` with ``sigma = 1``, which the preset
             ``paper-protocol`` sets.
         epochs, steps, batch, lr: epochs, time steps ``T``, global batch, learning rate.
+            ``steps`` ``None`` (the default) is the sequence length of a sequence dataset
+            (28 or 784), :data:`DEFAULT_STEPS` for the others; a sequence dataset accepts
+            only its own length.
         hidden_lr: learning rate of the MLP's hidden-to-hidden layers (``None``, the
             default: ``lr``); the first layer and the classifier keep ``lr``. In a deep chain
             of near-identity layers (``deep``) every layer receives nearly the same update, so
@@ -138,7 +152,7 @@ class TrainConfig:
     data_dir: str | None = None
     model: str = "mlp"
     width: int | None = None
-    depth: int = 10
+    depth: int | None = None
     channels: tuple[int, ...] | None = None
     variant: str = "sew"
     blocks: tuple[int, ...] | None = None
@@ -146,7 +160,7 @@ class TrainConfig:
     encoding: str = "direct"
     init: str = DEFAULT_METHOD
     epochs: int = 10
-    steps: int = 3
+    steps: int | None = None
     batch: int = 64
     lr: float = 3e-3
     hidden_lr: float | None = None
@@ -183,7 +197,7 @@ class TrainConfig:
         get_method(self.init)  # raises ValueError listing the registry
         self._check_model()
         check_positive_int("epochs", self.epochs)
-        check_positive_int("steps", self.steps)
+        self._resolve_steps()
         check_positive_int("batch", self.batch)
         check_positive("lr", self.lr)
         if self.hidden_lr is not None:
@@ -210,15 +224,31 @@ class TrainConfig:
             object.__setattr__(self, "data_dir", str(self.data_dir))
         self._resolve_preprocessing()
 
+    def _resolve_steps(self) -> None:
+        own = dataset_info(self.dataset).steps
+        if self.steps is None:
+            object.__setattr__(self, "steps", DEFAULT_STEPS if own is None else own)
+        check_positive_int("steps", self.steps)
+        if own is not None and self.steps != own:
+            raise InvalidArgumentError(
+                f"steps must be {own} for {self.dataset} (its sequence length is the time "
+                f"axis), got {self.steps!r}; leave it unset")
+
     def _check_model(self) -> None:
         if self.width is None:
             object.__setattr__(self, "width", DEFAULT_WIDTH[self.model])
-        if self.model == "mlp":
+        if self.depth is None:
+            object.__setattr__(self, "depth", DEFAULT_DEPTHS.get(self.model, DEFAULT_DEPTH))
+        if self.model in ("mlp", "rsnn"):
             check_positive_int("width", self.width)
             if self.norm != "none":
                 raise InvalidArgumentError(
                     f"norm={self.norm!r} applies to the cnn and the resnet; the "
-                                 "mlp has no normalisation (use norm='none')")
+                    f"{self.model} has no normalisation (use norm='none')")
+        elif dataset_info(self.dataset).sequential:
+            raise InvalidArgumentError(
+                f"model={self.model!r} needs images; {self.dataset} is a sequence of "
+                "feature vectors (use model='rsnn' or 'mlp')")
         elif self.model == "resnet":
             if isinstance(self.width, bool) or self.width != 0:
                 raise InvalidArgumentError(f"width must be 0 for the resnet (its classifier is one "
@@ -258,7 +288,11 @@ class TrainConfig:
         object.__setattr__(self, "blocks", blocks)
 
     def _resolve_preprocessing(self) -> None:
-        event_based = dataset_info(self.dataset).event_based
+        info = dataset_info(self.dataset)
+        event_based = info.event_based or info.sequential
+        kind = "a sequence" if info.sequential else "event-based"
+        fed = ("a sequence and is fed as it is" if info.sequential
+               else "event-based and is fed its event frames")
         defaults = {"augment": self.dataset in AUGMENTED_BY_DEFAULT,
                     "normalize": self.dataset == "cifar10"}
         for name, default in defaults.items():
@@ -270,11 +304,11 @@ class TrainConfig:
             elif value and event_based:
                 raise InvalidArgumentError(
                     f"{name}=True applies to static images; {self.dataset} is "
-                                 "event-based and keeps its frames as they are")
+                    f"{kind} and keeps its frames as they are")
         if event_based and self.encoding != "direct":
             raise InvalidArgumentError(
                 f"encoding={self.encoding!r} applies to static images; {self.dataset} is "
-                "event-based and is fed its event frames (use encoding='direct')")
+                f"{fed} (use encoding='direct')")
 
     @property
     def flip(self) -> bool:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from spikeinit.data import ImageArrayDataset, dataset_info, load_dataset
+from spikeinit.data import ImageArrayDataset, SequenceDataset, dataset_info, load_dataset
 from spikeinit.experiments.training.augment import (
     channel_statistics,
     crop_padding,
@@ -19,7 +19,9 @@ from spikeinit.experiments.training.config import TrainConfig
 
 @dataclass
 class ArrayData:
-    """A dataset held in memory: ``inputs`` per sample (uint8 images or float frames).
+    """A dataset held in memory: ``inputs`` per sample (uint8 images or sequences, or float
+    frames). ``event_based``: the inputs carry their own time axis ``(N, T, ...)`` (event
+    frames, sequences).
 
     ``batch`` returns floats ``inputs * scale``, standardised per channel with ``mean`` and
     ``std`` when they are set: ``x' = (x * scale - mean_c) / std_c``.
@@ -49,6 +51,8 @@ def to_arrays(dataset: Dataset, event_based: bool) -> ArrayData:
     """Materialize a map-style dataset (uint8 images stay uint8, 4x smaller than float)."""
     if isinstance(dataset, ImageArrayDataset):
         return ArrayData(dataset.images, dataset.labels, 1.0 / 255.0, event_based)
+    if isinstance(dataset, SequenceDataset):
+        return ArrayData(dataset.sequences, dataset.labels, 1.0 / 255.0, event_based)
     items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
     inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in items])
     labels = torch.as_tensor([int(y) for _, y in items], dtype=torch.int64)
@@ -56,13 +60,15 @@ def to_arrays(dataset: Dataset, event_based: bool) -> ArrayData:
 
 
 def load_data(config: TrainConfig) -> tuple[ArrayData, ArrayData]:
-    """Train and test splits of ``config.dataset`` (N-MNIST binned into ``config.steps``).
+    """Train and test splits of ``config.dataset`` (N-MNIST binned into ``config.steps``;
+    a sequence dataset's inputs are time-major like event frames, ``(N, T, features)``).
 
     With ``config.normalize`` both splits are standardised with the *training* split's
     per-channel mean and standard deviation.
     """
-    event_based = dataset_info(config.dataset).event_based
-    frames = config.steps if event_based else None
+    info = dataset_info(config.dataset)
+    frames = config.steps if info.event_based else None
+    event_based = info.event_based or info.sequential
     train = load_dataset(config.dataset, config.data_dir, "train", config.limit_train,
                          n_frames=frames)
     test = load_dataset(config.dataset, config.data_dir, "test", config.limit_test,

@@ -15,7 +15,8 @@
     pixels above ``4/7`` spike, once (those above ``2/3`` at the second step, the others at
     the third); none spikes at the first step.
 
-Event data (N-MNIST frames ``(B, T, C, H, W)``) is made time-major and kept as it is.
+Event data (N-MNIST frames ``(B, T, C, H, W)``) and sequences (sequential MNIST,
+``(B, T, features)``) carry their own time axis: they are made time-major and kept as they are.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from spikeinit.experiments.training.config import TrainConfig
 
 ENCODINGS = ("direct", "rate", "lif")
+#: Models whose input is one feature vector per step ``(T, B, features)``.
+FLAT_INPUT_MODELS = ("mlp", "rsnn")
 
 
 def encode(
@@ -93,8 +96,8 @@ def _input_layer_spikes(x: Tensor, steps: int, neuron: LIFParameters) -> Tensor:
 
 class RunEncoder:
     """:func:`encode` with the settings of one run (``config``): its steps, encoding, neuron
-    (for ``lif``) and layout (flattened for the MLP); ``rate`` draws from ``generator`` if
-    given, else from the global generator."""
+    (for ``lif``) and layout (flattened for the MLP and the rsnn); ``rate`` draws from
+    ``generator`` if given, else from the global generator."""
 
     def __init__(self, config: TrainConfig, event_based: bool,
                  generator: torch.Generator | None = None) -> None:
@@ -103,5 +106,5 @@ class RunEncoder:
 
     def __call__(self, x: Tensor) -> Tensor:
         return encode(x, self.config.steps, self.config.encoding, self.event_based,
-                      flatten=self.config.model == "mlp", neuron=self.neuron,
+                      flatten=self.config.model in FLAT_INPUT_MODELS, neuron=self.neuron,
                       generator=self.generator)

@@ -15,24 +15,29 @@ from spikeinit.init.model import InitRecord, initialize
 from spikeinit.models.cnn import SpikingCNN
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.resnet import SpikingResNet
+from spikeinit.models.rsnn import SpikingRNN
 
 
 def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -> nn.Module:
-    """The network of ``config``: the paper's MLP, a :class:`SpikingCNN` or a
-    :class:`SpikingResNet`.
+    """The network of ``config``: the paper's MLP, a :class:`SpikingCNN`, a
+    :class:`SpikingResNet` or a :class:`SpikingRNN`.
 
     ``input_shape`` is ``(C, H, W)`` of one frame; the MLP sees it flattened. The encoded
     input (:func:`~spikeinit.experiments.training.encoding.encode`) goes straight into the
     first Linear/Conv layer: the ``lif`` encoding's input LIF layer is part of the encoding.
     MLP sizes are ``[C*H*W] + [width] * depth + [classes]``. The resnet has
     ``config.blocks[i]`` basic blocks of ``config.channels[i]`` channels in stage ``i``, of
-    ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``.
+    ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``. The rsnn has
+    ``config.depth`` recurrent populations of ``config.width`` neurons over the flattened
+    frame (``C*H*W`` features per step; a sequence dataset's features per step).
     """
     lif = {"beta": config.beta, "threshold": config.threshold, "surrogate": config.surrogate,
            "surrogate_slope": config.surrogate_slope, "reset_order": config.reset_order}
     if config.model == "mlp":
         sizes = [math.prod(input_shape), *[config.width] * config.depth, classes]
         return SpikingMLP(sizes, input_layer=False, **lif)
+    if config.model == "rsnn":
+        return SpikingRNN(math.prod(input_shape), config.width, classes, config.depth, **lif)
     if config.model == "resnet":
         return SpikingResNet(tuple(input_shape), classes, config.variant, config.blocks,
                              config.channels, norm=config.norm, **lif)

@@ -82,6 +82,8 @@ class AttentionKnob:
         if isinstance(value, Tensor):
             with torch.no_grad():
                 value.mul_(ratio)
+        elif self.kind == "threshold" and hasattr(self.module, "set_parameters"):
+            self.module.set_parameters(**{self.attribute: float(value) * ratio})  # spikeinit's
         else:
             setattr(self.module, self.attribute, float(value) * ratio)
 
@@ -124,11 +126,15 @@ def attention_units(model: nn.Module, network: NetworkMap, steps: int) -> list[A
         scope = model.get_submodule(product.scope) if product.scope else model
         knob = _knob(scope, "scale", product.scope, "scale")
         if knob is None:
-            knob = next((k for attribute in THRESHOLD_ATTRIBUTES
+            knob = next((k for attribute in _threshold_attributes()
                          if (k := _knob(site.module, attribute, site.name, "threshold"))
                          is not None), None)
         units.append(AttentionUnit(site, attention, knob, steps))
     return units
+
+
+def _threshold_attributes() -> tuple[str, ...]:
+    return THRESHOLD_ATTRIBUTES
 
 
 def _knob(module: nn.Module, attribute: str, name: str, kind: str) -> AttentionKnob | None:

@@ -234,14 +234,35 @@ def realize_units(model: nn.Module, sample: Any, forward: Forward | None, networ
                 continue
             if unit.layer.name in done:
                 continue
-            pair = measure_layer(model, sample, forward, _site(network, plan, unit).module,
-                                 unit.driver, _calls(network, unit), unit.ctx.steps)
+            pair = _measured_pair(model, sample, forward, network, plan, unit)
             if pair is not None:
                 result = _factor(plan, unit, *pair, rate)
                 if result is not None:
                     scale_module(unit.driver, result.factor)
                     done[unit.layer.name] = result
     return done, attended
+
+
+def _measured_pair(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
+                   plan: ResidualPlan, unit: RealizeUnit) -> tuple[Tensor, Tensor] | None:
+    """:func:`measure_layer` for ``unit``; for a branch of a membrane stream whose output
+    cannot be laid out as its neurons' current (a mean over tokens between them), its part of
+    the current is measured instead as the change when the driver is doubled (the operations
+    between are linear)."""
+    site = _site(network, plan, unit).module
+    calls = _calls(network, unit)
+    pair = measure_layer(model, sample, forward, site, unit.driver, calls, unit.ctx.steps)
+    if pair is None or pair[1] is not pair[0] or plan.chain_position(unit.layer) is None:
+        return pair
+    scale_module(unit.driver, 2.0)
+    try:
+        doubled = measure_layer(model, sample, forward, site, unit.driver, calls,
+                                unit.ctx.steps)
+    finally:
+        scale_module(unit.driver, 0.5)
+    if doubled is None:
+        return pair
+    return pair[0], doubled[0] - pair[0]
 
 
 def _attend_alone(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
@@ -305,6 +326,8 @@ def _in_one_pass(model: nn.Module, sample: Any, forward: Forward | None, network
                 return
             for unit in group:
                 branch = _as_current(outputs.get(unit.layer.name, []), current)
+                if branch is current and plan.chain_position(unit.layer) is not None:
+                    continue  # its share of the stream is not known: a pass of its own
                 result = _factor(plan, unit, current, branch, rate)
                 if result is None:
                     continue

@@ -80,7 +80,7 @@ def test_every_population_is_within_25_percent_of_the_target_on_held_out_inputs(
     after = _rates(net, held_out)
     attention = [record.neuron for record in result.attention]
     assert attention, "no attention population found"
-    assert any(abs(before[n] - TARGET) > 0.25 * TARGET for n in attention), before
+    assert any(abs(rate - TARGET) > 0.25 * TARGET for rate in before.values()), before
     off = {n: round(r, 4) for n, r in after.items() if abs(r - TARGET) > 0.25 * TARGET}
     assert not off, off
     assert all(record.after is not None for record in result.attention), result.attention
@@ -214,3 +214,16 @@ def test_an_attention_population_without_a_knob_is_named_in_a_warning(
     with pytest.warns(UserWarning, match="attention populations not set.*attn_lif"):
         result = spikeinit.initialize(net, sample=torch.rand(4, 16, 8))
     assert result.attention[0].after is None
+
+
+@needs_spikingjelly
+def test_report_predicts_the_attention_populations_from_the_theory() -> None:
+    net = _spikingjelly("spike_driven_transformer")()
+    sample = _images(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = spikeinit.report(net, sample)
+    rows = {row.neuron: row for row in report.layers}
+    for name in ("blocks.0.attn.attn_lif", "blocks.1.attn.attn_lif"):
+        assert rows[name].layer is None and 0.0 <= rows[name].predicted_rate < 1.0
+    assert any("attention populations" in note for note in report.notes)

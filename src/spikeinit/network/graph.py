@@ -358,7 +358,8 @@ class _Links:
                 shared = source is not None and len(self.consumers.get(source, [])) > 1
                 terms.append(Operand(origin, kind, tuple(ops), shared, mean, second))
             products[name] = Product(name, record.kind, record.scope, tuple(terms),
-                                     record.contracted, record.mean, record.second_moment)
+                                     record.contracted, record.mean, record.second_moment,
+                                     record.elements)
         return products
 
     def attention(self, called: list[str]) -> dict[str, AttentionInput]:

@@ -107,7 +107,8 @@ class Product:
 
     The spiking self-attention :math:`(V K^\top) Q` is two of them, the second with the first
     as an operand; ``scope`` names the module whose ``forward`` computes it (where an attention
-    scale :math:`s` lives). ``mean`` and ``second_moment`` are its output's, on the sample.
+    scale :math:`s` lives). ``mean``, ``second_moment`` and ``elements`` (the count) are its
+    output's, on the sample (at the first call).
 
     Example:
         >>> spikes = Operand("qkv_lif", "spikes")
@@ -125,6 +126,7 @@ class Product:
     contracted: int = 0
     mean: float = 0.0
     second_moment: float = 0.0
+    elements: int = 0
 
     def terms(self, products: dict[str, Product]) -> int:
         """The products of spikes summed per output entry, through the products among its

@@ -43,7 +43,8 @@ def tensor_moments(x: Tensor) -> tuple[float, float]:
 class ProductRecord:
     """What the tracer keeps of a product of two tensors: its kind (``"matmul"``, ``"mul"``),
     the container whose ``forward`` computed it, its operands, the terms a matrix product sums
-    per entry (0: elementwise, or unknown) and its output's mean and second moment."""
+    per entry (0: elementwise, or unknown), its output's mean and second moment and its
+    element count."""
 
     kind: str
     scope: str
@@ -51,6 +52,7 @@ class ProductRecord:
     contracted: int
     mean: float
     second_moment: float
+    elements: int
 
 
 class Tracer:
@@ -159,7 +161,7 @@ class Tracer:
             return
         if kind in PRODUCT_KINDS:
             self.products[name] = ProductRecord(kind, self.scopes[-1][0], operands, contracted,
-                                                *tensor_moments(out))
+                                                *tensor_moments(out), out.numel())
         else:
             self.additions[name] = operands
         self.origins.record(name, out, out)

@@ -283,6 +283,11 @@ def _units(
             skipped.append(Note("skipped", site.name, f"not understood ({site.problem})"))
             continue
         driver = network.driver(site.name)
+        if driver is None and site.name in network.attention:
+            skipped.append(Note("skipped", site.name, (
+                f"an attention population (driven by {network.attention[site.name].product}): "
+                "initialize sets it through its scale or threshold; calibrate scales weights")))
+            continue
         if driver is None:
             skipped.append(
                 Note("data-driven", site.name, "driven by the data directly: no weights to scale")

@@ -1,5 +1,5 @@
-"""SpikingJelly's networks as users build them: its tutorial CNN, and its model-zoo ResNets
-importable without torchvision.
+"""SpikingJelly's networks as users build them: its tutorial CNN, its model-zoo ResNets
+importable without torchvision, and its spiking transformers at a reduced size.
 
 ``spikingjelly.activation_based.model.sew_resnet`` and ``ms_resnet`` import
 ``torchvision._internally_replaced_utils.load_state_dict_from_url`` at module level, only to
@@ -43,6 +43,34 @@ def stub_torchvision() -> bool:
     sys.modules["torchvision"] = package
     sys.modules["torchvision._internally_replaced_utils"] = inner
     return True
+
+
+TRANSFORMERS = ("spikformer", "spike_driven_transformer")
+"""The zoo transformers :func:`zoo_transformer` builds."""
+
+
+def zoo_transformer(name: str, embed_dims: int = 64, num_heads: int = 4, depths: int = 2,
+                    image: int = 32, steps: int = 4, num_classes: int = 10) -> nn.Module:
+    """SpikingJelly's ``Spikformer`` (spiking self-attention, patch size 4, as
+    ``spikformer_cifar10``) or ``SpikeDrivenTransformer`` (spike-driven attention, pooling in
+    the last two stem stages), with its default neurons, multi-step, for ``image`` x ``image``
+    RGB inputs laid out ``(T, B, 3, H, W)``: ``(image / 4)^2`` tokens of ``embed_dims``
+    channels in ``num_heads`` heads, ``depths`` blocks."""
+    if name not in TRANSFORMERS:
+        raise InvalidArgumentError(f"name must be one of {', '.join(TRANSFORMERS)}, got {name!r}")
+    stub_torchvision()
+    if name == "spikformer":
+        from spikingjelly.activation_based.model.spikformer import Spikformer
+
+        return Spikformer(T=steps, img_size_h=image, img_size_w=image, patch_size=4,
+                          num_classes=num_classes, embed_dims=embed_dims, num_heads=num_heads,
+                          depths=depths)
+    from spikingjelly.activation_based.model.spike_driven_transformer import (
+        SpikeDrivenTransformer,
+    )
+
+    return SpikeDrivenTransformer(T=steps, num_classes=num_classes, embed_dims=embed_dims,
+                                  num_heads=num_heads, depths=depths, pooling_stat="0011")
 
 
 def zoo_resnet(name: str, num_classes: int = 10) -> nn.Module:

@@ -35,11 +35,17 @@ from spikeinit.init.adjust import (
     residual_share,
     training_normalization,
 )
+from spikeinit.init.attention import attention_record, attention_units
 from spikeinit.init.network_context import layer_context, layer_context_and_notes
-from spikeinit.init.notices import warn_about_the_draw, warn_about_the_network, warn_each_once
+from spikeinit.init.notices import (
+    warn_about_attention,
+    warn_about_the_draw,
+    warn_about_the_network,
+    warn_each_once,
+)
 from spikeinit.init.operating_point import OperatingPoint
 from spikeinit.init.realized import RealizeUnit, realize_units
-from spikeinit.init.records import InitRecord, InitResult
+from spikeinit.init.records import AttentionRecord, InitRecord, InitResult
 from spikeinit.init.registry import InitMethod, get_method
 from spikeinit.init.residual import ResidualPlan
 from spikeinit.init.tracing import sample_autocorrelation, traced_or_in_module_order
@@ -137,12 +143,14 @@ def initialize(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         drawn = [_draw_layer(layer, draw) for layer in network.layers if layer.problem is None]
-        records = _measured([d.record for d in drawn], [d.unit for d in drawn if d.unit],
-                            model, sample, forward, draw)
+        records, attention = _measured([d.record for d in drawn],
+                                       [d.unit for d in drawn if d.unit], model, sample,
+                                       forward, draw)
     warn_each_once(caught)
     warn_about_the_draw([u for d in drawn for u in d.unmodelled],
                         [d.faint for d in drawn if d.faint], sigma, point, chosen)
-    return InitResult(tuple(records))
+    warn_about_attention(attention)
+    return InitResult(tuple(records), tuple(attention))
 
 
 def _method_and_options(method: str | None, sigma: float | None, options: dict[str, Any]
@@ -281,12 +289,21 @@ def _draw_layer(layer: SynapticLayer, draw: _Draw) -> _DrawnLayer:
 
 
 def _measured(records: list[InitRecord], units: list[RealizeUnit], model: nn.Module,
-              sample: Any, forward: Forward | None, draw: _Draw) -> list[InitRecord]:
-    """The records after each layer of ``units`` is made exact on the sample
-    (:func:`~spikeinit.init.realized.realize_units`); as they are without units."""
-    if not units:
-        return records
-    realized = realize_units(model, sample, forward, draw.network, draw.plan, units,
-                             draw.point.rate)
-    return realized_records(records, units, realized)
+              sample: Any, forward: Forward | None, draw: _Draw
+              ) -> tuple[list[InitRecord], list[AttentionRecord]]:
+    """The records after each layer of ``units`` is made exact on the sample and each
+    attention population set (:func:`~spikeinit.init.realized.realize_units`); as they are
+    without units, with the attention populations left as they were."""
+    attention = attention_units(model, draw.network, draw.steps)
+    if not draw.realizing:
+        return records, [AttentionRecord(
+            unit.name, unit.attention.product, None, None, None, None,
+            ("set only on a sample with a rate target (the default init with sample=)",))
+            for unit in attention]
+    before = {unit.name: unit.knob.value() for unit in attention if unit.knob is not None}
+    realized, attended = realize_units(model, sample, forward, draw.network, draw.plan, units,
+                                       draw.point.rate, attention)
+    return realized_records(records, units, realized), [
+        attention_record(unit, before.get(unit.name), attended.get(unit.name))
+        for unit in attention]
 

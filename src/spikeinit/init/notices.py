@@ -9,10 +9,12 @@ from __future__ import annotations
 import warnings
 
 from spikeinit.init.operating_point import FAR_THRESHOLD, OperatingPoint
+from spikeinit.init.records import AttentionRecord
 from spikeinit.init.registry import InitMethod
 from spikeinit.network import NetworkMap
 
-__all__ = ["warn_about_the_draw", "warn_about_the_network", "warn_each_once"]
+__all__ = ["warn_about_attention", "warn_about_the_draw", "warn_about_the_network",
+           "warn_each_once"]
 
 
 def warn_each_once(caught: list[warnings.WarningMessage]) -> None:
@@ -60,3 +62,12 @@ def warn_about_the_draw(unmodelled: list[str], faint: list[str], sigma: float | 
             f"initialize chose a stable operating point where sigma = 1 is unstable: {rescued} "
             f"({method.operating_rule}); see InitRecord.sigma and spikeinit.report. Pass "
             "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=3)
+
+
+def warn_about_attention(records: list[AttentionRecord]) -> None:
+    """Name the attention populations left as they were, with why."""
+    left = [f"{record.neuron} ({'; '.join(record.notes)})" for record in records
+            if record.after is None]
+    if left:
+        warnings.warn("attention populations not set to the target rate: " + "; ".join(left),
+                      stacklevel=3)

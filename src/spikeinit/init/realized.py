@@ -28,6 +28,10 @@ upstream are final when a layer is measured). On the sample it measures the curr
   before it and :math:`D` its current (the root of a quadratic in :math:`c`). The stream's
   rate then stays inside the band of :func:`~spikeinit.theory.residual.stream_fraction`.
 
+The attention populations of a spiking transformer (:mod:`~spikeinit.init.attention`) are set
+in the same pass, in forward order: their current is measured the same way and their scale
+or threshold set for the rate.
+
 Behind a BatchNorm the norm's :math:`\gamma` is scaled instead of the weights. A layer whose
 current is added to spikes before its neurons keeps the one-step mixture share of
 :class:`~spikeinit.init.residual.ResidualPlan` (its input is not Gaussian). Nothing here
@@ -44,6 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spikeinit.init.attention import AttentionFactor, AttentionUnit, attention_factor
 from spikeinit.init.context import LayerContext
 from spikeinit.init.residual import STREAM_TOLERANCE, ResidualPlan, scale_module
 from spikeinit.nested import first_tensor
@@ -194,32 +199,85 @@ class RealizeUnit:
 
 
 def realize_units(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
-                  plan: ResidualPlan, units: Sequence[RealizeUnit],
-                  rate: float) -> dict[str, Realized]:
-    """Make every unit exact on the sample, in forward order; what was done, per layer name.
+                  plan: ResidualPlan, units: Sequence[RealizeUnit], rate: float,
+                  attention: Sequence[AttentionUnit] = ()
+                  ) -> tuple[dict[str, Realized], dict[str, AttentionFactor]]:
+    """Make every unit exact on the sample, and set every attention population with a knob
+    (:mod:`~spikeinit.init.attention`), in forward order; what was done, per layer name and
+    per attention neuron.
 
     Where every measured population runs all its steps in one call (multi-step neurons), one
     pass does it all: a hook before each population rescales
-    its driver and, in place, the current it is about to receive, so that everything
-    downstream sees the rescaled network. Neurons called once per step need the whole
-    current before the factor is known: one pass per layer, stopped at its neurons' last call.
+    its driver (or its attention knob) and, in place, the current it is about to receive, so
+    that everything downstream sees the rescaled network. Neurons called once per step need
+    the whole current before the factor is known: one pass per layer, stopped at its neurons'
+    last call.
     """
     measured = [unit for unit in units if _site(network, plan, unit) is not None]
+    attending = [unit for unit in attention if unit.knob is not None
+                 and unit.site.name in network.activity.neurons
+                 and network.activity.neurons[unit.site.name].calls]
     done: dict[str, Realized] = {}
+    attended: dict[str, AttentionFactor] = {}
     with dropout_off(model), kept_statistics(model):
-        if all(_calls(network, unit) == 1 for unit in measured):
-            done = _in_one_pass(model, sample, forward, network, plan, measured, rate)
-        for unit in measured:  # what one pass could not do (or every unit, one step a call)
+        if all(_calls(network, unit) == 1 for unit in measured) and all(
+                network.activity.neurons[unit.name].calls == 1 for unit in attending):
+            done = _in_one_pass(model, sample, forward, network, plan, measured, rate,
+                                attending, attended)
+        order = {site.name: index for index, site in enumerate(network.neurons)}
+        pending = sorted([*measured, *attending], key=lambda unit: order.get(
+            unit.name if isinstance(unit, AttentionUnit) else unit.layer.target_name, 0))
+        for unit in pending:  # what one pass could not do (or every unit, one step a call)
+            if isinstance(unit, AttentionUnit):
+                if unit.name not in attended:
+                    _attend_alone(model, sample, forward, network, unit, rate, attended)
+                continue
             if unit.layer.name in done:
                 continue
-            pair = measure_layer(model, sample, forward, _site(network, plan, unit).module,
-                                 unit.driver, _calls(network, unit), unit.ctx.steps)
+            pair = _measured_pair(model, sample, forward, network, plan, unit)
             if pair is not None:
                 result = _factor(plan, unit, *pair, rate)
                 if result is not None:
                     scale_module(unit.driver, result.factor)
                     done[unit.layer.name] = result
-    return done
+    return done, attended
+
+
+def _measured_pair(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
+                   plan: ResidualPlan, unit: RealizeUnit) -> tuple[Tensor, Tensor] | None:
+    """:func:`measure_layer` for ``unit``; for a branch of a membrane stream whose output
+    cannot be laid out as its neurons' current (a mean over tokens between them), its part of
+    the current is measured instead as the change when the driver is doubled (the operations
+    between are linear)."""
+    site = _site(network, plan, unit).module
+    calls = _calls(network, unit)
+    pair = measure_layer(model, sample, forward, site, unit.driver, calls, unit.ctx.steps)
+    if pair is None or pair[1] is not pair[0] or plan.chain_position(unit.layer) is None:
+        return pair
+    scale_module(unit.driver, 2.0)
+    try:
+        doubled = measure_layer(model, sample, forward, site, unit.driver, calls,
+                                unit.ctx.steps)
+    finally:
+        scale_module(unit.driver, 0.5)
+    if doubled is None:
+        return pair
+    return pair[0], doubled[0] - pair[0]
+
+
+def _attend_alone(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
+                  unit: AttentionUnit, rate: float, attended: dict[str, AttentionFactor]
+                  ) -> None:
+    """Set one attention population from a pass of its own (its neurons' every call)."""
+    module = unit.site.module
+    pair = measure_layer(model, sample, forward, module, module,
+                         network.activity.neurons[unit.name].calls, unit.steps)
+    if pair is None:
+        return
+    result = attention_factor(unit, pair[0], rate)
+    if result is not None:
+        unit.knob.rescale(result.factor)
+        attended[unit.name] = result
 
 
 def _site(network: NetworkMap, plan: ResidualPlan, unit: RealizeUnit) -> Any:
@@ -242,9 +300,13 @@ def _calls(network: NetworkMap, unit: RealizeUnit) -> int:
 
 
 def _in_one_pass(model: nn.Module, sample: Any, forward: Forward | None, network: NetworkMap,
-                 plan: ResidualPlan, units: Sequence[RealizeUnit],
-                 rate: float) -> dict[str, Realized]:
+                 plan: ResidualPlan, units: Sequence[RealizeUnit], rate: float,
+                 attention: Sequence[AttentionUnit] = (),
+                 attended: dict[str, AttentionFactor] | None = None) -> dict[str, Realized]:
+    """The one pass of :func:`realize_units`: the layers done, by name; the attention
+    populations set go to ``attended``."""
     done: dict[str, Realized] = {}
+    attended = {} if attended is None else attended
     outputs: dict[str, list[Tensor]] = {}
     by_neuron: dict[str, list[RealizeUnit]] = {}
     for unit in units:
@@ -264,6 +326,8 @@ def _in_one_pass(model: nn.Module, sample: Any, forward: Forward | None, network
                 return
             for unit in group:
                 branch = _as_current(outputs.get(unit.layer.name, []), current)
+                if branch is current and plan.chain_position(unit.layer) is not None:
+                    continue  # its share of the stream is not known: a pass of its own
                 result = _factor(plan, unit, current, branch, rate)
                 if result is None:
                     continue
@@ -278,6 +342,22 @@ def _in_one_pass(model: nn.Module, sample: Any, forward: Forward | None, network
                 done[unit.layer.name] = result
         return hook
 
+    def attend(unit: AttentionUnit):
+        def hook(module: nn.Module, args: Any) -> None:
+            current = first_tensor(args)
+            if current is None or current.dim() < 1 or current.shape[0] != unit.steps:
+                return
+            result = attention_factor(unit, current, rate)
+            if result is None:
+                return
+            try:
+                current.mul_(result.factor)
+            except RuntimeError:  # a view that cannot be written: a pass of its own
+                return
+            unit.knob.rescale(result.factor)
+            attended[unit.name] = result
+        return hook
+
     handles = []
     try:
         for unit in units:
@@ -285,6 +365,8 @@ def _in_one_pass(model: nn.Module, sample: Any, forward: Forward | None, network
         for name, group in by_neuron.items():
             module = network.neuron(name).module
             handles.append(module.register_forward_pre_hook(level(group)))
+        for unit in attention:
+            handles.append(unit.site.module.register_forward_pre_hook(attend(unit)))
         run_model(model, sample, forward)
     finally:
         for handle in handles:

@@ -9,7 +9,7 @@ from typing import Any, overload
 
 from spikeinit.tables import TabularResult, fmt
 
-__all__ = ["InitRecord", "InitResult"]
+__all__ = ["AttentionRecord", "InitRecord", "InitResult"]
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,35 @@ class InitRecord:
 
 
 @dataclass(frozen=True)
+class AttentionRecord:
+    r"""What :func:`~spikeinit.init.model.initialize` did to one attention population (a
+    spiking neuron driven by a product of spike matrices, :mod:`spikeinit.init.attention`):
+    the ``knob`` it set (``"blocks.0.attn.scale"``, or a neuron's threshold), its value
+    ``before`` and ``after`` (``None``: nothing set), the ``rate`` the sample then gives, and
+    ``notes``.
+
+    Example:
+        >>> AttentionRecord("attn_lif", "attn.matmul1", "attn.scale", 0.125, 0.25, 0.1).knob
+        'attn.scale'
+    """
+
+    neuron: str
+    product: str
+    knob: str | None
+    before: float | None
+    after: float | None
+    rate: float | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class InitResult(TabularResult):
     """What :func:`~spikeinit.init.model.initialize` returns: one :class:`InitRecord` per layer
     it drew, in forward order (``layers``), with :meth:`table`, :meth:`print`, :meth:`to_csv`
     and :meth:`as_dicts`, like :func:`spikeinit.calibrate`'s and :func:`spikeinit.report`'s
     results. ``len``, iteration and indexing reach the records, and it compares equal to the
-    list of its records.
+    list of its records. ``attention`` holds an :class:`AttentionRecord` per attention
+    population.
 
     Example:
         >>> result = InitResult((InitRecord("fc", "paper", 4, 0.0, 0.5),))
@@ -77,6 +100,7 @@ class InitResult(TabularResult):
     """
 
     layers: tuple[InitRecord, ...] = ()
+    attention: tuple[AttentionRecord, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, InitResult):
@@ -126,4 +150,11 @@ class InitResult(TabularResult):
 
     def table_notes(self) -> tuple[str, ...]:
         reasons = {record.sigma_reason for record in self.layers if record.sigma_auto}
-        return tuple(f"sigma* chosen by initialize: {reason}" for reason in sorted(reasons))
+        notes = [f"sigma* chosen by initialize: {reason}" for reason in sorted(reasons)]
+        notes += [f"attention population {record.neuron}: {record.knob} {fmt(record.before)} -> "
+                  f"{fmt(record.after)}, rate {fmt(record.rate)} on the sample"
+                  if record.knob is not None and record.after is not None else
+                  f"attention population {record.neuron}: left as it was "
+                  f"({'; '.join(record.notes)})"
+                  for record in self.attention]
+        return tuple(notes)

@@ -3,13 +3,15 @@
 - :mod:`.graph`: :func:`discover` traces any model (spikeinit, snnTorch, SpikingJelly, Norse)
   into synaptic layers, neuron populations and the operations between them;
 - :mod:`.nodes`: what it returns, a :class:`NetworkMap` of :class:`SynapticLayer` s,
-  :class:`NeuronSite` s, :class:`Addition` s (with their :class:`Operand` s) and the
-  :class:`Operation` s between them;
+  :class:`NeuronSite` s, :class:`Addition` s and :class:`Product` s (with their
+  :class:`Operand` s), the :class:`AttentionInput` s of the populations a product drives, and
+  the :class:`Operation` s between them;
 - :mod:`.units`: the modules the graph treats as wholes (neurons, synaptic layers, leaves) and
   the containers around them; :mod:`.module_kinds`: which :class:`Operation` a module is;
 - :mod:`.tracer`: the forward hooks that record the traced run, :mod:`.provenance`: which unit
   produced a tensor (the same tensor, a view, an equal copy), :mod:`.tensor_ops`: the
-  :class:`~torch.overrides.TorchFunctionMode` that sees the additions no module performs;
+  :class:`~torch.overrides.TorchFunctionMode` that sees the additions and products no module
+  performs;
 - :mod:`.run`: one pass from rest without gradients (:func:`run_model`), dropouts off,
   normalization statistics kept; :mod:`.sample`: the ``sample`` argument and its checks;
 - :mod:`.probe`: :class:`ActivityProbe`, forward hooks that measure rates and currents, and
@@ -40,10 +42,12 @@ from spikeinit.network.moments import (
 )
 from spikeinit.network.nodes import (
     Addition,
+    AttentionInput,
     NetworkMap,
     NeuronSite,
     Operand,
     Operation,
+    Product,
     SynapticLayer,
 )
 from spikeinit.network.notes import NOTE_KINDS, Note, of_kind
@@ -58,6 +62,7 @@ __all__ = [
     "SYNAPTIC_TYPES",
     "ActivityProbe",
     "Addition",
+    "AttentionInput",
     "Forward",
     "Moments",
     "NetworkMap",
@@ -67,6 +72,7 @@ __all__ = [
     "Note",
     "Operand",
     "Operation",
+    "Product",
     "SampleError",
     "StepRecorder",
     "SynapticLayer",

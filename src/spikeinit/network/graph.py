@@ -18,6 +18,13 @@ become :class:`~spikeinit.network.nodes.Addition` nodes of the map: the residual
 SEW-ResNets (spikes + spikes), MS-ResNets (currents + currents) and spiking ResNets (normalized
 current + spikes). A layer fed by an addition has input ``"sum"``; an addition between a layer
 and its neurons is a ``residual-add`` operation in its ``after``.
+
+Products of two tensors (``@``, ``matmul``, ``bmm``, ``einsum``, ``*`` of two traced tensors)
+become :class:`~spikeinit.network.nodes.Product` nodes the same way: the attention of spiking
+transformers. A population driven by one is an attention population
+(:class:`~spikeinit.network.nodes.AttentionInput`); a layer fed by one has input
+``"product"``; a product between a layer and its neurons is a ``product`` operation in its
+``after``, which is not modelled (a note says so).
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ from spikeinit.adapters.registry import adapter_for
 from spikeinit.network.module_kinds import operation_of
 from spikeinit.network.nodes import (
     Addition,
+    AttentionInput,
     NetworkMap,
     NeuronSite,
     Operand,
     Operation,
+    Product,
     SynapticLayer,
 )
 from spikeinit.network.notes import Note
@@ -50,11 +59,15 @@ from spikeinit.network.units import Units, display, model_units
 from spikeinit.theory.residual import sum_moments
 
 #: Which consumer of a layer's output :meth:`_Links.downstream` follows first: a neuron, then
-#: an operation or addition on the way to one, then a synaptic layer (which ends the walk).
-_FOLLOW_ORDER = {"neuron": 0, "add": 1, "synaptic": 2}
+#: an operation, addition or product on the way to one, then a synaptic layer (which ends the
+#: walk).
+_FOLLOW_ORDER = {"neuron": 0, "add": 1, "product": 1, "synaptic": 2}
 
 #: The kind of input a producer of each role gives.
-_INPUT_OF_ROLE = {"neuron": "spikes", "synaptic": "synaptic", "add": "sum"}
+_INPUT_OF_ROLE = {"neuron": "spikes", "synaptic": "synaptic", "add": "sum", "product": "product"}
+
+#: The roles of the nodes of tensor operations (not units).
+_NODE_ROLES = ("add", "product")
 
 
 def discover(model: nn.Module, sample: Any = None, forward: Forward | None = None) -> NetworkMap:
@@ -222,13 +235,17 @@ class _Links:
                     self.consumers.setdefault(producer, []).append((name, how))
 
     def role(self, name: str) -> str:
-        """``"add"`` for an addition, else the unit's role."""
-        return "add" if name in self.tracer.additions else self.units[name][1]
+        """``"add"`` for an addition, ``"product"`` for a product, else the unit's role."""
+        if name in self.tracer.additions:
+            return "add"
+        return "product" if name in self.tracer.products else self.units[name][1]
 
     def inputs_of(self, name: str) -> list[tuple[str | None, str]]:
-        """``(producer, how)`` of each input of the unit or addition ``name``."""
+        """``(producer, how)`` of each input of the unit, addition or product ``name``."""
         if name in self.tracer.additions:
             return [(source, how) for source, how, _, _ in self.tracer.additions[name]]
+        if name in self.tracer.products:
+            return [(source, how) for source, how, _, _ in self.tracer.products[name].operands]
         return [self.tracer.producer.get(name, (None, "data"))]
 
     def _operation(self, name: str) -> Operation:
@@ -267,7 +284,7 @@ class _Links:
             following = self.consumers.get(current, [])
             if not following:
                 return None, ops, notes
-            plain = [n for n, _ in following if self.role(n) != "add"]  # additions: modelled
+            plain = [n for n, _ in following if self.role(n) not in _NODE_ROLES]
             # a neuron reading the output drives the rate; a synaptic layer reading the same
             # tensor (an MS-ResNet's downsample on the membrane stream) is a side branch
             nxt, how = min(following, key=lambda item: _FOLLOW_ORDER.get(self.role(item[0]), 1))
@@ -285,10 +302,18 @@ class _Links:
                 notes.append(Note("branch", name,
                                   f"feeds the synaptic layer {display(nxt)} directly"))
                 return None, ops, notes
-            ops.append(self._residual_add(nxt, current) if self.role(nxt) == "add"
-                       else self._operation(nxt))
+            ops.append(self._node_operation(nxt, current))
             current = nxt
             seen.add(current)
+
+    def _node_operation(self, name: str, current: str) -> Operation:
+        """The operation that the unit or node ``name`` is on the way from ``current``."""
+        role = self.role(name)
+        if role == "add":
+            return self._residual_add(name, current)
+        if role == "product":
+            return Operation(name, "product")
+        return self._operation(name)
 
     def _residual_add(self, addition: str, current: str) -> Operation:
         """The ``residual-add`` operation that ``addition`` is on the way from ``current``:
@@ -306,7 +331,7 @@ class _Links:
             producer, kind, _ = self.upstream(current)
             if kind == "data":
                 return True
-            if kind in ("synaptic", "sum"):
+            if kind in ("synaptic", "sum", "product"):
                 return False
             current = producer
         return False
@@ -323,6 +348,31 @@ class _Links:
             additions[name] = Addition(name, tuple(terms))
         return additions
 
+    def products(self) -> dict[str, Product]:
+        """Every product of the run with its operands, each walked back to its origin."""
+        products = {}
+        for name, record in self.tracer.products.items():
+            terms = []
+            for source, how, mean, second in record.operands:
+                origin, kind, ops = self.walk_up(name, source, how)
+                shared = source is not None and len(self.consumers.get(source, [])) > 1
+                terms.append(Operand(origin, kind, tuple(ops), shared, mean, second))
+            products[name] = Product(name, record.kind, record.scope, tuple(terms),
+                                     record.contracted, record.mean, record.second_moment,
+                                     record.elements)
+        return products
+
+    def attention(self, called: list[str]) -> dict[str, AttentionInput]:
+        """The populations among ``called`` that a product drives, through operations only."""
+        found = {}
+        for name in called:
+            if self.units.get(name, (None, ""))[1] != "neuron":
+                continue
+            origin, kind, ops = self.upstream(name)
+            if kind == "product" and origin is not None:
+                found[name] = AttentionInput(name, origin, tuple(ops))
+        return found
+
     def synaptic_layer(self, name: str, sites: dict[str, NeuronSite], probe: ActivityProbe
                        ) -> SynapticLayer:
         """The synaptic layer ``name`` linked to what feeds it and what it drives."""
@@ -332,14 +382,16 @@ class _Links:
         layer = _layer(name, self.units[name][0], sites,
                        source if input_kind == "spikes" else None, target, before, after,
                        input_kind, notes, measured)
-        return replace(layer, source_name=source) if input_kind == "sum" else layer
+        return (replace(layer, source_name=source) if input_kind in ("sum", "product")
+                else layer)
 
     def network_map(self, sites: dict[str, NeuronSite], internal: list[str],
                     probe: ActivityProbe) -> NetworkMap:
         """The map of the traced run: layers and neurons in the order they first ran, then
         those the run did not use."""
         tracer = self.tracer
-        called = [name for name in tracer.order if name not in tracer.additions]
+        called = [name for name in tracer.order
+                  if name not in tracer.additions and name not in tracer.products]
         sites = {name: replace(site, driven_by_data=name in tracer.producer
                                and self.driven_by_data(name))
                  for name, site in sites.items()}
@@ -358,4 +410,5 @@ class _Links:
         ordered = [sites[name] for name in called if name in sites]
         ordered += [site for name, site in sites.items() if name not in tracer.producer]
         return NetworkMap(layers, ordered, traced=True, internal=internal, activity=probe,
-                          additions=self.additions(), data_inputs=data_inputs)
+                          additions=self.additions(), data_inputs=data_inputs,
+                          products=self.products(), attention=self.attention(called))

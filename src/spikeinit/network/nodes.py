@@ -1,8 +1,10 @@
 """The nodes of a network map: what :func:`~spikeinit.network.discover` returns.
 
 A :class:`NetworkMap` holds the model's :class:`SynapticLayer` s and :class:`NeuronSite` s in the
-order they ran, and its :class:`Addition` s (tensor sums done in a ``forward``, outside any
-module), each with its :class:`Operand` s. What lies between two of them is a chain of
+order they ran, its :class:`Addition` s (tensor sums done in a ``forward``, outside any
+module) and its :class:`Product` s (products of two tensors, the attention of spiking
+transformers), each with its :class:`Operand` s, and the :class:`AttentionInput` of every
+population a product drives. What lies between two of them is a chain of
 :class:`Operation` s. Nothing here runs a model: these are the records the tracer's run is
 turned into.
 """
@@ -18,7 +20,7 @@ from spikeinit.network.notes import Note
 from spikeinit.network.probe import ActivityProbe
 
 #: What feeds a synaptic layer (:attr:`SynapticLayer.input`).
-INPUT_KINDS = ("data", "spikes", "synaptic", "sum")
+INPUT_KINDS = ("data", "spikes", "synaptic", "sum", "product")
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,10 +30,11 @@ class Operation:
     ``kind`` is one of ``avg-pool``, ``max-pool``, ``normalization`` (BatchNorm, LayerNorm, ...),
     ``dropout``, ``reshape`` (Flatten, Identity), ``residual-add`` (an :class:`Addition` of the
     map, named by ``name``, that adds other operands to the current; ``addend`` is their sum's
-    mean and second moment measured on the sample), ``unknown`` (a module
-    spikeinit does not model) or ``tensor-op`` (the input was computed outside any module by an
-    operation other than an addition). ``window`` is the number of elements one pooling output
-    reads (0 when unknown).
+    mean and second moment measured on the sample), ``product`` (a :class:`Product` of the
+    map, named by ``name``, that multiplies the current by another tensor: not modelled),
+    ``unknown`` (a module spikeinit does not model) or ``tensor-op`` (the input was computed
+    outside any module by an operation other than an addition or a product). ``window`` is the
+    number of elements one pooling output reads (0 when unknown).
 
     Example:
         >>> Operation("pool", "avg-pool", window=4).label()
@@ -62,8 +65,9 @@ class Operand:
     """One term of an :class:`Addition`: what produced it and the operations on the way.
 
     ``kind`` is ``spikes`` (of the neuron ``source``), ``synaptic`` (the current of the layer
-    ``source``), ``sum`` (another addition) or ``data``; ``ops`` are the operations between
-    ``source`` and the addition. ``shared`` says that ``source``'s output also goes elsewhere
+    ``source``), ``sum`` (another addition), ``product`` (a :class:`Product`) or ``data``;
+    ``ops`` are the operations between ``source`` and the addition. ``shared`` says that
+    ``source``'s output also goes elsewhere
     (the shortcut of a residual block, which the block's branch reads as well). ``mean`` and
     ``second_moment`` were measured on the sample (at the first call).
     """
@@ -93,6 +97,75 @@ class Addition:
     def others(self, source: str | None) -> tuple[Operand, ...]:
         """The operands not produced by ``source``."""
         return tuple(operand for operand in self.operands if operand.source != source)
+
+
+@dataclass(frozen=True)
+class Product:
+    r"""A product of two tensors computed outside any module, and its operands: a matrix
+    product (``kind`` ``"matmul"``: ``@``, ``matmul``, ``bmm``, ``einsum``), which sums
+    ``contracted`` terms per output entry (0 when unknown), or an elementwise one (``"mul"``).
+
+    The spiking self-attention :math:`(V K^\top) Q` is two of them, the second with the first
+    as an operand; ``scope`` names the module whose ``forward`` computes it (where an attention
+    scale :math:`s` lives). ``mean``, ``second_moment`` and ``elements`` (the count) are its
+    output's, on the sample (at the first call).
+
+    Example:
+        >>> spikes = Operand("qkv_lif", "spikes")
+        >>> first = Product("attn.matmul", "matmul", "attn", (spikes, spikes), 16)
+        >>> second = Product("attn.matmul1", "matmul", "attn",
+        ...                  (Operand("attn.matmul", "product"), spikes), 8)
+        >>> second.terms({"attn.matmul": first})
+        128
+    """
+
+    name: str
+    kind: str
+    scope: str
+    operands: tuple[Operand, ...]
+    contracted: int = 0
+    mean: float = 0.0
+    second_moment: float = 0.0
+    elements: int = 0
+
+    def terms(self, products: dict[str, Product]) -> int:
+        """The products of spikes summed per output entry, through the products among its
+        operands (:math:`N d` for :math:`Q K^\top V`; 1 for an elementwise product of two
+        spike trains); 0 when a matrix product's size is unknown."""
+        own = self.contracted if self.kind == "matmul" else 1
+        for operand in self.operands:
+            inner = products.get(operand.source) if operand.kind == "product" else None
+            if inner is not None:
+                own *= inner.terms(products)
+        return own
+
+    def spike_sources(self, products: dict[str, Product]) -> list[str | None]:
+        """The neurons whose spikes the product multiplies, through the products among its
+        operands (``None`` for an operand that is not spikes)."""
+        sources: list[str | None] = []
+        for operand in self.operands:
+            inner = products.get(operand.source) if operand.kind == "product" else None
+            if inner is not None:
+                sources += inner.spike_sources(products)
+            else:
+                sources.append(operand.source if operand.kind == "spikes" else None)
+        return sources
+
+
+@dataclass(frozen=True)
+class AttentionInput:
+    """A spiking population driven by a :class:`Product` (an attention population): its
+    neuron, the product and the operations between them (the scale of spiking
+    self-attention is a ``tensor-op``, a column sum a ``tensor-op`` too).
+
+    Example:
+        >>> AttentionInput("attn_lif", "attn.matmul1").product
+        'attn.matmul1'
+    """
+
+    neuron: str
+    product: str
+    ops: tuple[Operation, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,7 +221,8 @@ class SynapticLayer:
 @dataclass
 class NetworkMap:
     """What :func:`~spikeinit.network.discover` found: synaptic layers and neurons in forward
-    (or module) order, the additions, and the probe of the traced run."""
+    (or module) order, the additions, the products and the populations they drive
+    (``attention``, by neuron name), and the probe of the traced run."""
 
     layers: list[SynapticLayer]
     neurons: list[NeuronSite]
@@ -157,6 +231,8 @@ class NetworkMap:
     activity: ActivityProbe | None = None
     additions: dict[str, Addition] = field(default_factory=dict)
     data_inputs: dict[str, Tensor] = field(default_factory=dict)  # layer -> its data input
+    products: dict[str, Product] = field(default_factory=dict)
+    attention: dict[str, AttentionInput] = field(default_factory=dict)
 
     def neuron(self, name: str) -> NeuronSite | None:
         """The neuron site called ``name``."""

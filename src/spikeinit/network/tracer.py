@@ -3,16 +3,19 @@
 For the first call of every unit (:mod:`.units`) the tracer records who produced its input
 (:class:`~spikeinit.network.provenance.Provenance`), the input's shape and the element counts
 of its input and output; for the synaptic layers fed by the data, the data of every call.
-With :class:`~spikeinit.network.tensor_ops.TensorOperationMode` it records the additions done
-in a container's ``forward``, outside any unit: each is named after that container
-(``blocks.3.add``, its second one ``blocks.3.add1``) and keeps its operands' producers and
-moments. Only the first call of a unit or addition is linked: at the later steps of a
-single-step model the same graph runs again.
+With :class:`~spikeinit.network.tensor_ops.TensorOperationMode` it records the additions and
+the products of two tensors done in a container's ``forward``, outside any unit: each is named
+after that container and its kind (``blocks.3.add``, its second one ``blocks.3.add1``;
+``blocks.3.attn.matmul``, ``blocks.3.attn.mul``) and keeps its operands' producers and
+moments (a product also its own moments and the terms it sums per entry). Only the first call
+of a unit or node is linked: at the later steps of a single-step model the same graph runs
+again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,7 +24,7 @@ from torch import Tensor, nn
 from spikeinit.adapters.registry import first_tensor
 from spikeinit.errors import InternalError
 from spikeinit.network.provenance import Provenance
-from spikeinit.network.tensor_ops import OperandRecord
+from spikeinit.network.tensor_ops import NODE_FUNCTIONS, PRODUCT_KINDS, OperandRecord
 from spikeinit.network.units import Units, containers
 
 
@@ -36,9 +39,25 @@ def tensor_moments(x: Tensor) -> tuple[float, float]:
     return float(values.mean()), float(values.square().mean())
 
 
+@dataclass(frozen=True)
+class ProductRecord:
+    """What the tracer keeps of a product of two tensors: its kind (``"matmul"``, ``"mul"``),
+    the container whose ``forward`` computed it, its operands, the terms a matrix product sums
+    per entry (0: elementwise, or unknown), its output's mean and second moment and its
+    element count."""
+
+    kind: str
+    scope: str
+    operands: list[OperandRecord]
+    contracted: int
+    mean: float
+    second_moment: float
+    elements: int
+
+
 class Tracer:
     """Forward hooks that record, for the first call of every unit, who produced its input,
-    and the additions done outside any unit (the module docstring; the
+    and the additions and products done outside any unit (the module docstring; the
     :class:`~spikeinit.network.tensor_ops.OperationRecorder` of the traced run).
 
     :meth:`enter_hooks` are registered before any other hooks of the run and
@@ -53,13 +72,14 @@ class Tracer:
         self.shapes: dict[str, tuple[int, int]] = {}
         self.input_shapes: dict[str, tuple[int, ...] | None] = {}  # at the first call
         self.additions: dict[str, list[OperandRecord]] = {}
+        self.products: dict[str, ProductRecord] = {}
         self.inputs: dict[str, list[Tensor]] = {}  # every input of the layers fed by data
         self.depth = 0  # units being run: an addition inside one is part of it
-        self.scopes: list[list[Any]] = [["", 0]]  # [container name, additions so far]
+        self.scopes: list[tuple[str, dict[str, int]]] = [("", {})]  # name, nodes so far by kind
 
     @property
     def order(self) -> list[str]:
-        """The units and additions in the order of their first call."""
+        """The units, additions and products in the order of their first call."""
         return self.origins.order
 
     def enter_hooks(self, model: nn.Module) -> list[Any]:
@@ -110,7 +130,7 @@ class Tracer:
 
     def enter_scope(self, name: str) -> Callable[..., None]:
         def enter(*_: Any) -> None:
-            self.scopes.append([name, 0])
+            self.scopes.append((name, {}))
         return enter
 
     def leave_scope(self, *_: Any) -> None:
@@ -118,27 +138,32 @@ class Tracer:
             self.scopes.pop()
 
     def next_node(self, kind: str) -> tuple[str, bool]:
-        """The name of the addition about to run, named after the module whose ``forward``
-        does it (``blocks.3.add``; its second one ``blocks.3.add1``), and whether it is new."""
+        """The name of the node of ``kind`` about to run, named after the module whose
+        ``forward`` does it and the kind (``blocks.3.add``; its second one ``blocks.3.add1``),
+        and whether it is new."""
         _check_kind(kind)
-        scope = self.scopes[-1]
-        name = (f"{scope[0]}." if scope[0] else "") + ("add" if scope[1] == 0
-                                                        else f"add{scope[1]}")
-        scope[1] += 1
-        return name, name not in self.additions
+        scope, counts = self.scopes[-1]
+        count = counts.get(kind, 0)
+        counts[kind] = count + 1
+        name = (f"{scope}." if scope else "") + (kind if count == 0 else f"{kind}{count}")
+        return name, name not in self.additions and name not in self.products
 
     def operand(self, x: Tensor) -> OperandRecord:
         """Who produced ``x``, and its mean and second moment (before an in-place addition)."""
         return (*self.origins.find(x), *tensor_moments(x))
 
     def node(self, kind: str, name: str, operands: list[OperandRecord] | None,
-             out: Tensor) -> None:
-        """Record ``out`` as the addition ``name`` of ``operands`` (``None``: seen before, at
-        an earlier step)."""
+             out: Tensor, contracted: int = 0) -> None:
+        """Record ``out`` as the addition or product ``name`` of ``operands`` (``None``: seen
+        before, at an earlier step); ``contracted``: the terms a matrix product sums."""
         _check_kind(kind)
         if operands is None:  # seen before: only the first is linked (and kept)
             return
-        self.additions[name] = operands
+        if kind in PRODUCT_KINDS:
+            self.products[name] = ProductRecord(kind, self.scopes[-1][0], operands, contracted,
+                                                *tensor_moments(out), out.numel())
+        else:
+            self.additions[name] = operands
         self.origins.record(name, out, out)
 
     def data_input(self, name: str) -> Tensor:
@@ -152,5 +177,6 @@ class Tracer:
 
 
 def _check_kind(kind: str) -> None:
-    if kind != "add":
-        raise InternalError(f"the tracer records additions only, got a {kind!r} node")
+    if kind not in NODE_FUNCTIONS:
+        raise InternalError(f"the tracer records {', '.join(NODE_FUNCTIONS)} nodes, got a "
+                            f"{kind!r} node")

@@ -81,13 +81,6 @@ from spikeinit.network import (
     sample_argument,
 )
 from spikeinit.tables import TabularResult, fmt
-from spikeinit.theory.attention import (
-    AttentionProduct,
-    SpikeDrivenProduct,
-    SpikeMatrix,
-    attention_count_distribution,
-    attention_rate,
-)
 from spikeinit.theory.static import stability_slope
 from spikeinit.theory.temporal import gaussian_process_rate
 
@@ -297,13 +290,6 @@ def report(
         ))
     notes = [f"{name}: a weight layer inside a neuron, not reported" for name in network.internal]
     notes += [f"rate pred of {_names(names)}: -, {reason}" for reason, names in missing.items()]
-    predicted_attention = [row.neuron for row in rows
-                           if row.neuron in network.attention and row.predicted_rate is not None]
-    if predicted_attention:
-        notes.append(f"rate pred of {_names(predicted_attention)} (attention populations): "
-                     "spikeinit.theory.attention's count distribution with independent Q, K, V "
-                     "spikes at their measured rates and a new draw each step; Q, K and V that "
-                     "are correlated (over a sample's tokens or steps) fire them more")
     notes += [f"sigma* of {_names(names)}: chosen by initialize, {reason}"
               for reason, names in chosen.items()]
     notes += [f"sigma = {sigma:.3g} at theta/g = {theta:.3g} ({_names(names)}) is an unstable "
@@ -393,6 +379,14 @@ def _joined(driver: SynapticLayer) -> tuple[Operation, torch.nn.Module] | None:
     return (driver.after[index], feed) if feed is not None else None
 
 
+#: Why an attention population gets no predicted rate: its current is a count of coincident
+#: Q, K, V spikes, and :mod:`spikeinit.theory.attention` gives it for spikes independent over
+#: entries and steps, which those of a sample's tokens are not (docs/architectures.md,
+#: "Spiking transformers: the init").
+ATTENTION_NOT_PREDICTED = ("attention population: its current counts coincident Q, K, V "
+                           "spikes, whose correlation over tokens and steps is not modelled")
+
+
 def _predict(network: NetworkMap, site: NeuronSite, driver: SynapticLayer | None, steps: int,
              over_steps: StepRecorder | None) -> tuple[float | None, float | None, str | None]:
     """``(rate, variance, why not)`` predicted for the population ``site`` (module docstring);
@@ -401,8 +395,7 @@ def _predict(network: NetworkMap, site: NeuronSite, driver: SynapticLayer | None
     if description is None:
         return None, None, f"its neuron is not understood ({site.problem})"
     if driver is None and site.name in network.attention:
-        rate, why = _attention_prediction(network, site)
-        return rate, None, why
+        return None, None, ATTENTION_NOT_PREDICTED
     if driver is None:
         return None, None, ("driven by the data, not by a synaptic layer" if site.driven_by_data
                             else "no synaptic layer drives it")
@@ -437,68 +430,6 @@ def _predict(network: NetworkMap, site: NeuronSite, driver: SynapticLayer | None
         return gaussian_rate(theta, float(mean[0]), float(covariance[0, 0])), variance, None
     rates = gaussian_process_rate(mean, covariance, _update(description))
     return float(rates.mean()), variance, None
-
-
-def _attention_prediction(network: NetworkMap, site: NeuronSite
-                          ) -> tuple[float | None, str | None]:
-    r"""The one-step rate :func:`~spikeinit.theory.attention.attention_rate` of an attention
-    population, from the measured rates of the spikes the product multiplies (taken as
-    independent), the sizes the tracer saw and the scale :math:`s` = the neuron's mean current
-    over the product's mean (per term summed after it); ``(None, why)`` where they are not
-    known. A two-stage matrix product :math:`(A B^\top) C` is SSA with K the second operand of
-    the first stage, :math:`d` its contracted size and :math:`N` the second's (the moments are
-    the same with the roles of (Q, d) and (V, N) swapped); an elementwise product of two spike
-    trains summed over :math:`N` entries is SDSA's column sum."""
-    attention = network.attention[site.name]
-    product = network.products[attention.product]
-    activity = network.activity.neurons[site.name]
-    inner = [network.products[o.source] for o in product.operands
-             if o.kind == "product" and o.source in network.products]
-    sources = product.spike_sources(network.products)
-    rates = [network.activity.neurons[s].rate if s in network.activity.neurons else None
-             for s in sources]
-    if any(r is None or not 0.0 < r < 1.0 for r in rates):
-        return None, (f"attention population: the operands of {attention.product} are not all "
-                      "spikes at a known rate in (0, 1)")
-    outputs = math.prod(activity.shape) if activity.shape else 0
-    summed = product.elements // outputs if outputs and product.elements % outputs == 0 else 0
-    if not summed or product.mean <= 0:
-        return None, f"attention population: how {attention.product} reaches it is not known"
-    scale = activity.current.mean / (product.mean * summed)
-    if product.kind == "mul" and len(rates) == 2:
-        theory: AttentionProduct | SpikeDrivenProduct = SpikeDrivenProduct(
-            summed, SpikeMatrix(rates[0]), SpikeMatrix(rates[1]))
-    elif product.kind == "matmul" and len(inner) == 1 and len(rates) == 3 and summed == 1:
-        order = [0, 1, 2] if product.operands[0].kind == "product" else [1, 2, 0]
-        a, key, c = (SpikeMatrix(rates[i]) for i in order)
-        theory = AttentionProduct(product.contracted, inner[0].contracted, a, key, c)
-    else:
-        return None, (f"attention population: {attention.product} is neither a two-stage "
-                      "matrix product nor an elementwise product of two spike trains")
-    if not scale > 0:
-        return None, "attention population: its current is not positive"
-    steps = activity.shape[0] if site.description.step_mode == "multi" and activity.shape else (
-        activity.calls)
-    if steps <= 1:
-        theta = site.description.effective_threshold
-        return attention_rate(theory, theta, scale, inclusive=True), None
-    return _counts_through_steps(theory, scale, steps, site.description), None
-
-
-#: Neurons simulated for the predicted rate of a multi-step attention population.
-_ATTENTION_DRAWS = 50_000
-
-
-def _counts_through_steps(theory: AttentionProduct | SpikeDrivenProduct, scale: float,
-                          steps: int, description: NeuronDescription) -> float:
-    r"""The rate of neurons driven by :math:`s X_t`, with the counts :math:`X_t` drawn
-    independently at each of ``steps`` steps from
-    :func:`~spikeinit.theory.attention.attention_count_distribution` (a fixed seed)."""
-    pmf = attention_count_distribution(theory)
-    rng = np.random.default_rng(0)
-    counts = rng.choice(len(pmf), size=(steps, _ATTENTION_DRAWS), p=pmf / pmf.sum())
-    spikes = description.simulate(torch.from_numpy(counts * scale).float())
-    return float(spikes.double().mean()) / description.spike_amplitude
 
 
 def _update(description: NeuronDescription) -> Any:

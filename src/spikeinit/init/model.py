@@ -40,10 +40,12 @@ from spikeinit.init.notices import warn_about_the_draw, warn_about_the_network, 
 from spikeinit.init.operating_point import OperatingPoint
 from spikeinit.init.realized import RealizeUnit, realize_units
 from spikeinit.init.records import InitRecord, InitResult
+from spikeinit.init.recurrent import covered_internal, initialize_loops, recurrent_options
 from spikeinit.init.registry import InitMethod, get_method
 from spikeinit.init.residual import ResidualPlan
 from spikeinit.init.tracing import sample_autocorrelation, traced_or_in_module_order
 from spikeinit.network import Forward, NetworkMap, Note, SynapticLayer, discover, of_kind
+from spikeinit.network.recurrent import find_loops
 
 DEFAULT_METHOD = "trainable"
 
@@ -110,7 +112,10 @@ def initialize(
     ``sample`` when not given). A BatchNorm in training mode before the neurons gets
     :math:`\gamma` = the method's current std; a layer in a residual addition gets its share
     of the sum; with ``sample`` and a rate target each layer is then measured on the sample
-    and rescaled to it (``realize``). ``threshold`` and ``beta`` override the neurons' values;
+    and rescaled to it (``realize``). A recurrent population gets its recurrent weights at the
+    loop gain ``loop_gain`` (default 1/2) or the memory time ``memory_time`` of the theory, and
+    its feed-forward drive measured for the rate (:mod:`~spikeinit.init.recurrent`).
+    ``threshold`` and ``beta`` override the neurons' values;
     ``forward(model, sample)`` replaces ``model(sample)``; ``options`` go to the method.
     docs/methods.md describes every step.
 
@@ -122,12 +127,15 @@ def initialize(
         >>> len(result), result[0].sigma, result[0].sigma_auto
         (2, 1.0, False)
     """
+    options, recurrent = recurrent_options(options)
     spec, chosen, options = _method_and_options(method, sigma, options)
     _check_arguments(threshold, beta, sigma, steps, sample, input_second_moment)
     network, data_moment = traced_or_in_module_order(
         model, sample, forward, realize is True or (realize is None and chosen.rate_target),
         1.0 if input_second_moment is None else input_second_moment)
-    warn_about_the_network(network)
+    loops = find_loops(model, network)
+    network.internal = covered_internal(network, loops)
+    warn_about_the_network(network, {name for loop in loops for name in loop.covers})
     point = OperatingPoint(chosen, network, sigma, threshold, options)
     realizing = _realizing(realize, sample, point, chosen)
     steps = steps if steps is not None else network.steps() or 1
@@ -139,6 +147,8 @@ def initialize(
         drawn = [_draw_layer(layer, draw) for layer in network.layers if layer.problem is None]
         records = _measured([d.record for d in drawn], [d.unit for d in drawn if d.unit],
                             model, sample, forward, draw)
+        records = initialize_loops(model, network, loops, records, spec, sample, forward,
+                                   point.rate, threshold, beta, generator, recurrent)
     warn_each_once(caught)
     warn_about_the_draw([u for d in drawn for u in d.unmodelled],
                         [d.faint for d in drawn if d.faint], sigma, point, chosen)

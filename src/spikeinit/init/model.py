@@ -35,6 +35,7 @@ from spikeinit.init.adjust import (
     residual_share,
     training_normalization,
 )
+from spikeinit.init.horizon import leading_steps, theory_steps
 from spikeinit.init.network_context import layer_context, layer_context_and_notes
 from spikeinit.init.notices import warn_about_the_draw, warn_about_the_network, warn_each_once
 from spikeinit.init.operating_point import OperatingPoint
@@ -109,7 +110,8 @@ def initialize(
     :math:`\sigma = \max(1, \tilde\theta / a_{1/3})` per population, where the layer map's fixed
     point has slope :math:`a\varphi(a)/(2Q(a)) = 1/3`; ``trainable`` sets every population at
     the rate 0.1, held by the temporal mean field over ``steps`` (read from the run on
-    ``sample`` when not given). A BatchNorm in training mode before the neurons gets
+    ``sample`` when not given; at most :data:`~spikeinit.init.horizon.THEORY_STEPS` of them).
+    A BatchNorm in training mode before the neurons gets
     :math:`\gamma` = the method's current std; a layer in a residual addition gets its share
     of the sum; with ``sample`` and a rate target each layer is then measured on the sample
     and rescaled to it (``realize``). A recurrent population gets its recurrent weights at the
@@ -139,9 +141,12 @@ def initialize(
     point = OperatingPoint(chosen, network, sigma, threshold, options)
     realizing = _realizing(realize, sample, point, chosen)
     steps = steps if steps is not None else network.steps() or 1
+    horizon = theory_steps(steps)
     draw = _Draw(spec, chosen, _draft_when_realized(chosen, options, realizing), threshold,
-                 beta, sigma, data_moment, steps, _depth(network), generator, network, point,
-                 ResidualPlan(network), sample_autocorrelation(sample, steps), realizing)
+                 beta, sigma, data_moment, horizon, _depth(network), generator, network, point,
+                 ResidualPlan(network),
+                 sample_autocorrelation(leading_steps(sample, steps), horizon), realizing,
+                 steps)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         drawn = [_draw_layer(layer, draw) for layer in network.layers if layer.problem is None]
@@ -234,6 +239,7 @@ class _Draw:
     plan: ResidualPlan
     autocorrelation: tuple[tuple[float, ...], ...] | None
     realizing: bool
+    measured_steps: int  # the sample's T; ``steps`` is the theory's (init.horizon)
 
 
 @dataclass(frozen=True)
@@ -280,8 +286,8 @@ def _draw_layer(layer: SynapticLayer, draw: _Draw) -> _DrawnLayer:
                                      notes)
     if norm is not None and used is not None:
         used *= share  # the gamma it set
-    unit = (RealizeUnit(layer, layer.module if norm is None else norm.module, ctx)
-            if draw.realizing else None)
+    unit = (RealizeUnit(layer, layer.module if norm is None else norm.module,
+                        replace(ctx, steps=draw.measured_steps)) if draw.realizing else None)
     record = InitRecord(
         layer.name, draw.spec, ctx.fan_in, mean, variance**0.5, neuron=layer.target_name,
         threshold=ctx.threshold, beta=ctx.beta, input_second_moment=ctx.input_second_moment,

@@ -54,13 +54,13 @@ def test_reset_away_from_rest_is_not_supported() -> None:
         describe_neuron(cell)
 
 
-def test_recurrent_cell_weights_are_named_and_left_alone() -> None:
+def test_recurrent_cell_weights_are_initialized_without_autapses() -> None:
     model = norse.SequentialState(nn.Linear(10, 20), norse.LIFRecurrentCell(20, 5))
-    before = [p.detach().clone() for p in model[1].parameters()]
-    with pytest.warns(UserWarning, match="LIFRecurrentCell is not supported"):
-        spikeinit.initialize(model, "paper")
-    for p, q in zip(model[1].parameters(), before):
-        assert torch.equal(p, q)
+    before = model[1].recurrent_weights.detach().clone()
+    result = spikeinit.initialize(model, "paper")  # the recurrent init: test_recurrent_init.py
+    assert "1.recurrent_weights" in [record.name for record in result]
+    assert not torch.equal(model[1].recurrent_weights, before)
+    assert torch.count_nonzero(model[1].recurrent_weights.diagonal()) == 0
 
 
 def test_norse_default_lifcell_is_far_below_threshold_and_says_so() -> None:

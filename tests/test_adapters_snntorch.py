@@ -52,16 +52,17 @@ def test_description_reproduces_snntorch(make, expected) -> None:
     torch.testing.assert_close(run(neuron, x).double(), reference, rtol=0, atol=0)
 
 
-def test_rleaky_recurrent_layer_is_named_not_initialized() -> None:
+def test_rleaky_recurrent_layer_is_named_and_initialized() -> None:
     net = nn.Sequential(nn.Linear(10, 20), snn.RLeaky(beta=0.5, linear_features=20,
                                                         init_hidden=True))
     network = discover(net)
     assert [layer.name for layer in network.layers] == ["0"]
     assert network.internal == ["1.recurrent"]
     before = net[1].recurrent.weight.detach().clone()
-    with pytest.warns(UserWarning, match=r"1\.recurrent \(a weight layer inside a neuron\)"):
-        spikeinit.initialize(net, "paper")
-    assert torch.equal(net[1].recurrent.weight, before)
+    result = spikeinit.initialize(net, "paper")  # the recurrent init: tests/test_recurrent_init.py
+    assert [record.name for record in result] == ["0", "1.recurrent"]
+    assert not torch.equal(net[1].recurrent.weight, before)
+    assert torch.count_nonzero(net[1].recurrent.bias) == 0
 
 
 def test_unsupported_snntorch_neuron_leaves_its_layer_unchanged() -> None:

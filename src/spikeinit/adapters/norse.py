@@ -1,4 +1,5 @@
-r"""Norse neurons: ``LIFCell``, ``LIF`` and ``LIFBoxCell`` (imported only when a model uses them).
+r"""Norse neurons: ``LIFCell``, ``LIF``, ``LIFBoxCell`` and ``LIFRecurrentCell`` (imported only
+when a model uses them).
 
 From ``norse.torch.functional``, with :math:`g` = ``dt * p.tau_mem_inv``:
 
@@ -9,6 +10,9 @@ From ``norse.torch.functional``, with :math:`g` = ``dt * p.tau_mem_inv``:
 - ``LIFCell`` / ``LIF``: a current-based synapse first, :math:`i \leftarrow i + I`, then
   :math:`v \leftarrow v + g\,((v_{leak} - v) + i)`, the reset to :math:`v_{reset}`, and the
   current decays by :math:`1 - dt\,\tau_{syn}^{-1}` (``synaptic_decay``).
+- ``LIFRecurrentCell``: a ``LIFCell`` whose current receives
+  :math:`W_{in} x + W_{rec} z[t-1]` from the weights it holds
+  (:mod:`spikeinit.network.recurrent`).
 
 The membrane starts at :math:`v_{leak}`, so the threshold from rest is :math:`v_{th} - v_{leak}`.
 Cells return ``(spikes, state)`` and keep no state of their own.
@@ -29,7 +33,7 @@ from spikeinit.adapters.description import (
 )
 
 FRAMEWORK = "norse"
-SUPPORTED = ("LIFCell", "LIF", "LIFBoxCell")
+SUPPORTED = ("LIFCell", "LIF", "LIFBoxCell", "LIFRecurrentCell")
 
 
 def owns(module: nn.Module) -> bool:
@@ -47,7 +51,8 @@ def is_neuron(module: nn.Module) -> bool:
 
 
 def describe(module: nn.Module) -> NeuronDescription:
-    """The :class:`NeuronDescription` of a ``LIFCell``, ``LIF`` or ``LIFBoxCell``."""
+    """The :class:`NeuronDescription` of a ``LIFCell``, ``LIF``, ``LIFBoxCell`` or
+    ``LIFRecurrentCell``."""
     import norse.torch as norse_torch
     from norse.torch.functional.reset import reset_subtract, reset_value
 

@@ -11,8 +11,9 @@ computed from the previous membrane:
 - ``Synaptic``: :math:`I_{syn}[t] = \alpha I_{syn}[t-1] + I[t]`,
   :math:`u[t] = \beta u[t-1] + I_{syn}[t] - \theta r[t]` (zero: the whole sum times
   :math:`1 - r[t]`, ``delayed``); the current filter is ``synaptic_decay = alpha``.
-- ``RLeaky``: ``Leaky`` plus a recurrent term ``V(s[t-1])`` (not modelled: calibrate measures
-  it); its zero reset multiplies the whole sum by :math:`1 - r[t]` (``delayed``).
+- ``RLeaky``: ``Leaky`` plus a recurrent term ``V(s[t-1])`` (set by ``initialize``, see
+  :mod:`spikeinit.network.recurrent`); its zero reset multiplies the whole sum by
+  :math:`1 - r[t]` (``delayed``).
 
 ``beta`` and ``alpha`` are clamped to [0, 1] as snnTorch does; the input gain is 1; spikes have
 the amplitude ``graded_spikes_factor``.
@@ -72,7 +73,8 @@ def describe(module: nn.Module) -> NeuronDescription:
             raise UnsupportedNeuronError("snntorch Synaptic with alpha >= 1 never forgets its "
                                          "input current; not supported")
     if kind == "RLeaky":
-        notes.append("the recurrent input V(s[t-1]) is not modelled (calibrate measures it)")
+        notes.append("the recurrent input V(s[t-1]) is a population loop "
+                     "(spikeinit.init.recurrent)")
     if getattr(module, "inhibition", False):
         notes.append("inhibition (winner-take-all) is not modelled")
     if getattr(module, "state_quant", False):

@@ -36,6 +36,7 @@ from spikeinit.init.adjust import (
     training_normalization,
 )
 from spikeinit.init.attention import attention_record, attention_units
+from spikeinit.init.horizon import leading_steps, theory_steps
 from spikeinit.init.network_context import layer_context, layer_context_and_notes
 from spikeinit.init.notices import (
     warn_about_attention,
@@ -46,10 +47,12 @@ from spikeinit.init.notices import (
 from spikeinit.init.operating_point import OperatingPoint
 from spikeinit.init.realized import RealizeUnit, realize_units
 from spikeinit.init.records import AttentionRecord, InitRecord, InitResult
+from spikeinit.init.recurrent import covered_internal, initialize_loops, recurrent_options
 from spikeinit.init.registry import InitMethod, get_method
 from spikeinit.init.residual import ResidualPlan
 from spikeinit.init.tracing import sample_autocorrelation, traced_or_in_module_order
 from spikeinit.network import Forward, NetworkMap, Note, SynapticLayer, discover, of_kind
+from spikeinit.network.recurrent import find_loops
 
 DEFAULT_METHOD = "trainable"
 
@@ -113,10 +116,14 @@ def initialize(
     :math:`\sigma = \max(1, \tilde\theta / a_{1/3})` per population, where the layer map's fixed
     point has slope :math:`a\varphi(a)/(2Q(a)) = 1/3`; ``trainable`` sets every population at
     the rate 0.1, held by the temporal mean field over ``steps`` (read from the run on
-    ``sample`` when not given). A BatchNorm in training mode before the neurons gets
+    ``sample`` when not given; at most :data:`~spikeinit.init.horizon.THEORY_STEPS` of them).
+    A BatchNorm in training mode before the neurons gets
     :math:`\gamma` = the method's current std; a layer in a residual addition gets its share
     of the sum; with ``sample`` and a rate target each layer is then measured on the sample
-    and rescaled to it (``realize``). ``threshold`` and ``beta`` override the neurons' values;
+    and rescaled to it (``realize``). A recurrent population gets its recurrent weights at the
+    loop gain ``loop_gain`` (default 1/2) or the memory time ``memory_time`` of the theory, and
+    its feed-forward drive measured for the rate (:mod:`~spikeinit.init.recurrent`).
+    ``threshold`` and ``beta`` override the neurons' values;
     ``forward(model, sample)`` replaces ``model(sample)``; ``options`` go to the method.
     docs/methods.md describes every step.
 
@@ -128,24 +135,32 @@ def initialize(
         >>> len(result), result[0].sigma, result[0].sigma_auto
         (2, 1.0, False)
     """
+    options, recurrent = recurrent_options(options)
     spec, chosen, options = _method_and_options(method, sigma, options)
     _check_arguments(threshold, beta, sigma, steps, sample, input_second_moment)
     network, data_moment = traced_or_in_module_order(
         model, sample, forward, realize is True or (realize is None and chosen.rate_target),
         1.0 if input_second_moment is None else input_second_moment)
-    warn_about_the_network(network)
+    loops = find_loops(model, network)
+    network.internal = covered_internal(network, loops)
+    warn_about_the_network(network, {name for loop in loops for name in loop.covers})
     point = OperatingPoint(chosen, network, sigma, threshold, options)
     realizing = _realizing(realize, sample, point, chosen)
     steps = steps if steps is not None else network.steps() or 1
+    horizon = theory_steps(steps)
     draw = _Draw(spec, chosen, _draft_when_realized(chosen, options, realizing), threshold,
-                 beta, sigma, data_moment, steps, _depth(network), generator, network, point,
-                 ResidualPlan(network), sample_autocorrelation(sample, steps), realizing)
+                 beta, sigma, data_moment, horizon, _depth(network), generator, network, point,
+                 ResidualPlan(network),
+                 sample_autocorrelation(leading_steps(sample, steps), horizon), realizing,
+                 steps)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         drawn = [_draw_layer(layer, draw) for layer in network.layers if layer.problem is None]
         records, attention = _measured([d.record for d in drawn],
                                        [d.unit for d in drawn if d.unit], model, sample,
                                        forward, draw)
+        records = initialize_loops(model, network, loops, records, spec, sample, forward,
+                                   point.rate, threshold, beta, generator, recurrent)
     warn_each_once(caught)
     warn_about_the_draw([u for d in drawn for u in d.unmodelled],
                         [d.faint for d in drawn if d.faint], sigma, point, chosen)
@@ -232,6 +247,7 @@ class _Draw:
     plan: ResidualPlan
     autocorrelation: tuple[tuple[float, ...], ...] | None
     realizing: bool
+    measured_steps: int  # the sample's T; ``steps`` is the theory's (init.horizon)
 
 
 @dataclass(frozen=True)
@@ -278,8 +294,8 @@ def _draw_layer(layer: SynapticLayer, draw: _Draw) -> _DrawnLayer:
                                      notes)
     if norm is not None and used is not None:
         used *= share  # the gamma it set
-    unit = (RealizeUnit(layer, layer.module if norm is None else norm.module, ctx)
-            if draw.realizing else None)
+    unit = (RealizeUnit(layer, layer.module if norm is None else norm.module,
+                        replace(ctx, steps=draw.measured_steps)) if draw.realizing else None)
     record = InitRecord(
         layer.name, draw.spec, ctx.fan_in, mean, variance**0.5, neuron=layer.target_name,
         threshold=ctx.threshold, beta=ctx.beta, input_second_moment=ctx.input_second_moment,

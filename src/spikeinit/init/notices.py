@@ -7,6 +7,7 @@ Every function here is called by :func:`~spikeinit.init.model.initialize` itself
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 
 from spikeinit.init.operating_point import FAR_THRESHOLD, OperatingPoint
 from spikeinit.init.records import AttentionRecord
@@ -27,9 +28,11 @@ def warn_each_once(caught: list[warnings.WarningMessage]) -> None:
             warnings.warn(str(item.message), item.category, stacklevel=3)
 
 
-def warn_about_the_network(network: NetworkMap) -> None:
-    """Name the layers left unchanged (with why) and those with no spiking neuron around."""
-    unchanged = [f"{layer.name} ({layer.problem})" for layer in network.layers if layer.problem]
+def warn_about_the_network(network: NetworkMap, covered: Collection[str] = ()) -> None:
+    """Name the layers left unchanged (with why), but those ``covered`` by the init of a
+    recurrent population, and those with no spiking neuron around."""
+    unchanged = [f"{layer.name} ({layer.problem})" for layer in network.layers
+                 if layer.problem and layer.name not in covered]
     unchanged += [f"{name} (a weight layer inside a neuron)" for name in network.internal]
     if unchanged:
         warnings.warn("left unchanged: " + "; ".join(unchanged), stacklevel=3)

@@ -1,0 +1,303 @@
+r"""The init of recurrent populations: recurrent weights from the theory, the drive measured.
+
+A recurrent population (:mod:`spikeinit.network.recurrent`) receives
+:math:`I[t] = W_{in} x[t] + b + W_{rec}\,s[t-1]`. :func:`initialize_loops` sets both parts:
+
+1. **The recurrent gain, from the theory** (:mod:`spikeinit.theory.recurrent`). With the
+   population's unit-gain LIF (threshold :math:`\tilde\theta = \theta/g`, decay :math:`\beta`),
+   the feed-forward std :math:`\sigma_0` that gives the target rate :math:`r` without recurrence,
+   and the rms slope :math:`s_0 = \sqrt{\langle\hat\chi_i(1)^2\rangle}` of the neurons' transfer
+   function there, the recurrent weights are drawn
+
+   .. math::
+
+       W_{rec,ij} \sim N\!\left(0,\ \frac{g_{rec}^2 (1-\alpha)^2}{N a^2}\right), \qquad
+       g_{rec} = \frac{\Lambda^*}{s_0},
+
+   with :math:`a` the spike amplitude (times :math:`1 - \alpha` behind a synaptic filter
+   :math:`I_{syn} = \alpha I_{syn} + I`, whose gain at zero frequency is :math:`1/(1-\alpha)`:
+   the loop gain of the slow modes is kept) and the loop gain :math:`\Lambda^*` =
+   :data:`DEFAULT_LOOP_GAIN` (1/2, half-way to the edge :math:`\Lambda = 1` of the stable
+   regime): the memory time is lengthened by the loop (the response decays as
+   :math:`(b + g_{rec} a_\chi)^t` for a geometric kernel :math:`a_\chi b^k`) while a
+   perturbation still dies out. ``memory_time=`` asks for a memory time :math:`\tau` instead:
+   :math:`g_{rec}` is then :func:`~spikeinit.theory.recurrent.gain_for_memory_time` at
+   :math:`\sigma_0` (a minute of Monte Carlo). The theory depends on :math:`(\tilde\theta,
+   \beta, r)` only, not on :math:`T` or the model, and is cached.
+2. **The drive, measured on the sample.** With :math:`W_{rec}` in place, the feed-forward
+   tensors (:math:`W_{in}` and :math:`b`) are multiplied by one factor :math:`c`, found by a
+   secant search in :math:`(\log c, \log r)` so that the population's mean rate over the steps
+   from :data:`RATE_FROM_STEP` to :math:`T` is the target within :data:`RATE_TOLERANCE`. Each try
+   is one run of the model on the sample that keeps only the mean spike of each step; at most
+   :data:`MAX_RATE_RUNS` runs, whatever :math:`T`.
+
+Without a sample (or without a rate target) only step 1 is done.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spikeinit._validation import check_open_unit_interval, check_positive
+from spikeinit.init.records import InitRecord
+from spikeinit.nested import first_tensor
+from spikeinit.network import Forward, NetworkMap, Note, dropout_off, kept_statistics, run_model
+from spikeinit.network.recurrent import RecurrentLoop
+from spikeinit.neurons.parameters import LIFParameters
+from spikeinit.theory.recurrent import (
+    RecurrentPopulation,
+    gain_for_memory_time,
+    input_std_for_rate,
+    recurrent_mean_field,
+)
+
+__all__ = ["DEFAULT_LOOP_GAIN", "DEFAULT_RATE", "MAX_RATE_RUNS", "RATE_FROM_STEP",
+           "RATE_TOLERANCE", "RecurrentGain", "initialize_loops", "recurrent_gain",
+           "recurrent_options"]
+
+#: The loop gain :math:`\Lambda^*` the recurrent weights are drawn for (the edge is at 1).
+DEFAULT_LOOP_GAIN = 0.5
+#: The rate the recurrent gain is solved for when the method sets no rate.
+DEFAULT_RATE = 0.1
+#: The first step of the measured rate (the steps before it are the transient from rest).
+RATE_FROM_STEP = 10
+#: Most runs of the model in the search for the drive, and its relative tolerance on the rate.
+MAX_RATE_RUNS, RATE_TOLERANCE = 8, 0.02
+#: The options of :func:`~spikeinit.init.model.initialize` read here (not the method's).
+OPTIONS = ("loop_gain", "memory_time")
+#: Relative tolerance in :math:`\log\sigma` of the theory's search for :math:`\sigma_0`.
+_STD_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class RecurrentGain:
+    r"""The recurrent gain :math:`g_{rec}` and what the theory says about it.
+
+    ``input_std`` is :math:`\sigma_0` (the feed-forward std for the rate without recurrence),
+    ``slope`` :math:`s_0`, ``loop_gain`` :math:`\Lambda = g_{rec} s_0`, ``own_memory`` the
+    memory time of the population without recurrence (steps) and ``memory_time`` the one asked
+    for (``None``: the default loop gain).
+    """
+
+    gain: float
+    input_std: float
+    slope: float
+    loop_gain: float
+    own_memory: float
+    memory_time: float | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def recurrent_gain(params: LIFParameters, rate: float, loop_gain: float = DEFAULT_LOOP_GAIN,
+                   memory_time: float | None = None) -> RecurrentGain:
+    r""":math:`g_{rec} = \Lambda^*/s_0` (module docstring), or the gain with the memory time
+    ``memory_time`` when one is given; cached per ``(params, rate, loop_gain, memory_time)``.
+
+    Example:
+        >>> gain = recurrent_gain(LIFParameters(beta=0.5), 0.1)  # doctest: +SKIP
+        >>> round(gain.loop_gain, 2)  # doctest: +SKIP
+        0.5
+    """
+    check_open_unit_interval("rate", rate)
+    check_positive("loop_gain", loop_gain)
+    std = input_std_for_rate(RecurrentPopulation(params, 0.0), rate, tolerance=_STD_TOLERANCE)
+    alone = recurrent_mean_field(RecurrentPopulation(params, 0.0, input_std=std))
+    if memory_time is None:
+        gain = loop_gain / alone.slope
+    else:
+        gain = gain_for_memory_time(params, memory_time, input_std=std)
+    return RecurrentGain(gain, std, alone.slope, gain * alone.slope, alone.memory_time,
+                         memory_time)
+
+
+def recurrent_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(method's options, recurrent options)``: ``loop_gain`` and ``memory_time`` split off."""
+    ours = {key: options[key] for key in OPTIONS if key in options}
+    for key, value in ours.items():
+        check_positive(key, value)
+    return {k: v for k, v in options.items() if k not in OPTIONS}, ours
+
+
+def covered_internal(network: NetworkMap, loops: Sequence[RecurrentLoop]) -> list[str]:
+    """The names of :attr:`NetworkMap.internal` that no loop accounts for."""
+    covered = {name for loop in loops for name in loop.covers}
+    return [name for name in network.internal if name not in covered]
+
+
+def _parameters(network: NetworkMap, loop: RecurrentLoop, threshold: float | None,
+                beta: float | None) -> tuple[LIFParameters, float, float] | None:
+    """The population's unit-gain LIF (``threshold``/``beta`` override it), its spike amplitude
+    and its synaptic decay."""
+    site = network.neuron(loop.neuron_name)
+    description = site.description if site is not None else None
+    if description is None:
+        return None
+    params = description.lif_parameters()
+    if threshold is not None or beta is not None:
+        params = replace(params, threshold=threshold if threshold is not None
+                         else params.threshold, beta=beta if beta is not None else params.beta)
+    return params, description.spike_amplitude, description.synaptic_decay
+
+
+def _draw_recurrent(loop: RecurrentLoop, std: float, generator: torch.Generator | None) -> None:
+    with torch.no_grad():
+        loop.weight.copy_(torch.randn(loop.weight.shape, generator=generator,
+                                      dtype=loop.weight.dtype) * std)
+        if loop.zero_diagonal:
+            loop.weight.fill_diagonal_(0.0)
+        if loop.bias is not None:
+            loop.bias.zero_()
+
+
+def _scale_drive(loop: RecurrentLoop, factor: float) -> None:
+    with torch.no_grad():
+        for tensor in loop.drive:
+            tensor.mul_(factor)
+
+
+def rates_per_step(model: nn.Module, sample: Any, forward: Forward | None, neuron: nn.Module,
+                   amplitude: float = 1.0) -> Tensor:
+    r"""The mean spike of ``neuron`` at each step of one run on ``sample``, ``(T,)``.
+
+    One value per call of a single-step neuron, one per leading index of a multi-step neuron's
+    ``(T, ...)`` output (a call whose output's first axis is not time reads as one step);
+    spikes of amplitude :math:`a` count as 1.
+    """
+    rates: list[Tensor] = []
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        spikes = first_tensor(output)
+        if spikes is not None:
+            rates.append(spikes.detach().float().mean().reshape(1) / amplitude)
+
+    handle = neuron.register_forward_hook(hook)
+    try:
+        run_model(model, sample, forward)
+    finally:
+        handle.remove()
+    return torch.cat(rates) if rates else torch.zeros(0)
+
+
+@dataclass(frozen=True)
+class _Search:
+    factor: float
+    rate: float
+    runs: int
+
+
+def _measured_rate(model: nn.Module, sample: Any, forward: Forward | None,
+                   loop: RecurrentLoop, amplitude: float) -> float:
+    rates = rates_per_step(model, sample, forward, loop.neuron, amplitude)
+    kept = rates[RATE_FROM_STEP:] if rates.numel() > RATE_FROM_STEP else rates
+    return float(kept.mean()) if kept.numel() else 0.0
+
+
+def search_drive(model: nn.Module, sample: Any, forward: Forward | None, loop: RecurrentLoop,
+                 amplitude: float, target: float) -> _Search:
+    r"""Scale ``loop``'s drive by the :math:`c` whose measured rate is ``target`` (module
+    docstring): secant steps in :math:`(\log c, \log r)`, each at most a factor 4, from an
+    assumed slope :math:`d\log r/d\log c = 2`; the best try is kept."""
+    tries: list[tuple[float, float]] = []  # (log c, log r)
+    current = 0.0  # log of the factor now on the drive
+    best = (math.inf, 0.0, 0.0)  # (error, log c, rate)
+    for run in range(1, MAX_RATE_RUNS + 1):
+        rate = _measured_rate(model, sample, forward, loop, amplitude)
+        error = abs(math.log(max(rate, 1e-12) / target))
+        if error < best[0]:
+            best = (error, current, rate)
+        if abs(rate / target - 1.0) <= RATE_TOLERANCE or run == MAX_RATE_RUNS:
+            break
+        if rate <= 0.0:
+            step = math.log(4.0)
+        else:
+            tries.append((current, math.log(rate)))
+            slope = 2.0
+            if len(tries) >= 2:
+                (c0, r0), (c1, r1) = tries[-2], tries[-1]
+                if c1 != c0 and (r1 - r0) / (c1 - c0) > 0.1:
+                    slope = (r1 - r0) / (c1 - c0)
+            step = (math.log(target) - math.log(rate)) / slope
+        step = max(-math.log(4.0), min(math.log(4.0), step))
+        _scale_drive(loop, math.exp(step))
+        current += step
+    _scale_drive(loop, math.exp(best[1] - current))
+    return _Search(math.exp(best[1]), best[2], run)
+
+
+def initialize_loops(model: nn.Module, network: NetworkMap, loops: Sequence[RecurrentLoop],
+                     records: list[InitRecord], spec: str, sample: Any,
+                     forward: Forward | None, rate: float | None,
+                     threshold: float | None, beta: float | None,
+                     generator: torch.Generator | None,
+                     options: dict[str, Any]) -> list[InitRecord]:
+    """Set every recurrent population ``loops`` of ``model`` (:func:`~spikeinit.network.recurrent.
+    find_loops`, module docstring); the records with one
+    for each recurrent weight and the drive's factor in its record (or a record of its own)."""
+    if not loops:
+        return records
+    records = list(records)
+    with dropout_off(model), kept_statistics(model):
+        for loop in loops:
+            records = _initialize_loop(model, network, records, spec, sample, forward, rate,
+                                       threshold, beta, generator, options, loop)
+    return records
+
+
+def _initialize_loop(model: nn.Module, network: NetworkMap, records: list[InitRecord],
+                     spec: str, sample: Any, forward: Forward | None, rate: float | None,
+                     threshold: float | None, beta: float | None,
+                     generator: torch.Generator | None, options: dict[str, Any],
+                     loop: RecurrentLoop) -> list[InitRecord]:
+    found = _parameters(network, loop, threshold, beta)
+    if found is None:
+        return records
+    params, amplitude, decay = found
+    target = rate if rate is not None else DEFAULT_RATE
+    theory = recurrent_gain(params, target, options.get("loop_gain", DEFAULT_LOOP_GAIN),
+                            options.get("memory_time"))
+    std = theory.gain * (1.0 - decay) / (math.sqrt(loop.width) * amplitude)
+    _draw_recurrent(loop, std, generator)
+    asked = (f"memory time {theory.memory_time:g}" if theory.memory_time is not None
+             else f"loop gain {theory.loop_gain:.3g}")
+    notes = [Note("modelled", loop.name, (
+        f"recurrent weights of {loop.neuron_name or '<model>'}: g_rec = {theory.gain:.4g} "
+        f"(std g_rec/sqrt({loop.width})) for the {asked} at rate {target:g} (theory: slope "
+        f"{theory.slope:.3g} at sigma_0 = {theory.input_std:.3g}, own memory "
+        f"{theory.own_memory:.3g} steps)"))]
+    search = None
+    if sample is not None and rate is not None and loop.drive:
+        search = search_drive(model, sample, forward, loop, amplitude, target)
+        notes.append(Note("measured", loop.name, (
+            f"drive {loop.drive_name} x {search.factor:.4g}: mean rate {search.rate:.4g} "
+            f"from step {RATE_FROM_STEP} on the sample ({search.runs} runs)")))
+    records.append(InitRecord(
+        loop.name, spec, loop.width, 0.0, float(loop.weight.detach().double().std()),
+        neuron=loop.neuron_name, threshold=params.threshold, beta=params.beta,
+        notes=tuple(notes)))
+    if search is not None:
+        records = _drive_record(records, loop, spec, search, notes[-1], params)
+    return records
+
+
+def _drive_record(records: list[InitRecord], loop: RecurrentLoop, spec: str, search: _Search,
+                  note: Note, params: LIFParameters) -> list[InitRecord]:
+    """The drive's record with the factor (a new one where the drive has none)."""
+    weight = loop.drive[0]
+    for index, record in enumerate(records):
+        if record.name == loop.drive_name:
+            records[index] = replace(record, std=record.std * search.factor,
+                                     notes=(*record.notes, note))
+            return records
+    records.append(InitRecord(
+        loop.drive_name or loop.name, spec, int(weight.shape[1]),
+        float(weight.detach().double().mean()), float(weight.detach().double().std()),
+        neuron=loop.neuron_name, threshold=params.threshold, beta=params.beta,
+        notes=(note,)))
+    return records

@@ -5,17 +5,31 @@ from spikeinit.models.cnn import POOLS, ConvBlock, SpikingCNN, classifier_mlp
 from spikeinit.models.mlp import SpikingMLP, deep_network
 from spikeinit.models.resnet import VARIANTS, BasicBlock, SpikingResNet
 from spikeinit.models.time_distributed import TimeDistributed, fold_time
+from spikeinit.models.transformer import (
+    ATTENTIONS,
+    PatchStem,
+    SpikingProjection,
+    SpikingSelfAttention,
+    SpikingTransformer,
+    TransformerBlock,
+)
 
 __all__ = [
+    "ATTENTIONS",
     "POOLS",
     "VARIANTS",
     "BasicBlock",
     "ConvBlock",
     "EventLinear",
+    "PatchStem",
     "SpikingCNN",
     "SpikingMLP",
+    "SpikingProjection",
     "SpikingResNet",
+    "SpikingSelfAttention",
+    "SpikingTransformer",
     "TimeDistributed",
+    "TransformerBlock",
     "classifier_mlp",
     "deep_network",
     "event_linear",

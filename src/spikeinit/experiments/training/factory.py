@@ -15,18 +15,22 @@ from spikeinit.init.model import InitRecord, initialize
 from spikeinit.models.cnn import SpikingCNN
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.resnet import SpikingResNet
+from spikeinit.models.transformer import SpikingTransformer
 
 
 def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -> nn.Module:
-    """The network of ``config``: the paper's MLP, a :class:`SpikingCNN` or a
-    :class:`SpikingResNet`.
+    """The network of ``config``: the paper's MLP, a :class:`SpikingCNN`, a
+    :class:`SpikingResNet` or a :class:`SpikingTransformer`.
 
     ``input_shape`` is ``(C, H, W)`` of one frame; the MLP sees it flattened. The encoded
     input (:func:`~spikeinit.experiments.training.encoding.encode`) goes straight into the
     first Linear/Conv layer: the ``lif`` encoding's input LIF layer is part of the encoding.
     MLP sizes are ``[C*H*W] + [width] * depth + [classes]``. The resnet has
     ``config.blocks[i]`` basic blocks of ``config.channels[i]`` channels in stage ``i``, of
-    ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``.
+    ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``. The transformer
+    has ``config.depth`` blocks of ``config.attention`` (``ssa`` or ``sdsa``) with
+    ``config.heads`` heads on ``config.width`` channels, ``config.patch`` x ``config.patch``
+    patches, with ``config.norm``.
     """
     lif = {"beta": config.beta, "threshold": config.threshold, "surrogate": config.surrogate,
            "surrogate_slope": config.surrogate_slope, "reset_order": config.reset_order}
@@ -36,6 +40,10 @@ def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -
     if config.model == "resnet":
         return SpikingResNet(tuple(input_shape), classes, config.variant, config.blocks,
                              config.channels, norm=config.norm, **lif)
+    if config.model == "transformer":
+        return SpikingTransformer(tuple(input_shape), classes, config.depth, config.width,
+                                  config.heads, config.patch, config.attention,
+                                  norm=config.norm, **lif)
     hidden = (config.width,) if config.width else ()
     return SpikingCNN(tuple(input_shape), classes, config.channels, hidden, norm=config.norm,
                       **lif)

@@ -117,6 +117,12 @@ class PatchStem(nn.Module):
 
     The convolution (and norm) runs once over all ``T * B`` frames, or once over ``B`` frames
     when the input repeats one frame over time (stride 0).
+
+    Example:
+        >>> import torch
+        >>> stem = PatchStem(3, 16, patch=4)
+        >>> stem(torch.rand(2, 5, 3, 32, 32)).shape  # 8 x 8 patches of 16 channels
+        torch.Size([2, 5, 64, 16])
     """
 
     def __init__(self, in_channels: int, channels: int, patch: int, norm: str = "none",

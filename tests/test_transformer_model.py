@@ -55,6 +55,35 @@ def test_shapes_over_time(attention: str, norm: str, steps: int) -> None:
     assert net.lif_layers[-1] is net.output_lif
 
 
+def _shuffle_patches(images: torch.Tensor, order: torch.Tensor, patch: int) -> torch.Tensor:
+    """``images`` ``(..., C, H, W)`` with its ``patch x patch`` patches moved to ``order``."""
+    *lead, channels, height, width = images.shape
+    rows, columns = height // patch, width // patch
+    patches = images.reshape(*lead, channels, rows, patch, columns, patch)
+    patches = patches.movedim(-3, -2).flatten(-4, -3)  # (..., C, rows * columns, p, p)
+    patches = patches[..., order, :, :].unflatten(-3, (rows, columns)).movedim(-2, -3)
+    return patches.reshape(images.shape)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_the_position_embedding_is_all_that_sees_where_a_patch_lies(attention: str) -> None:
+    torch.manual_seed(8)
+    images = torch.rand(3, 4, 1, 8, 8) * 4
+    order = torch.randperm(16)
+    shuffled = _shuffle_patches(images, order, 2)
+    assert not torch.equal(shuffled, images)
+    plain = _tiny(attention, position=False, threshold=0.3)
+    assert not any(name.endswith("position") for name, _ in plain.named_parameters())
+    torch.testing.assert_close(plain(shuffled), plain(images))  # a set of patches
+    net = _tiny(attention, threshold=0.3)
+    assert net.stem.conv.position.shape == (8, 4, 4)
+    torch.testing.assert_close(net(shuffled), net(images))  # zero at init
+    with torch.no_grad():
+        net.stem.conv.position.normal_()
+    assert not torch.equal(list(net.iter_layers(shuffled))[0],
+                           list(net.iter_layers(images))[0][:, :, order])
+
+
 @pytest.mark.parametrize("tokens", [16, 2])  # Q (K^T V) when N > d, (Q K^T) V otherwise
 def test_ssa_current_is_the_scaled_product_per_head(tokens: int) -> None:
     generator = torch.Generator().manual_seed(1)

@@ -7,6 +7,7 @@ from spikeinit.models.resnet import VARIANTS, BasicBlock, SpikingResNet
 from spikeinit.models.time_distributed import TimeDistributed, fold_time
 from spikeinit.models.transformer import (
     ATTENTIONS,
+    PatchEmbedding,
     PatchStem,
     SpikingProjection,
     SpikingSelfAttention,
@@ -21,6 +22,7 @@ __all__ = [
     "BasicBlock",
     "ConvBlock",
     "EventLinear",
+    "PatchEmbedding",
     "PatchStem",
     "SpikingCNN",
     "SpikingMLP",

@@ -10,8 +10,9 @@ rest. Modules are registered in the order they run.
 The pieces (``S``: a multi-step :class:`~spikeinit.neurons.LIF`; ``N``: a BatchNorm over the
 channels when ``norm="batch"``, nothing when ``norm="none"``; tokens are ``(T, B, N, D)``):
 
-* **Patch stem**: ``x_0 = S(N(\mathrm{Conv}_{p \times p,\ \text{stride } p}(I)))``, one token
-  per ``p x p`` patch, ``N = (H / p)(W / p)`` tokens of ``D`` channels.
+* **Patch stem**: ``x_0 = S(N(\mathrm{Conv}_{p \times p,\ \text{stride } p}(I) + P))``, one
+  token per ``p x p`` patch, ``N = (H / p)(W / p)`` tokens of ``D`` channels; ``P`` is a
+  learned position embedding (one ``D``-vector per patch, zero at init).
 * **Projection** (:class:`SpikingProjection`): ``S(N(x W^\top))``, a bias-free Linear over
   the token channels.
 * **Spiking self-attention** (``attention="ssa"``, Spikformer, Zhou et al. 2023): with binary
@@ -51,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive, check_positive_int
@@ -111,12 +113,40 @@ class SpikingProjection(nn.Module):
         return self.neurons(current)
 
 
-class PatchStem(nn.Module):
-    """``LIF(N(Conv2d(C, D, p, stride=p)(x)))`` on ``(T, B, C, H, W)``, returned as tokens
-    ``(T, B, (H/p)(W/p), D)`` in row-major patch order.
+class PatchEmbedding(nn.Conv2d):
+    """``Conv2d(C, D, p, stride=p)`` plus a learned position embedding: ``y = W * x + P``,
+    ``P`` of shape ``(D, h, w)``, one vector per patch, zero at init (so the init sees a plain
+    bias-free convolution). The addition runs inside the layer, so the graph of
+    :func:`spikeinit.initialize` sees one synaptic layer.
 
-    The convolution (and norm) runs once over all ``T * B`` frames, or once over ``B`` frames
-    when the input repeats one frame over time (stride 0).
+    Example:
+        >>> import torch
+        >>> embed = PatchEmbedding(3, 8, patch=4, grid=(2, 2))
+        >>> y = embed(torch.rand(5, 3, 8, 8))
+        >>> y.shape, embed.position.shape, float(embed.position.abs().sum())
+        (torch.Size([5, 8, 2, 2]), torch.Size([8, 2, 2]), 0.0)
+    """
+
+    def __init__(self, in_channels: int, channels: int, patch: int,
+                 grid: tuple[int, int]) -> None:
+        super().__init__(check_positive_int("in_channels", in_channels),
+                         check_positive_int("channels", channels),
+                         check_positive_int("patch", patch), stride=patch, bias=False)
+        rows, columns = (check_positive_int(f"grid[{i}]", g) for i, g in enumerate(grid))
+        self.position = nn.Parameter(torch.zeros(channels, rows, columns))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x) + self.position
+
+
+class PatchStem(nn.Module):
+    """``LIF(N(Conv2d(C, D, p, stride=p)(x) [+ P]))`` on ``(T, B, C, H, W)``, returned as
+    tokens ``(T, B, (H/p)(W/p), D)`` in row-major patch order.
+
+    With ``grid=(H/p, W/p)`` the convolution is a :class:`PatchEmbedding` (a learned position
+    embedding ``P`` added to its output); without, a plain ``Conv2d``, and the tokens carry no
+    position. The convolution (and norm) runs once over all ``T * B`` frames, or once over
+    ``B`` frames when the input repeats one frame over time (stride 0).
 
     Example:
         >>> import torch
@@ -126,13 +156,16 @@ class PatchStem(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: int, patch: int, norm: str = "none",
-                 **lif_options: Any) -> None:
+                 grid: tuple[int, int] | None = None, **lif_options: Any) -> None:
         super().__init__()
         check_choice("norm", norm, NORMS)
         self.patch = check_positive_int("patch", patch)
-        self.conv = nn.Conv2d(check_positive_int("in_channels", in_channels),
-                              check_positive_int("channels", channels), patch, stride=patch,
-                              bias=False)
+        if grid is None:
+            self.conv = nn.Conv2d(check_positive_int("in_channels", in_channels),
+                                  check_positive_int("channels", channels), patch,
+                                  stride=patch, bias=False)
+        else:
+            self.conv = PatchEmbedding(in_channels, channels, patch, grid)
         self.norm = nn.BatchNorm2d(channels) if norm == "batch" else None
         self.neurons = LIF(**lif_options)
 
@@ -280,6 +313,9 @@ class SpikingTransformer(nn.Module):
         mlp_ratio: the MLP's hidden width is ``mlp_ratio * width``.
         scale: the attention scale ``s`` (``None``: :data:`DEFAULT_SCALES` of the kind).
         attn_threshold: threshold of the attention neurons ``attn_lif``.
+        position: whether the stem adds a learned position embedding (zero at init) to the
+            patches' currents (:class:`PatchEmbedding`); without it the blocks and the mean
+            over tokens see an unordered set of patches.
         **lif_options: passed to every :class:`~spikeinit.neurons.LIF` (``beta``,
             ``threshold``, ``surrogate``, ...); the attention neurons take ``attn_threshold``
             instead of ``threshold``.
@@ -312,6 +348,7 @@ class SpikingTransformer(nn.Module):
         mlp_ratio: int = 4,
         scale: float | None = None,
         attn_threshold: float = DEFAULT_ATTENTION_THRESHOLD,
+        position: bool = True,
         **lif_options: Any,
     ) -> None:
         super().__init__()
@@ -326,8 +363,10 @@ class SpikingTransformer(nn.Module):
         if shape[1] % self.patch or shape[2] % self.patch:
             raise InvalidArgumentError(
                 f"patch must divide the image size {shape[1]}x{shape[2]}, got patch={patch!r}")
-        self.tokens = (shape[1] // self.patch) * (shape[2] // self.patch)
-        self.stem = PatchStem(shape[0], self.width, self.patch, norm, **lif_options)
+        grid = (shape[1] // self.patch, shape[2] // self.patch)
+        self.tokens = grid[0] * grid[1]
+        self.stem = PatchStem(shape[0], self.width, self.patch, norm,
+                              grid if position else None, **lif_options)
         self.blocks = nn.ModuleList(
             TransformerBlock(self.width, heads, attention, mlp_ratio, norm, scale,
                              attn_threshold, **lif_options)

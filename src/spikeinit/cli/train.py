@@ -32,11 +32,15 @@ from spikeinit.experiments.training import (
     train,
 )
 from spikeinit.experiments.training.config import (
+    DEFAULT_DEPTH,
     DEFAULT_RESNET_BLOCKS,
     DEFAULT_RESNET_CHANNELS,
+    DEFAULT_WIDTH,
+    TRANSFORMER_DEFAULTS,
     VARIANTS,
 )
 from spikeinit.init.registry import available_methods
+from spikeinit.models.transformer import ATTENTIONS
 from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import SURROGATES
 
@@ -90,9 +94,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--model", choices=MODELS, help=f"default {_default('model')}")
     add("--width", type=int, help="mlp: hidden width (default 100); cnn: hidden classifier "
                                   "width (default 0: none); resnet: 0 only; rsnn: neurons per "
-                                  "recurrent population (default 128)")
+                                  "recurrent population (default 128); transformer: embedding "
+                                  f"width (default {DEFAULT_WIDTH['transformer']})")
     add("--depth", type=int, help=f"mlp: hidden Linear->LIF layers (default {_default('depth')}); "
-                                  "rsnn: stacked recurrent LIF populations (default 1)")
+                                  "rsnn: stacked recurrent LIF populations (default 1); "
+                                  "transformer: blocks (default "
+                                  f"{DEFAULT_DEPTH['transformer']})")
     add("--channels", type=int, nargs="+",
         help=f"cnn: output channels of each conv->LIF->pool block (default {_default('channels')});"
              " resnet: channels of each stage (default "
@@ -104,7 +111,16 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--blocks", type=int, nargs="+",
         help="resnet: basic blocks of each stage, one per --channels entry (default "
              f"{DEFAULT_RESNET_BLOCKS} per stage: ResNet-20 with the default channels)")
-    add("--norm", choices=NORMS, help="cnn, resnet: a BatchNorm after each conv (it rescales "
+    add("--heads", type=int, help="transformer: attention heads, dividing --width (default "
+                                  f"{TRANSFORMER_DEFAULTS['heads']})")
+    add("--patch", type=int, help="transformer: patch size, dividing the image size (default "
+                                  f"{TRANSFORMER_DEFAULTS['patch']})")
+    add("--attention", choices=ATTENTIONS,
+        help="transformer: ssa (Spikformer's spiking self-attention, the default) or sdsa "
+             "(spike-driven self-attention)")
+    add("--norm", choices=NORMS, help="cnn, resnet: a BatchNorm after each conv; transformer: "
+                                      "after the stem conv and each Linear but the head (it "
+                                      "rescales "
                                       "the currents, so the init then matters only at the first "
                                       "step)")
     add("--encoding", choices=ENCODINGS,
@@ -193,7 +209,8 @@ def add_parsers(subparsers: Any) -> None:
 
 
 _CONFIG_OPTIONS = ("dataset", "data_dir", "limit_train", "limit_test", "model", "width", "depth",
-                   "channels", "variant", "blocks", "norm", "encoding", "epochs", "steps",
+                   "channels", "variant", "blocks", "heads", "patch", "attention", "norm",
+                   "encoding", "epochs", "steps",
                    "batch", "lr", "hidden_lr", "optimizer", "weight_decay", "schedule", "warmup",
                    "threshold", "beta", "reset_order", "loss", "augment", "normalize",
                    "surrogate", "surrogate_slope")

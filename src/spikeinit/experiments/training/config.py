@@ -19,23 +19,26 @@ from spikeinit.experiments.training.encoding import ENCODINGS
 from spikeinit.experiments.training.readout import LOSSES
 from spikeinit.init.model import DEFAULT_METHOD
 from spikeinit.init.registry import get_method
+from spikeinit.models.transformer import ATTENTIONS
 from spikeinit.neurons.parameters import RESET_ORDERS
 from spikeinit.neurons.surrogate import DEFAULT_SLOPES, SURROGATES
 
-MODELS = ("mlp", "cnn", "resnet", "rsnn")
+MODELS = ("mlp", "cnn", "resnet", "rsnn", "transformer")
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 NORMS = ("none", "batch")
 #: Block variants of the ``resnet`` model (:class:`~spikeinit.models.SpikingResNet`).
 VARIANTS = ("sew", "ms", "plain")
-DEFAULT_WIDTH = {"mlp": 100, "cnn": 0, "resnet": 0, "rsnn": 128}
-#: ``depth`` when it is not given: 10 hidden layers of the mlp (the paper's), one recurrent
-#: population of the rsnn.
-DEFAULT_DEPTH = 10
-DEFAULT_DEPTHS = {"rsnn": 1}
+DEFAULT_WIDTH = {"mlp": 100, "cnn": 0, "resnet": 0, "rsnn": 128, "transformer": 64}
+#: ``depth`` when not given: hidden layers of the mlp (the paper's 10), recurrent
+#: populations of the rsnn, blocks of the transformer (the cnn and the resnet do not read it).
+DEFAULT_DEPTH = {"mlp": 10, "cnn": 10, "resnet": 10, "rsnn": 1, "transformer": 2}
 #: Time steps ``T`` of the datasets that have no time axis of their own (``steps`` unset).
 DEFAULT_STEPS = 3
+#: The transformer's options when not given: attention heads, patch size, attention kind
+#: (:meth:`TrainConfig.to_dict` leaves them out of the other models' dicts).
+TRANSFORMER_DEFAULTS: dict[str, Any] = {"heads": 4, "patch": 4, "attention": "ssa"}
 #: Channels of the cnn's conv blocks when ``channels`` is not given.
 DEFAULT_CHANNELS = (16, 32)
 #: Stage widths of the resnet when neither ``channels`` nor ``blocks`` is given (ResNet-20).
@@ -86,16 +89,23 @@ class TrainConfig:
         dataset: ``mnist``, ``fashion-mnist``, ``cifar10``, ``nmnist``, or a sequential MNIST
             (``smnist-rows``, ``smnist-pixels``, ``psmnist``: the sequence is the time axis).
         data_dir: data root (``None``: ``$SPIKEINIT_DATA_DIR``).
-        model: ``mlp`` (the paper's MLP), ``cnn`` (:class:`SpikingCNN`) or ``resnet``
+        model: ``mlp`` (the paper's MLP), ``cnn`` (:class:`SpikingCNN`), ``resnet``
             (:class:`SpikingResNet`: a 3x3 stem, stages of basic residual blocks, global
-            average pooling and a ``Linear -> LIF`` output) or ``rsnn``
+            average pooling and a ``Linear -> LIF`` output), ``rsnn``
             (:class:`~spikeinit.models.SpikingRNN`: ``depth`` recurrent LIF populations of
-            ``width`` neurons, then a ``Linear -> LIF`` output).
+            ``width`` neurons, then a ``Linear -> LIF`` output) or ``transformer``
+            (:class:`SpikingTransformer`: a patch stem, blocks of spiking self-attention and
+            MLP with spike-add residuals, a ``Linear -> LIF`` head on the tokens' mean).
         width: MLP hidden width (default 100); CNN hidden classifier width (default 0: none);
             the resnet has no hidden classifier layer (0 only); rsnn: neurons of each
-            recurrent population (default 128).
+            recurrent population (default 128); the transformer's embedding width (default 64).
         depth: number of hidden ``Linear -> LIF`` layers of the MLP (default 10); recurrent
-            populations of the rsnn, stacked (default 1).
+            populations of the rsnn, stacked (default 1); transformer blocks (default 2).
+        heads: the transformer's attention heads (must divide ``width``; default 4).
+        patch: the transformer's patch size (must divide the image's height and width;
+            default 4: 64 tokens on CIFAR-10, 49 on MNIST).
+        attention: the transformer's attention: ``ssa`` (Spikformer's spiking self-attention,
+            the default) or ``sdsa`` (spike-driven self-attention, Yao et al. 2023).
         channels: output channels of the CNN's conv blocks (``None``: ``(16, 32)``), or the
             widths of the resnet's stages (``None``: ``(16, 32, 64)``, ResNet-20; when only
             ``blocks`` is given, 16 doubling at every stage, one per entry of ``blocks``).
@@ -103,7 +113,8 @@ class TrainConfig:
             membrane shortcut) or ``plain`` (no shortcut); ``sew`` for the other models.
         blocks: basic blocks of each resnet stage, one entry per entry of ``channels``
             (``None``: 3 per stage); resnet only (``None`` for the other models).
-        norm: ``none`` or ``batch`` (a BatchNorm after each conv of the CNN or the resnet).
+        norm: ``none`` or ``batch`` (a BatchNorm after each conv of the CNN or the resnet; after
+            the stem conv and every Linear but the head of the transformer).
         encoding: how a static image enters the network (:mod:`.encoding`): ``direct``
             (pixels into the first Linear/Conv), ``rate`` (Bernoulli spikes) or ``lif`` (the
             authors' input LIF layer). Event data (N-MNIST) always keeps its frames.
@@ -157,6 +168,9 @@ class TrainConfig:
     variant: str = "sew"
     blocks: tuple[int, ...] | None = None
     norm: str = "none"
+    heads: int | None = None
+    patch: int | None = None
+    attention: str | None = None
     encoding: str = "direct"
     init: str = DEFAULT_METHOD
     epochs: int = 10
@@ -238,17 +252,19 @@ class TrainConfig:
         if self.width is None:
             object.__setattr__(self, "width", DEFAULT_WIDTH[self.model])
         if self.depth is None:
-            object.__setattr__(self, "depth", DEFAULT_DEPTHS.get(self.model, DEFAULT_DEPTH))
+            object.__setattr__(self, "depth", DEFAULT_DEPTH[self.model])
         if self.model in ("mlp", "rsnn"):
             check_positive_int("width", self.width)
             if self.norm != "none":
                 raise InvalidArgumentError(
-                    f"norm={self.norm!r} applies to the cnn and the resnet; the "
-                    f"{self.model} has no normalisation (use norm='none')")
+                    f"norm={self.norm!r} applies to the cnn and the resnet (and the "
+                    f"transformer); the {self.model} has no normalisation (use norm='none')")
         elif dataset_info(self.dataset).sequential:
             raise InvalidArgumentError(
                 f"model={self.model!r} needs images; {self.dataset} is a sequence of "
                 "feature vectors (use model='rsnn' or 'mlp')")
+        elif self.model == "transformer":
+            check_positive_int("width", self.width)
         elif self.model == "resnet":
             if isinstance(self.width, bool) or self.width != 0:
                 raise InvalidArgumentError(f"width must be 0 for the resnet (its classifier is one "
@@ -267,7 +283,13 @@ class TrainConfig:
             if self.variant != "sew":
                 raise InvalidArgumentError(f"variant={self.variant!r} applies to the resnet only "
                                  f"(model={self.model!r}); leave it unset")
-        if self.channels is not None:
+        if self.model == "transformer":
+            if self.channels is not None and tuple(self.channels):  # to_dict writes []
+                raise InvalidArgumentError(
+                    "channels does not apply to the transformer (its width is the embedding "
+                    "width, --width); leave it unset")
+            channels: tuple[int, ...] = ()
+        elif self.channels is not None:
             channels = _int_tuple("channels", self.channels,
                                   "stage" if self.model == "resnet" else "conv block")
         elif self.model != "resnet":
@@ -286,6 +308,33 @@ class TrainConfig:
                     f"channels={' '.join(map(str, channels))}")
         object.__setattr__(self, "channels", channels)
         object.__setattr__(self, "blocks", blocks)
+        self._check_transformer_options()
+
+    def _check_transformer_options(self) -> None:
+        """Resolve ``heads``, ``patch`` and ``attention`` for the transformer; refuse them for
+        the other models."""
+        if self.model != "transformer":
+            for name in TRANSFORMER_DEFAULTS:
+                if getattr(self, name) is not None:
+                    raise InvalidArgumentError(
+                        f"{name}={getattr(self, name)!r} applies to the transformer only "
+                        f"(model={self.model!r}); leave it unset")
+            return
+        for name, default in TRANSFORMER_DEFAULTS.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        check_positive_int("heads", self.heads)
+        check_positive_int("patch", self.patch)
+        check_choice("attention", self.attention, ATTENTIONS)
+        if self.width % self.heads:
+            raise InvalidArgumentError(
+                f"heads must divide the transformer's width {self.width}, got heads="
+                f"{self.heads!r}")
+        _, height, width = dataset_info(self.dataset).sample_shape
+        if height % self.patch or width % self.patch:
+            raise InvalidArgumentError(
+                f"patch must divide {self.dataset}'s image size {height}x{width}, got patch="
+                f"{self.patch!r}")
 
     def _resolve_preprocessing(self) -> None:
         info = dataset_info(self.dataset)
@@ -318,9 +367,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (``channels`` and ``blocks`` as lists).
 
-        ``variant`` and ``blocks`` are left out for the mlp and the cnn, where they must keep
-        their defaults (``"sew"``, ``None``): the dicts of those models, and the sweep keys
-        hashed from them, are as they were before the resnet existed. ``reset_order`` is
+        ``variant`` and ``blocks`` are left out for the mlp, the cnn and the transformer, where
+        they must keep their defaults (``"sew"``, ``None``), and ``heads``, ``patch`` and
+        ``attention`` for every model but the transformer: the dicts of those models, and the
+        sweep keys hashed from them, are as they were before the resnet and the transformer
+        existed. ``reset_order`` is
         left out at its default (``"delayed"``) and ``hidden_lr`` when ``None``, for the same
         reason.
         """
@@ -330,6 +381,9 @@ class TrainConfig:
             data["blocks"] = list(self.blocks or ())
         else:
             del data["variant"], data["blocks"]
+        if self.model != "transformer":
+            for name in TRANSFORMER_DEFAULTS:
+                del data[name]
         if self.reset_order == "delayed":
             del data["reset_order"]
         if self.hidden_lr is None:

@@ -16,11 +16,12 @@ from spikeinit.models.cnn import SpikingCNN
 from spikeinit.models.mlp import SpikingMLP
 from spikeinit.models.resnet import SpikingResNet
 from spikeinit.models.rsnn import SpikingRNN
+from spikeinit.models.transformer import SpikingTransformer
 
 
 def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -> nn.Module:
     """The network of ``config``: the paper's MLP, a :class:`SpikingCNN`, a
-    :class:`SpikingResNet` or a :class:`SpikingRNN`.
+    :class:`SpikingResNet`, a :class:`SpikingRNN` or a :class:`SpikingTransformer`.
 
     ``input_shape`` is ``(C, H, W)`` of one frame; the MLP sees it flattened. The encoded
     input (:func:`~spikeinit.experiments.training.encoding.encode`) goes straight into the
@@ -30,6 +31,10 @@ def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -
     ``config.variant`` (``sew``, ``ms`` or ``plain``), with ``config.norm``. The rsnn has
     ``config.depth`` recurrent populations of ``config.width`` neurons over the flattened
     frame (``C*H*W`` features per step; a sequence dataset's features per step).
+    The transformer
+    has ``config.depth`` blocks of ``config.attention`` (``ssa`` or ``sdsa``) with
+    ``config.heads`` heads on ``config.width`` channels, ``config.patch`` x ``config.patch``
+    patches, with ``config.norm``.
     """
     lif = {"beta": config.beta, "threshold": config.threshold, "surrogate": config.surrogate,
            "surrogate_slope": config.surrogate_slope, "reset_order": config.reset_order}
@@ -41,6 +46,10 @@ def build_model(config: TrainConfig, input_shape: Sequence[int], classes: int) -
     if config.model == "resnet":
         return SpikingResNet(tuple(input_shape), classes, config.variant, config.blocks,
                              config.channels, norm=config.norm, **lif)
+    if config.model == "transformer":
+        return SpikingTransformer(tuple(input_shape), classes, config.depth, config.width,
+                                  config.heads, config.patch, config.attention,
+                                  norm=config.norm, **lif)
     hidden = (config.width,) if config.width else ()
     return SpikingCNN(tuple(input_shape), classes, config.channels, hidden, norm=config.norm,
                       **lif)

@@ -214,3 +214,37 @@ def test_step_recorder_keeps_at_most_elements_per_step() -> None:
 def test_step_recorder_rejects_an_unknown_side() -> None:
     with pytest.raises(InvalidArgumentError, match="side"):
         StepRecorder(steps=2).watch("x", nn.Identity(), side="gradient")
+
+
+def test_a_silent_populations_zeros_are_not_taken_for_a_copy_of_an_earlier_one() -> None:
+    """Two gated blocks whose first is silent: the second neuron's input (zeros too) comes from
+    its own product, not from the first neuron's equal zeros."""
+    from spikeinit.network import discover
+
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+            self.a_lif, self.b_lif, self.gate_lif = LIF(), LIF(), LIF()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.gate_lif((self.a_lif(self.a(x)) * self.b_lif(self.b(x))).sum(-1))
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = Gate(), Gate()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.first(x)
+            return self.second(x)
+
+    net = Two()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.fill_(-1.0)  # every population silent: every tensor is zeros
+                module.bias.fill_(-1.0)
+    network = discover(net, torch.rand(3, 2, 4))
+    assert set(network.attention) == {"first.gate_lif", "second.gate_lif"}
+    assert network.attention["second.gate_lif"].product.startswith("second.")

@@ -38,12 +38,23 @@ def _spikingjelly(name: str) -> Callable[[], nn.Module]:
 
 
 # ---- the transformers the acceptance test covers ----------------------------------------------
-# One entry per model: (id, builder). spikeinit's own transformer (spikeinit.models.transformer)
-# joins here with one line once it lands, e.g.
-#     ("spikeinit-transformer", lambda: spikeinit.models.transformer(...)),
+def _own(attention: str, norm: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        from spikeinit.models import SpikingTransformer
+
+        torch.manual_seed(0)
+        return SpikingTransformer((3, IMAGE, IMAGE), depth=2, width=64, heads=4, patch=4,
+                                  attention=attention, norm=norm)
+    return build
+
+
+# One entry per model: (id, builder).
 BUILDERS: list[tuple[str, Callable[[], nn.Module]]] = [
     ("spikingjelly-spikformer", _spikingjelly("spikformer")),
     ("spikingjelly-spike-driven", _spikingjelly("spike_driven_transformer")),
+    ("spikeinit-ssa", _own("ssa", "none")),
+    ("spikeinit-ssa-batchnorm", _own("ssa", "batch")),
+    ("spikeinit-sdsa", _own("sdsa", "none")),
 ]
 
 needs_spikingjelly = pytest.mark.skipif(

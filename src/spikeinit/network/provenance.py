@@ -7,7 +7,8 @@ remembered. A later input ``x`` is then traced back to its producer, in this ord
 - ``view``: ``x`` shares an output's storage (a view, a slice, an in-place result);
 - ``data``: ``x`` shares the sample's storage, or nothing was produced yet;
 - ``copy``: ``x`` equals, value for value (``torch.equal``), an output of the same dtype, the
-  latest first: a reshape that copied, that output repeated over a new leading time axis
+  latest first (only the latest when ``x`` is constant, as a silent population's zeros are):
+  a reshape that copied, that output repeated over a new leading time axis
   (:func:`repeated_over_time`), or stacked with the later calls of the same module
   (:func:`stacked_over_time`);
 - ``unknown``: none of these; the latest output is taken as the producer, and the graph
@@ -37,6 +38,18 @@ def storage_key(tensor: Tensor) -> int | None:
     except (RuntimeError, NotImplementedError):
         return None
     return pointer or None
+
+
+def is_constant(x: Tensor) -> bool:
+    """Every element of ``x`` is the same (or ``x`` is empty): its values cannot tell which
+    output it copies.
+
+    Example:
+        >>> is_constant(torch.zeros(2, 3)), is_constant(torch.tensor([0.0, 1.0]))
+        (True, False)
+    """
+    flat = x.reshape(-1)
+    return flat.numel() == 0 or bool((flat == flat[0]).all())
 
 
 def same_values(out: Tensor, x: Tensor) -> bool:
@@ -132,7 +145,10 @@ class Provenance:
             return self._by_storage[key], "view"
         if (key is not None and key in self._data) or not self.order:
             return None, "data"
-        for name in reversed(self.order):
+        # A constant tensor (a silent population's zeros) equals every other one: only the
+        # latest output can be its copy.
+        candidates = self.order[-1:] if is_constant(x) else reversed(self.order)
+        for name in candidates:
             out = self.outputs[name]
             if out is not None and out.dtype == x.dtype and (
                     same_values(out, x) or repeated_over_time(out, x)

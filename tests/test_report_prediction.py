@@ -217,7 +217,7 @@ def test_unmodelled_operation_gives_no_number_and_a_note() -> None:
 
 def test_unknown_neuron_gives_no_number_and_a_note() -> None:
     norse = pytest.importorskip("norse.torch")
-    net = norse.SequentialState(nn.Linear(10, 20), norse.LIFRecurrentCell(20, 20),
+    net = norse.SequentialState(nn.Linear(10, 20), norse.LSNNCell(),  # adaptive: not a LIF
                                 nn.Linear(20, 5), norse.LIFCell())
 
     health = spikeinit.report(net, torch.rand(3, 4, 10), forward=run_over_steps)

@@ -52,7 +52,7 @@ from spikeinit.init.registry import InitMethod, get_method
 from spikeinit.init.residual import ResidualPlan
 from spikeinit.init.tracing import sample_autocorrelation, traced_or_in_module_order
 from spikeinit.network import Forward, NetworkMap, Note, SynapticLayer, discover, of_kind
-from spikeinit.network.recurrent import find_loops
+from spikeinit.network.recurrent import RecurrentLoop, find_loops
 
 DEFAULT_METHOD = "trainable"
 
@@ -161,6 +161,8 @@ def initialize(
                                        forward, draw)
         records = initialize_loops(model, network, loops, records, spec, sample, forward,
                                    point.rate, threshold, beta, generator, recurrent)
+        records = _measured_after_loops(records, [d.unit for d in drawn if d.unit], loops,
+                                        model, sample, forward, draw)
     warn_each_once(caught)
     warn_about_the_draw([u for d in drawn for u in d.unmodelled],
                         [d.faint for d in drawn if d.faint], sigma, point, chosen)
@@ -302,6 +304,25 @@ def _draw_layer(layer: SynapticLayer, draw: _Draw) -> _DrawnLayer:
         notes=tuple(notes), sigma=used, sigma_auto=auto, sigma_reason=reason,
         sigma_fixed_point=draw.method.sigma_fixed_point and used is not None)
     return _DrawnLayer(record, unit, unmodelled, faint)
+
+
+def _measured_after_loops(records: list[InitRecord], units: list[RealizeUnit],
+                          loops: list[RecurrentLoop], model: nn.Module, sample: Any,
+                          forward: Forward | None, draw: _Draw) -> list[InitRecord]:
+    """The records after the layers that a recurrent population drives, directly or further
+    on, are made exact on the sample again: their input changed when the loops were set."""
+    if not loops or not draw.realizing:
+        return records
+    order = {site.name: index for index, site in enumerate(draw.network.neurons)}
+    first = min(order.get(loop.neuron_name, len(order)) for loop in loops)
+    drives = {loop.drive_name for loop in loops}
+    after = [unit for unit in units if unit.layer.name not in drives
+             and order.get(unit.layer.target_name or "", -1) > first]
+    if not after:
+        return records
+    realized, _ = realize_units(model, sample, forward, draw.network, draw.plan, after,
+                                draw.point.rate)
+    return realized_records(records, after, realized)
 
 
 def _measured(records: list[InitRecord], units: list[RealizeUnit], model: nn.Module,

@@ -121,7 +121,7 @@ def _block_loop(name: str, module: nn.Module) -> RecurrentLoop | None:
         return None
     return RecurrentLoop(_joined(name, "recurrent"), _joined(name, "lif"), neuron,
                          recurrent.weight, recurrent.bias, _linear_tensors(feed),
-                         _joined(name, "input"))
+                         _joined(name, "input"), covers=(_joined(name, "recurrent"),))
 
 
 def find_loops(model: nn.Module, network: NetworkMap | None = None) -> list[RecurrentLoop]:

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 import spikeinit
 from spikeinit.cli.main import main
 from spikeinit.experiments.training import TrainConfig, train
-from spikeinit.experiments.training.loop import TRAIN_LOCK
-from spikeinit.io import folder_lock
+from spikeinit.io import own_folder
 
 
 def _fails_cleanly(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -131,7 +130,7 @@ def test_a_second_training_into_a_busy_folder_is_refused(data_dir: Path, tmp_pat
     config = TrainConfig(dataset="mnist", data_dir=str(data_dir), limit_train=8, limit_test=8,
                          epochs=1, batch=8, width=8, depth=1)
     # held as a running training holds it
-    with folder_lock(tmp_path, TRAIN_LOCK, "held"), pytest.raises(
+    with own_folder(tmp_path, "held"), pytest.raises(
             ValueError, match="in use by another training"):
         train(config, tmp_path, device="cpu", progress=False, log=None)
     assert not (tmp_path / "metrics.json").exists()

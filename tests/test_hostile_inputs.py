@@ -7,6 +7,7 @@ traceback; one representative case runs in a subprocess, as a user would.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,192 @@ def test_sizes_that_cannot_fit_are_refused_up_front_with_the_estimate(command: l
     line = _fails_cleanly([*command, "--device", "cpu", "--out", str(tmp_path)], capsys,
                           "this size needs about", "GiB of memory")
     assert "1.49e+06 GiB" in line  # 100 layers x (2e6)^2 float32 weights: 1.6e15 bytes
+
+
+# ---- checkpoints: one flipped byte, altered entries, files that are not regular -----------------
+
+def _tiny_config(data_dir: Path, epochs: int = 2) -> TrainConfig:
+    return TrainConfig(dataset="mnist", data_dir=str(data_dir), limit_train=8, limit_test=8,
+                       epochs=epochs, batch=8, width=8, depth=1)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of two epochs stopped after the first: its folder holds a signed checkpoint."""
+    from tests.conftest import shared_data_dir
+
+    if not shared_data_dir().is_dir():
+        pytest.skip("real data not found (set SPIKEINIT_DATA_DIR)")
+    folder = tmp_path_factory.mktemp("stopped")
+    train(_tiny_config(shared_data_dir()), folder, device="cpu", progress=False, log=None,
+          stop_after=1, threads=1)
+    return folder
+
+
+def _copy_of(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
+def _resume_argv(data_dir: Path, out: Path) -> list[str]:
+    return [*_tiny(data_dir), "--epochs", "2", "--threads", "1", "--resume", "--out", str(out)]
+
+
+@pytest.mark.parametrize("where", [0, 100, 0.25, 0.5, 0.75, -83, -82, -40, -1])
+def test_a_checkpoint_with_one_flipped_byte_is_refused(where: float, stopped_run: Path,
+                                                       data_dir: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    """Acceptance: one flipped byte anywhere (zip records, stored weights, the checksum and its
+    length) is refused with one line naming the file; the folder is left as it was."""
+    out = _copy_of(stopped_run, tmp_path)
+    path = out / "checkpoint.pt"
+    data = bytearray(path.read_bytes())
+    index = int(where * len(data)) if isinstance(where, float) else where
+    data[index] ^= 0x01
+    path.write_bytes(bytes(data))
+    metrics = (out / "metrics.json").read_text()
+    _fails_cleanly(_resume_argv(data_dir, out), capsys, str(path), "checksum")
+    assert path.read_bytes() == bytes(data) and (out / "metrics.json").read_text() == metrics
+
+
+def _altered(payload: dict, change: str) -> dict:
+    """``payload`` with one entry broken as a hostile or careless user would."""
+    payload = dict(payload)
+    if change.startswith("drop "):
+        payload.pop(change.split()[1])
+    elif change == "string history":
+        payload["history"] = "not a history"
+    elif change == "wrong shapes":
+        payload["model"] = {k: torch.zeros(3, 3) for k in payload["model"]}
+    elif change == "another architecture":
+        payload["model"] = {"other.weight": torch.zeros(2, 2)}
+    elif change == "garbage rng":
+        payload["rng"] = {**payload["rng"], "torch": torch.zeros(7, dtype=torch.uint8)}
+    elif change == "threads 0":
+        payload["threads"] = 0
+    elif change == "negative epoch":
+        payload["epoch"] = -1
+    elif change == "a list":
+        return [1, 2, 3]  # type: ignore[return-value]
+    return payload
+
+
+@pytest.mark.parametrize("change", ["drop model", "drop rng", "drop optimizer", "drop history",
+                                    "drop config", "string history", "wrong shapes",
+                                    "another architecture", "garbage rng", "threads 0",
+                                    "negative epoch", "a list"])
+def test_a_signed_but_altered_checkpoint_is_refused(change: str, stopped_run: Path,
+                                                    data_dir: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    import io
+
+    from spikeinit.experiments.training.checkpoint import signed
+
+    out = _copy_of(stopped_run, tmp_path)
+    path = out / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    buffer = io.BytesIO()
+    torch.save(_altered(payload, change), buffer)
+    path.write_bytes(signed(buffer.getvalue()))
+    _fails_cleanly(_resume_argv(data_dir, out), capsys, str(path))
+
+
+def test_an_unsigned_checkpoint_is_refused(stopped_run: Path, data_dir: Path, tmp_path: Path,
+                                           capsys) -> None:
+    out = _copy_of(stopped_run, tmp_path)
+    path = out / "checkpoint.pt"
+    torch.save(torch.load(path, weights_only=True), path)  # plain torch.save: no checksum
+    _fails_cleanly(_resume_argv(data_dir, out), capsys, str(path), "checksum")
+
+
+def test_a_resume_from_an_intact_checkpoint_still_works(stopped_run: Path, data_dir: Path,
+                                                        tmp_path: Path) -> None:
+    out = _copy_of(stopped_run, tmp_path)
+    assert main(_resume_argv(data_dir, out)) == 0
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 2
+    assert not (out / ".train.lock").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_checkpoint_that_is_not_a_regular_file_is_refused(kind: str, data_dir: Path,
+                                                            tmp_path: Path, capsys) -> None:
+    import os
+
+    path = tmp_path / "checkpoint.pt"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    _fails_cleanly(_resume_argv(data_dir, tmp_path), capsys, str(path), "not a regular file")
+
+
+def test_resume_with_metrics_but_no_checkpoint_is_refused(stopped_run: Path, data_dir: Path,
+                                                          tmp_path: Path, capsys) -> None:
+    out = _copy_of(stopped_run, tmp_path)
+    (out / "checkpoint.pt").unlink()
+    metrics = (out / "metrics.json").read_text()
+    _fails_cleanly(_resume_argv(data_dir, out), capsys, "no checkpoint.pt", "--overwrite")
+    assert (out / "metrics.json").read_text() == metrics
+
+
+@pytest.mark.parametrize("flags", [[], ["--overwrite"], ["--resume"]])
+def test_a_busy_run_folder_is_refused_whatever_the_flags(flags: list[str], stopped_run: Path,
+                                                         data_dir: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    """The folder is owned by one process: ``--overwrite`` does not take it from a running
+    training either, and nothing of the first run changes."""
+    out = _copy_of(stopped_run, tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with own_folder(out, "held"):  # as a running training holds it
+        _fails_cleanly([*_tiny(data_dir), "--epochs", "2", *flags, "--out", str(out)], capsys,
+                       "in use by another training")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_full_disk_during_a_checkpoint_leaves_a_consistent_folder(
+        data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Disk full while epoch 2's checkpoint is written: one line, and the folder's files still
+    agree (epoch 1's checkpoint and metrics); a later resume finishes the run."""
+    import errno
+
+    from spikeinit.experiments.training import checkpoint
+
+    real = checkpoint.write_atomic
+    calls = []
+
+    def full_on_second(path, writer):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, writer)
+
+    monkeypatch.setattr(checkpoint, "write_atomic", full_on_second)
+    argv = [*_tiny(data_dir), "--epochs", "2", "--threads", "1", "--out", str(tmp_path)]
+    _fails_cleanly(argv, capsys, "no space left", "checkpoint.pt")
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert saved["epoch"] == 1 and len(history) == 1
+    assert not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.setattr(checkpoint, "write_atomic", real)
+    assert main(_resume_argv(data_dir, tmp_path)) == 0
+
+
+def test_metrics_left_behind_by_a_crash_are_repaired_on_resume(
+        data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A crash between the checkpoint and the metrics files: the resume rewrites the metrics
+    from the checkpoint, which is the truth."""
+    from spikeinit.experiments.training import loop
+
+    real = loop.write_outputs
+
+    def crash_on_second(result, out):
+        if len(result.history) == 2:
+            raise KeyboardInterrupt  # killed right after the checkpoint
+        real(result, out)
+
+    monkeypatch.setattr(loop, "write_outputs", crash_on_second)
+    config = _tiny_config(data_dir)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, device="cpu", progress=False, log=None, threads=1)
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 1
+    monkeypatch.setattr(loop, "write_outputs", real)
+    train(config, tmp_path, device="cpu", progress=False, log=None, threads=1, resume=True)
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 2

@@ -21,6 +21,7 @@ from spikeinit.health import HealthReport, report
 from spikeinit.init.model import initialize
 from spikeinit.init.registry import available_methods
 from spikeinit.io import write_text_atomic
+from spikeinit.machine import check_fits
 from spikeinit.models import SpikingMLP, deep_network
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
 
@@ -69,10 +70,25 @@ def build_model(args: argparse.Namespace) -> SpikingMLP:
     return SpikingMLP(args.sizes, **lif)
 
 
+def inspect_memory(args: argparse.Namespace, steps: int, batch: int) -> int:
+    """Bytes ``inspect`` needs, about: the float32 weights, and per layer the ``(T, B, n)``
+    currents, spikes and recorded membranes of the report (four of them, as measured)."""
+    if args.model == "deep":
+        width, depth = check_positive_int("width", args.width), check_positive_int(
+            "depth", args.depth)
+        sizes = [width] * (depth + 1)
+    else:
+        sizes = [check_positive_int("sizes", size) for size in args.sizes]
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    activations = steps * batch * sum(sizes)
+    return 4 * (weights + 4 * activations)
+
+
 def run(args: argparse.Namespace) -> int:
     """Build, initialize, (calibrate,) report; print the table and write the exports."""
     steps = check_positive_int("steps", args.steps)
     batch = check_positive_int("batch", args.batch)
+    check_fits(inspect_memory(args, steps, batch), "--width/--depth/--sizes/--steps/--batch")
     torch.manual_seed(args.seed)
     model = build_model(args)
     generator = torch.Generator().manual_seed(args.seed)

@@ -145,7 +145,7 @@ def verified(library: Path) -> bool:
         return False
     try:
         return record.read_text().strip() == _digest(library)
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or not text (UnicodeDecodeError): rebuilt
         return False
 
 

@@ -57,6 +57,7 @@ from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
 from spikeinit.io import own_folder, remove_temporaries
+from spikeinit.machine import check_fits
 
 EVAL_BATCH = 256
 
@@ -292,6 +293,8 @@ def _train(
     info = dataset_info(config.dataset)
     frame_shape = tuple(train_data.inputs.shape[2:] if train_data.event_based
                         else train_data.inputs.shape[1:])
+    check_fits(mlp_training_memory(config, frame_shape, info.n_classes, local_batch),
+               "--width/--depth/--batch/--steps", device)
     model = build_model(config, frame_shape, info.n_classes)
     encoder = RunEncoder(config, train_data.event_based)
     sample_ids = torch.arange(min(config.stats_samples, len(train_data)))
@@ -431,6 +434,20 @@ def _train(
     finally:
         probe.remove()
     return result
+
+
+def mlp_training_memory(config: TrainConfig, frame_shape: tuple[int, ...], classes: int,
+                        batch: int) -> int:
+    """Bytes an MLP's training needs, about (0 for the convolutional models, whose sizes the
+    channel lists bound): float32 weights with their gradient and two Adam moments
+    (``4 x 4`` bytes each), and the BPTT tape of every layer, ``steps x batch x width``
+    values of eight saved tensors each."""
+    if config.model != "mlp" or not config.width:
+        return 0
+    sizes = [math.prod(frame_shape), *[config.width] * config.depth, classes]
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    tape = config.steps * batch * sum(sizes[1:]) * 8
+    return 16 * weights + 4 * tape
 
 
 def check_finite_record(record: dict) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -416,3 +417,211 @@ def test_metrics_left_behind_by_a_crash_are_repaired_on_resume(
     monkeypatch.setattr(loop, "write_outputs", real)
     train(config, tmp_path, device="cpu", progress=False, log=None, threads=1, resume=True)
     assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 2
+
+
+# ---- sweep files and results: depth, aliases, sizes, FIFOs, NaN ---------------------------------
+
+def _nested_spec(kind: str, depth: int) -> str:
+    brackets = "[" * depth + "]" * depth
+    if kind == "json":
+        return '{"grid": {"depth": [2]}, "base": {"width": ' + brackets + "}}"
+    if kind == "yaml":
+        return "grid:\n  depth: [2]\nbase:\n  width: " + brackets + "\n"
+    return "[grid]\ndepth = [2]\n[base]\nwidth = " + brackets + "\n"
+
+
+@pytest.mark.parametrize("kind", ["json", "yaml", "toml"])
+@pytest.mark.parametrize("depth", [20, 1000, 100_000])
+def test_a_deeply_nested_sweep_file_is_refused(kind: str, depth: int, tmp_path: Path,
+                                               capsys) -> None:
+    if kind == "yaml":
+        pytest.importorskip("yaml")
+    spec = tmp_path / f"grid.{kind}"
+    spec.write_text(_nested_spec(kind, depth))
+    _fails_cleanly(["sweep", str(spec), "--dry-run", "--results", str(tmp_path / "r")],
+                   capsys, str(spec))
+
+
+def _laughs(levels: int, per_level: int = 9) -> str:
+    """A "billion laughs" grid: ``per_level ** levels`` values from a few lines of aliases."""
+    names = ["seed", "threshold", "beta", "depth", "width", "batch", "steps", "init", "reset",
+             "input", "reset_order", "surrogate"]
+    lines = [f"  {names[0]}: &a0 [{', '.join(['1'] * per_level)}]"]
+    lines += [f"  {names[i]}: &a{i} [{', '.join([f'*a{i - 1}'] * per_level)}]"
+              for i in range(1, levels)]
+    return "grid:\n" + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("levels", "per_level", "needle"),
+                         [(7, 9, "expands to more than"), (9, 9, "expands to more than"),
+                          (3, 60, "more than 100 aliases")])
+def test_a_billion_laughs_sweep_file_is_refused_before_expanding(
+        levels: int, per_level: int, needle: str, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("yaml")
+    spec = tmp_path / "laughs.yaml"
+    spec.write_text(_laughs(levels, per_level))
+    _fails_cleanly(["sweep", str(spec), "--dry-run", "--results", str(tmp_path / "r")],
+                   capsys, str(spec), needle)
+
+
+@pytest.mark.parametrize("exponent", [6, 9])
+def test_a_huge_grid_is_refused_before_any_run_is_built(exponent: int, tmp_path: Path,
+                                                        capsys) -> None:
+    names = ["seed", "threshold", "beta", "depth", "width", "batch", "steps", "init", "reset"]
+    grid = [x for name in names[:exponent]
+            for x in ("--grid", f"{name}={','.join(map(str, range(1, 11)))}")]
+    _fails_cleanly(["sweep", "--dry-run", "--results", str(tmp_path / "r"), *grid], capsys,
+                   f"= {10**exponent} runs", "split it")
+
+
+@pytest.mark.parametrize("special", ["fifo", "folder"])
+@pytest.mark.parametrize("suffix", [".json", ".yaml", ".toml"])
+def test_a_sweep_file_that_is_not_a_regular_file_is_refused(special: str, suffix: str,
+                                                            tmp_path: Path, capsys) -> None:
+    import os
+
+    spec = tmp_path / f"grid{suffix}"
+    os.mkfifo(spec) if special == "fifo" else spec.mkdir()
+    _fails_cleanly(["sweep", str(spec), "--dry-run", "--results", str(tmp_path / "r")],
+                   capsys, "not a regular file")
+
+
+def _record(key: str, rate: list[float], threshold: float = 1.0) -> str:
+    """A propagate result file's text (``json.dumps`` writes a non-finite rate as NaN)."""
+    return json.dumps({
+        "status": "done", "key": key, "task": "propagate", "timing": {"seconds": 1.0},
+        "config": {"threshold": threshold, "beta": 0.5},
+        "result": {"paper": {"rate": rate, "variance": [1.0, 1.0],
+                             "prediction": {"rate": [0.2, 0.1]}}}})
+
+
+def _aggregate_folder(tmp_path: Path, damage: str) -> Path:
+    import os
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "propagate-0.json").write_text(_record("propagate-0", [0.2, 0.1]))
+    target = results / "propagate-1.json"
+    if damage == "deep":
+        target.write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "fifo":
+        os.mkfifo(target)
+    elif damage == "folder":
+        target.mkdir()
+    elif damage == "garbage":
+        target.write_bytes(b"\x00\xff{")
+    return results
+
+
+@pytest.mark.parametrize("damage", ["deep", "fifo", "folder", "garbage"])
+def test_aggregate_skips_results_it_cannot_read_and_names_them(damage: str, tmp_path: Path,
+                                                               capsys) -> None:
+    results = _aggregate_folder(tmp_path, damage)
+    assert main(["aggregate", str(results), "--out", str(tmp_path / "agg")]) == 0
+    err = capsys.readouterr().err
+    assert "unreadable: propagate-1.json" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_aggregate_writes_no_non_finite_number_unflagged(value: float, tmp_path: Path,
+                                                         capsys) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "propagate-0.json").write_text(_record("propagate-0", [0.2, value], 1.0))
+    (results / "propagate-1.json").write_text(_record("propagate-1", [0.2, 0.1], 2.0))
+    assert main(["aggregate", str(results), "--out", str(tmp_path / "agg")]) == 0
+    csv_text = (tmp_path / "agg" / "results.csv").read_text().lower()
+    assert not {"nan", "inf", "-inf"} & {cell for line in csv_text.splitlines()
+                                          for cell in line.split(",")}
+    assert "NaN or infinite" in capsys.readouterr().err
+
+
+# ---- outputs that are not regular files are never replaced --------------------------------------
+
+@pytest.mark.parametrize("option", ["--csv", "--json"])
+@pytest.mark.parametrize("special", ["fifo", "link to /dev/null"])
+def test_inspect_never_replaces_a_fifo_or_a_device(option: str, special: str, tmp_path: Path,
+                                                   capsys) -> None:
+    import os
+
+    path = tmp_path / "report"
+    os.mkfifo(path) if special == "fifo" else path.symlink_to("/dev/null")
+    _fails_cleanly(["inspect", "--depth", "2", "--width", "10", option, str(path)], capsys,
+                   option, "not a regular file")
+    assert path.is_fifo() if special == "fifo" else path.is_symlink()
+
+
+@pytest.mark.parametrize("target", ["folder", "fifo"])
+def test_report_to_csv_refuses_a_folder_or_a_fifo(target: str, tmp_path: Path) -> None:
+    import os
+
+    from spikeinit.errors import InvalidArgumentError
+    from spikeinit.models import SpikingMLP
+
+    path = tmp_path / "report.csv"
+    path.mkdir() if target == "folder" else os.mkfifo(path)
+    health = spikeinit.report(SpikingMLP([4, 8, 2]), torch.rand(3, 4, 4))
+    with pytest.raises(InvalidArgumentError, match="not a regular file"):
+        health.to_csv(path)
+
+
+# ---- the API: dtypes, generators, currents, deep theory -----------------------------------------
+
+@pytest.mark.parametrize("fill", ["spike_normal_", "spike_uniform_"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 4.0, 8.0, 12.0])
+def test_a_fill_gives_finite_weights_or_names_the_threshold(fill: str, dtype: torch.dtype,
+                                                            threshold: float) -> None:
+    weight = torch.zeros(8, 50, dtype=dtype)
+    try:
+        getattr(spikeinit, fill)(weight, threshold=threshold)
+    except ValueError as error:
+        assert "threshold" in str(error) and str(dtype) in str(error)
+    else:
+        assert torch.isfinite(weight).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.bool])
+def test_a_fill_refuses_an_integer_tensor(dtype: torch.dtype) -> None:
+    with pytest.raises(ValueError, match="floating-point"):
+        spikeinit.spike_normal_(torch.zeros(4, 5, dtype=dtype), threshold=1.0)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_lif_refuses_a_non_finite_current_that_a_gradient_would_cross(value: float) -> None:
+    from spikeinit.neurons.lif import LIF
+
+    current = torch.randn(3, 2, 4)
+    current[1, 0, 2] = value
+    with pytest.raises(ValueError, match="1 of its 24 values are NaN or infinite"):
+        LIF()(current.requires_grad_(True))
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 4), (0,)])
+def test_lif_refuses_zero_time_steps(shape: tuple[int, ...]) -> None:
+    from spikeinit.neurons.lif import LIF
+
+    with pytest.raises(ValueError, match="at least one time step"):
+        LIF()(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("gain", [1e10, 1e300, float("inf")])
+def test_a_deep_mean_field_names_the_layer_instead_of_returning_nan(gain: float) -> None:
+    from spikeinit.neurons.parameters import LIFParameters
+    from spikeinit.theory.temporal import temporal_mean_field
+
+    try:
+        field = temporal_mean_field(50, gain, LIFParameters(beta=0.5, threshold=1.0), steps=3,
+                                    samples=64)
+    except ValueError as error:
+        assert "gain" in str(error)
+    else:
+        assert np.isfinite(field.rate).all() and np.isfinite(field.membrane_variance).all()
+
+
+def test_a_mean_field_population_that_cannot_fit_is_refused() -> None:
+    from spikeinit.neurons.parameters import LIFParameters
+    from spikeinit.theory.temporal import temporal_mean_field
+
+    with pytest.raises(ValueError, match="this size needs about"):
+        temporal_mean_field(2, 1.0, LIFParameters(), steps=10**4, width=10**6)

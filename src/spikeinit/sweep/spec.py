@@ -30,6 +30,7 @@ KEY_DIGITS = 16
 MAX_SPEC_BYTES = 2**20
 MAX_SPEC_DEPTH = 16
 MAX_YAML_ALIASES = 100
+MAX_SPEC_VALUES = 1_000_000
 #: The most runs one sweep may expand to (checked before any run is built).
 MAX_RUNS = 100_000
 
@@ -291,20 +292,39 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
 
 def check_depth(data: Any, what: str, limit: int | None = None) -> None:
     """Check that ``data`` nests lists and tables at most ``limit`` (default
-    :data:`MAX_SPEC_DEPTH`) levels deep (a grid needs three: table, list, value list).
+    :data:`MAX_SPEC_DEPTH`) levels deep (a grid needs three: table, list, value list), and
+    that it holds at most :data:`MAX_SPEC_VALUES` values once shared parts (YAML aliases) are
+    counted as often as they occur.
 
     Raises:
-        InvalidArgumentError: deeper nesting, naming ``what``.
+        InvalidArgumentError: deeper nesting or more values, naming ``what``.
     """
     limit = MAX_SPEC_DEPTH if limit is None else limit
+    sizes: dict[int, int] = {}
     level = [data]
     for _ in range(limit + 1):
         level = [child for item in level
                  for child in (item.values() if isinstance(item, dict) else
                                item if isinstance(item, list | tuple) else ())]
         if not level:
-            return
-    raise InvalidArgumentError(f"{what} nests lists or tables more than {limit} levels deep")
+            break
+    else:
+        raise InvalidArgumentError(f"{what} nests lists or tables more than {limit} levels deep")
+    if _expanded_size(data, sizes) > MAX_SPEC_VALUES:
+        raise InvalidArgumentError(
+            f"{what} expands to more than {MAX_SPEC_VALUES} values (aliases repeat what they "
+            "name); write the grid out")
+
+
+def _expanded_size(item: Any, sizes: dict[int, int]) -> int:
+    """How many values ``item`` holds, a shared list or table counted at each occurrence
+    (memoised by identity, so it costs one visit per distinct object)."""
+    if not isinstance(item, dict | list | tuple):
+        return 1
+    if id(item) not in sizes:
+        children = item.values() if isinstance(item, dict) else item
+        sizes[id(item)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(item)]
 
 
 def load_yaml_limited(text: str) -> Any:

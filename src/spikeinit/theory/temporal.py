@@ -448,6 +448,10 @@ def temporal_mean_field(
     inputs = inputs or InputStatistics()
     gains = np.broadcast_to(np.asarray(gain, dtype=float), (max(depth - 1, 0),))
     mean_gains = np.broadcast_to(np.asarray(mean_gain, dtype=float), (max(depth - 1, 0),))
+    if not (np.isfinite(gains).all() and (gains >= 0).all()):
+        raise InvalidArgumentError(f"gain must be finite and >= 0, got {gain!r}")
+    if not np.isfinite(mean_gains).all():
+        raise InvalidArgumentError(f"mean_gain must be finite, got {mean_gain!r}")
     if width is not None:
         samples = check_positive_int("samples", samples) * check_positive_int("width", width)
     check_fits(int(samples) * int(steps) * BYTES_PER_NEURON_STEP,

@@ -17,6 +17,7 @@ import torch
 
 from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.calibration import calibrate
+from spikeinit.cli.budget import check_time, layer_operations
 from spikeinit.health import HealthReport, report
 from spikeinit.init.model import initialize
 from spikeinit.init.registry import available_methods
@@ -76,12 +77,28 @@ def inspect_memory(args: argparse.Namespace, steps: int, batch: int) -> int:
     if args.model == "deep":
         width, depth = check_positive_int("width", args.width), check_positive_int(
             "depth", args.depth)
-        sizes = [width] * (depth + 1)
-    else:
-        sizes = [check_positive_int("sizes", size) for size in args.sizes]
+        return 4 * (depth * width * width + 4 * steps * batch * (depth + 1) * width)
+    sizes = _sizes(args)
     weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
-    activations = steps * batch * sum(sizes)
-    return 4 * (weights + 4 * activations)
+    return 4 * (weights + 4 * steps * batch * sum(sizes))
+
+
+def _sizes(args: argparse.Namespace) -> list[int]:
+    """The layer sizes of the model ``args`` describe (checked, not built)."""
+    if args.model == "deep":
+        width = check_positive_int("width", args.width)
+        return [width] * (check_positive_int("depth", args.depth) + 1)
+    return [check_positive_int("sizes", size) for size in args.sizes]
+
+
+def inspect_operations(args: argparse.Namespace, steps: int, batch: int) -> int:
+    """Operations of ``inspect``, about: the init, the report and a calibration each run the
+    model a few times (four passes are counted)."""
+    if args.model == "deep":
+        depth, width = check_positive_int("depth", args.depth), args.width
+        return 4 * steps * batch * depth * layer_operations(width, width)
+    sizes = _sizes(args)
+    return 4 * steps * batch * sum(layer_operations(a, b) for a, b in zip(sizes, sizes[1:]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     steps = check_positive_int("steps", args.steps)
     batch = check_positive_int("batch", args.batch)
     check_fits(inspect_memory(args, steps, batch), "--width/--depth/--sizes/--steps/--batch")
+    check_time(inspect_operations(args, steps, batch), "--width/--depth/--sizes/--steps/--batch")
     torch.manual_seed(args.seed)
     model = build_model(args)
     generator = torch.Generator().manual_seed(args.seed)

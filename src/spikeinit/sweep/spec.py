@@ -117,7 +117,9 @@ def canonical_config(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
         values[name] = value
     try:
         config = cls(**values)
-    except TypeError as error:  # e.g. a list where a number was expected
+    except InvalidArgumentError:
+        raise
+    except (TypeError, ValueError) as error:  # e.g. a list or a word where a number belongs
         raise InvalidArgumentError(f"bad {task} configuration {values!r}: {error}") from error
     data = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
     data.update(extras)

@@ -444,9 +444,9 @@ def mlp_training_memory(config: TrainConfig, frame_shape: tuple[int, ...], class
     values of eight saved tensors each."""
     if config.model != "mlp" or not config.width:
         return 0
-    sizes = [math.prod(frame_shape), *[config.width] * config.depth, classes]
-    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
-    tape = config.steps * batch * sum(sizes[1:]) * 8
+    inputs, width, depth = math.prod(frame_shape), config.width, config.depth
+    weights = inputs * width + (depth - 1) * width * width + width * classes
+    tape = config.steps * batch * (depth * width + classes) * 8
     return 16 * weights + 4 * tape
 
 

@@ -399,7 +399,7 @@ def next_layer_activity(
 BYTES_PER_NEURON_STEP = 48
 
 
-def check_finite_layer(activity: Any, layer: int, gain: float) -> None:
+def _check_finite_layer(activity: Any, layer: int, gain: float) -> None:
     """Check that a layer's rates and membrane statistics are finite.
 
     Raises:
@@ -467,7 +467,7 @@ def temporal_mean_field(
                 activity, float(gains[layer - 1]), params, population.normals(layer),
                 float(mean_gains[layer - 1]), width=width, synaptic_decay=synaptic_decay,
             )
-            check_finite_layer(activity, layer + 1, float(gains[layer - 1]))
+            _check_finite_layer(activity, layer + 1, float(gains[layer - 1]))
             layers.append(activity)
     return TemporalMeanField(
         rate=np.stack([a.rate for a in layers]),

@@ -15,6 +15,7 @@ import torch
 from spikeinit.cli import train as cli_train
 from spikeinit.cli.main import main
 from spikeinit.engine import tuning
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.distributed import DistributedContext
 from spikeinit.experiments.training import TrainConfig, TrainResult, encode, loop, train
 from spikeinit.experiments.training.factory import (
@@ -361,7 +362,7 @@ def test_cli_threads_option(fake_data: Path, tmp_path: Path, monkeypatch, capsys
 
     def fake_compare(*args, **kwargs):
         seen.append(kwargs["threads"])
-        raise ValueError("stop here")
+        raise InvalidArgumentError("stop here")  # a user error: exit 2
 
     monkeypatch.setattr(cli_train, "train", fake_train)
     monkeypatch.setattr(cli_train, "run_compare", fake_compare)

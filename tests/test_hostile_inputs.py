@@ -625,3 +625,17 @@ def test_a_mean_field_population_that_cannot_fit_is_refused() -> None:
 
     with pytest.raises(ValueError, match="this size needs about"):
         temporal_mean_field(2, 1.0, LIFParameters(), steps=10**4, width=10**6)
+
+
+@pytest.mark.parametrize("levels", [8, 10])
+def test_billion_laughs_anchored_outside_the_grid_is_refused_quickly(levels: int,
+                                                                     tmp_path: Path,
+                                                                     capsys) -> None:
+    """Anchors in top-level sections: the checks walk distinct objects, never the expansion."""
+    pytest.importorskip("yaml")
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    spec = tmp_path / "laughs.yaml"
+    spec.write_text("\n".join([*lines, f"grid:\n  depth: *a{levels - 1}"]) + "\n")
+    _fails_cleanly(["sweep", str(spec), "--dry-run", "--results", str(tmp_path / "r")],
+                   capsys, "expands to more than")

@@ -303,11 +303,11 @@ def check_depth(data: Any, what: str, limit: int | None = None) -> None:
     """
     limit = MAX_SPEC_DEPTH if limit is None else limit
     sizes: dict[int, int] = {}
-    level = [data]
-    for _ in range(limit + 1):
-        level = [child for item in level
-                 for child in (item.values() if isinstance(item, dict) else
-                               item if isinstance(item, list | tuple) else ())]
+    level = {id(data): data}
+    for _ in range(limit + 1):  # level by level over distinct objects: aliases cost nothing
+        level = {id(child): child for item in level.values()
+                 if isinstance(item, dict | list | tuple)
+                 for child in (item.values() if isinstance(item, dict) else item)}
         if not level:
             break
     else:

@@ -198,8 +198,8 @@ def build() -> Path:
         try:
             _compile(compiler, flags, target)
             return target
-        except (KernelBuildError, OSError, subprocess.SubprocessError) as error:
-            errors.append(str(error))
+        except (KernelBuildError, OSError, subprocess.SubprocessError, ValueError) as error:
+            errors.append(str(error))  # ValueError: the target is not a regular file
     raise KernelBuildError("could not build the kernels:\n" + "\n".join(errors))
 
 

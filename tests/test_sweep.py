@@ -298,3 +298,97 @@ def test_yaml_spec_and_conditions_and_train_tasks(tmp_path: Path) -> None:
     # the configured rate stays "lr" (a sweep axis); the cosine's last value is "lr_now"
     assert all(row["lr"] == train_runs[0].config["lr"] > 0.0 for row in table)
     assert all(0.0 <= row["lr_now"] < row["lr"] for row in table)
+
+
+# ---- kill -9 of the runner at five points: no orphan, the same results as an undisturbed run ---
+
+FIVE_POINT_GRID = ["--grid", "threshold=0.5,0.75,1.0,1.25", "--grid", "beta=0.5,0.9",
+                   "--set", "init=paper", "--set", "depth=20", "--set", "width=200",
+                   "--set", "batch=16", "--set", "steps=5"]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (read from /proc: Linux only)."""
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                pids = {int(p) for p in children.read_text().split()}
+            except OSError:
+                continue
+            stack.extend(pids - found)
+            found |= pids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _started(results: Path) -> int:
+    return sum(e["event"] == "start" for e in store.read_events(results))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_kill_9_of_the_runner_at_five_points_leaves_no_worker_and_loses_nothing(
+        tmp_path: Path) -> None:
+    """Acceptance: SIGKILL the runner at five points of one sweep (as its workers start, with a
+    run in flight, and after one, two and three results); 2 s later none of its processes
+    lives; a restart then gives the results of an undisturbed sweep, key for key."""
+    def command(results: Path) -> list[str]:
+        return [sys.executable, "-m", "spikeinit.cli.main", "sweep", *FIVE_POINT_GRID,
+                "--results", str(results), "--workers", "2", "--no-progress"]
+
+    undisturbed = tmp_path / "undisturbed"
+    subprocess.run(command(undisturbed), check=True, capture_output=True, timeout=300)
+    expected = {key: record["result"] for key, record in _results(undisturbed).items()}
+    assert len(expected) == 8
+
+    results = tmp_path / "killed"
+    points = [lambda: (results / "sweep.json").exists(),  # the lock is taken, workers start
+              lambda: _started(results) >= 1,  # a run in flight
+              lambda: len(store.result_files(results)) >= 1,
+              lambda: len(store.result_files(results)) >= 2,
+              lambda: len(store.result_files(results)) >= 3]
+    for point in points:
+        process = subprocess.Popen(command(results), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        children: set[int] = set()
+        while not point():
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.time() < deadline, "the sweep made no progress"
+            children |= _descendants(process.pid)
+            time.sleep(0.01)
+        children |= _descendants(process.pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+        time.sleep(2.0)
+        orphans = [pid for pid in children if _alive(pid)]
+        for pid in orphans:  # clean up before failing
+            os.kill(pid, signal.SIGKILL)
+        assert not orphans, f"workers alive 2 s after the runner was killed: {orphans}"
+    assert len(store.result_files(results)) < len(expected), "the kills should land part-way"
+
+    restart = subprocess.run(command(results), capture_output=True, text=True, timeout=300)
+    assert restart.returncode == 0, restart.stderr
+    records = _results(results)
+    assert {key: record["result"] for key, record in records.items()} == expected
+    assert not list(results.glob("*.failed.json")) and not list(results.glob(".*.tmp"))
+    dones = Counter(e["key"] for e in store.read_events(results) if e["event"] == "done")
+    assert all(count == 1 for count in dones.values())  # no run finished twice
+
+
+def test_a_second_runner_on_one_results_folder_is_refused(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    with store.sweep_lock(results), pytest.raises(ValueError, match="another sweep runner"):
+        run_sweep(expand("propagate", {"seed": [0, 1]}, TINY), results, progress=False)
+    assert not store.result_files(results)

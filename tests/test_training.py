@@ -362,7 +362,7 @@ def test_cli_threads_option(fake_data: Path, tmp_path: Path, monkeypatch, capsys
 
     def fake_compare(*args, **kwargs):
         seen.append(kwargs["threads"])
-        raise InvalidArgumentError("stop here")
+        raise InvalidArgumentError("stop here")  # a user error: exit 2
 
     monkeypatch.setattr(cli_train, "train", fake_train)
     monkeypatch.setattr(cli_train, "run_compare", fake_compare)

@@ -1,5 +1,7 @@
-"""Atomic writes: a file a user asked for is either complete or absent, never partial; and the
-lock that keeps two processes from writing one output folder at once."""
+"""Atomic writes: a file a user asked for is either complete or absent, never partial; the
+lock that keeps two processes from writing one output folder at once; and the check that a
+path the caller reads or replaces is a regular file (a FIFO would block the reader forever,
+and a device node must never be replaced by a file)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import fcntl
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +30,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     removed and ``path`` is left untouched.
     """
     target = Path(path)
+    check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -41,6 +45,51 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a ``Path`` if it is a regular file (symbolic links followed).
+
+    Raises:
+        InvalidArgumentError: it is missing, a folder, a FIFO, a socket or a device (reading
+            a FIFO would wait forever), naming ``what`` and ``path``.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise InvalidArgumentError(f"{what} {path}: cannot be read "
+                                   f"({error.strerror or type(error).__name__})") from error
+    if not stat.S_ISREG(mode):
+        raise InvalidArgumentError(f"{what} {path}: is {_kind(mode)}, not a regular file; "
+                                   "give a regular file")
+    return path
+
+
+def check_replaceable(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Check that ``path`` is absent or a regular file (symbolic links followed), so that
+    writing it replaces no folder, FIFO, socket or device node.
+
+    Raises:
+        InvalidArgumentError: anything else exists at ``path``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # absent (or a dangling link): a new file goes there
+    if not stat.S_ISREG(mode):
+        raise InvalidArgumentError(f"{what} {path}: is {_kind(mode)}, not a regular file; "
+                                   "give the name of a file to write")
+
+
+def _kind(mode: int) -> str:
+    """What a file mode describes, in words ("a folder", "a FIFO", ...)."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _umask() -> int:
@@ -139,3 +188,27 @@ def folder_lock(folder: str | os.PathLike[str], name: str, busy: str | None) -> 
         yield
     finally:
         handle.close()
+
+
+@contextmanager
+def own_folder(folder: str | os.PathLike[str], busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the folder itself for the block (created if needed): no
+    lock file is left behind, and the kernel releases the lock even when the process is killed.
+    Another holder gives an :class:`InvalidArgumentError` with ``busy``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder, own_folder(folder, "busy"):
+        ...     pass
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise InvalidArgumentError(busy) from error
+        yield
+    finally:
+        os.close(descriptor)

@@ -17,10 +17,12 @@ import torch
 
 from spikeinit._validation import check_choice, check_positive_int
 from spikeinit.calibration import calibrate
+from spikeinit.cli.budget import check_time, layer_operations
 from spikeinit.health import HealthReport, report
 from spikeinit.init.model import initialize
 from spikeinit.init.registry import available_methods
 from spikeinit.io import write_text_atomic
+from spikeinit.machine import check_fits
 from spikeinit.models import SpikingMLP, deep_network
 from spikeinit.neurons.parameters import RESET_ORDERS, RESETS
 
@@ -69,10 +71,42 @@ def build_model(args: argparse.Namespace) -> SpikingMLP:
     return SpikingMLP(args.sizes, **lif)
 
 
+def inspect_memory(args: argparse.Namespace, steps: int, batch: int) -> int:
+    """Bytes ``inspect`` needs, about: the float32 weights, and per layer the ``(T, B, n)``
+    currents, spikes and recorded membranes of the report (four of them, as measured)."""
+    if args.model == "deep":
+        width, depth = check_positive_int("width", args.width), check_positive_int(
+            "depth", args.depth)
+        return 4 * (depth * width * width + 4 * steps * batch * (depth + 1) * width)
+    sizes = _sizes(args)
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    return 4 * (weights + 4 * steps * batch * sum(sizes))
+
+
+def _sizes(args: argparse.Namespace) -> list[int]:
+    """The layer sizes of the model ``args`` describe (checked, not built)."""
+    if args.model == "deep":
+        width = check_positive_int("width", args.width)
+        return [width] * (check_positive_int("depth", args.depth) + 1)
+    return [check_positive_int("sizes", size) for size in args.sizes]
+
+
+def inspect_operations(args: argparse.Namespace, steps: int, batch: int) -> int:
+    """Operations of ``inspect``, about: the init, the report and a calibration each run the
+    model a few times (four passes are counted)."""
+    if args.model == "deep":
+        depth, width = check_positive_int("depth", args.depth), args.width
+        return 4 * steps * batch * depth * layer_operations(width, width)
+    sizes = _sizes(args)
+    return 4 * steps * batch * sum(layer_operations(a, b) for a, b in zip(sizes, sizes[1:]))
+
+
 def run(args: argparse.Namespace) -> int:
     """Build, initialize, (calibrate,) report; print the table and write the exports."""
     steps = check_positive_int("steps", args.steps)
     batch = check_positive_int("batch", args.batch)
+    check_fits(inspect_memory(args, steps, batch), "--width/--depth/--sizes/--steps/--batch")
+    check_time(inspect_operations(args, steps, batch), "--width/--depth/--sizes/--steps/--batch")
     torch.manual_seed(args.seed)
     model = build_model(args)
     generator = torch.Generator().manual_seed(args.seed)

@@ -23,6 +23,7 @@ from spikeinit.cli import depth as depth_cli
 from spikeinit.cli import inspect as inspect_cli
 from spikeinit.cli import sweep as sweep_cli
 from spikeinit.cli import train as train_cli
+from spikeinit.cli.budget import check_time, layer_operations
 from spikeinit.cli.links import REPOSITORY_URL, docs_page, link_docs_paths
 from spikeinit.cli.preflight import describe_os_error, preflight
 from spikeinit.cli.progress import add_progress_option, progress_disabled
@@ -192,6 +193,9 @@ def run_propagate(args: argparse.Namespace) -> int:
     )
     check_fits(memory_estimate(config, args.gradients), "--width/--depth/--batch/--steps",
                config.device)
+    check_time(len(config.inits) * config.depth * config.steps * config.batch
+               * layer_operations(config.width, config.width) * (3 if args.gradients else 1),
+               "--width/--depth/--batch/--steps")
     with tqdm(total=len(config.inits) * config.depth, desc="propagate", unit="layer",
               disable=progress_disabled(args)) as bar:
         result = run_propagation(config, on_layer=lambda: bar.update(1),
@@ -220,6 +224,9 @@ def run_conditions_command(args: argparse.Namespace) -> int:
     )
     widest = config.propagation(max(config.widths), config.thresholds[0])
     check_fits(memory_estimate(widest), "--widths/--depth/--batch/--steps", config.device)
+    check_time(len(config.thresholds) * config.depth * config.steps * config.batch
+               * sum(layer_operations(width, width) for width in config.widths),
+               "--widths/--thresholds/--depth/--batch/--steps")
     total = len(config.widths) * len(config.thresholds)
     with tqdm(total=total, desc="conditions", unit="run",
               disable=progress_disabled(args)) as bar:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from spikeinit.errors import InvalidArgumentError
+from spikeinit.io import check_replaceable
 
 #: ``(attribute, option)`` of the output folders the commands take.
 OUTPUT_FOLDERS = (("out", "--out"), ("results", "--results"))
@@ -57,6 +58,7 @@ def check_output_file(path: Path, option: str) -> None:
     """``path`` is a file (not a folder) whose folder exists or can be made, and is writable."""
     if path.is_dir():
         raise InvalidArgumentError(f"{option} {path}: is a folder; give a file name")
+    check_replaceable(path, option)  # a FIFO or a device node is never replaced by a file
     check_output_folder(path.parent if str(path.parent) else Path("."), f"{option} folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise InvalidArgumentError(f"{option} {path}: not writable by this user")

@@ -103,6 +103,11 @@ def run_aggregate_command(args: argparse.Namespace) -> int:
         print(f"warning: {completeness_line(written['done'], written)} (--strict makes this "
               "an error)",
               file=sys.stderr)
+    if written["non_finite"]:
+        cells = written["non_finite"]
+        print(f"warning: {len(cells)} value(s) are NaN or infinite and were left empty in "
+              f"{written['csv']}: {', '.join(cells[:3])}{', ...' if len(cells) > 3 else ''}",
+              file=sys.stderr)
     for figure in written["figures"]:
         print(f"wrote {figure}")
     return 0

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spikeinit.cli.budget import check_time, layer_operations
 from spikeinit.cli.links import docs_page
 from spikeinit.cli.progress import add_progress_option
 from spikeinit.data import DATASET_NAMES, DatasetError
@@ -234,9 +235,27 @@ def _config(args: argparse.Namespace, init: str | None, seed: int) -> TrainConfi
     return TrainConfig(**options, seed=seed)
 
 
+#: The largest training split of the built-in datasets (MNIST's), for the time estimate.
+LARGEST_SPLIT = 60_000
+
+
+def training_operations(config: TrainConfig) -> int:
+    """Operations of an MLP training, about: forward and backward (three passes) of every
+    layer per sample, step and epoch over ``limit_train`` samples (else the largest built-in
+    split), for a 784-pixel input. The convolutional models are bounded by their channel
+    lists and count 0."""
+    if config.model != "mlp" or not config.width:
+        return 0
+    samples = min(config.limit_train or LARGEST_SPLIT, LARGEST_SPLIT)
+    per_sample = (layer_operations(784, config.width)
+                  + (config.depth - 1) * layer_operations(config.width, config.width))
+    return 3 * config.epochs * samples * config.steps * per_sample
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``spikeinit train``; data problems become a one-line ValueError."""
     config = _config(args, args.init, args.seed)
+    check_time(training_operations(config), "--epochs/--width/--depth/--steps/--limit-train")
     try:
         result = train(config, args.out, device=args.device, resume=args.resume,
                        progress=not args.no_progress, overwrite=args.overwrite,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from spikeinit.errors import UserError
@@ -55,8 +57,11 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
 def read_data_file(path: Path) -> bytes:
     """The bytes of a dataset file: :class:`DatasetNotFoundError` when it is missing, and
-    :class:`DatasetError` naming the file when it cannot be read."""
+    :class:`DatasetError` naming the file when it cannot be read or is not a regular file
+    (a FIFO would block the read forever; a device could be endless)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise DatasetError(f"{path}: not a regular file; give the dataset's file")
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise DatasetNotFoundError(f"{path}: file not found") from None

@@ -7,8 +7,37 @@ import math
 import torch
 from torch import Tensor
 
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.fan import select_fan
 from spikeinit.theory.static import spike_std
+
+#: How many standard deviations a normal draw is allowed to reach within the tensor's range.
+_NORMAL_REACH = 8.0
+
+
+def check_fill_target(tensor: Tensor, generator: torch.Generator | None, largest: float,
+                      threshold: float) -> None:
+    r"""Check that ``tensor`` can take the draw: a floating-point tensor, on the generator's
+    device type, whose dtype holds ``largest`` (the uniform bound, or 8 standard deviations of
+    a normal draw: :math:`8\,\mathrm{std} \le` ``torch.finfo(dtype).max``).
+
+    Raises:
+        InvalidArgumentError: an integer or boolean tensor, a generator on another device, or
+            a spread beyond the dtype's range (naming the threshold that made it).
+    """
+    if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+        kind = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise InvalidArgumentError(f"tensor must be a floating-point torch.Tensor, got {kind}")
+    if generator is not None and generator.device.type != tensor.device.type:
+        raise InvalidArgumentError(
+            f"generator is on {generator.device.type}, the tensor on {tensor.device.type}; "
+            "give a generator of the tensor's device type")
+    limit = torch.finfo(tensor.dtype).max
+    if not largest <= limit:
+        raise InvalidArgumentError(
+            f"threshold: theta={threshold} gives weights up to about {largest:.3g}, beyond "
+            f"what {tensor.dtype} holds ({limit:.3g}); use a float32 tensor or a lower "
+            "threshold")
 
 
 def spike_normal_(
@@ -41,6 +70,7 @@ def spike_normal_(
         >>> _ = spike_normal_(w, threshold=1.0)
     """
     std = spike_std(select_fan(tensor, mode), threshold, sigma)
+    check_fill_target(tensor, generator, _NORMAL_REACH * std, threshold)
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
 
@@ -63,5 +93,6 @@ def spike_uniform_(
         >>> _ = spike_uniform_(w, threshold=0.5)
     """
     bound = math.sqrt(3.0) * spike_std(select_fan(tensor, mode), threshold, sigma)
+    check_fill_target(tensor, generator, bound, threshold)
     with torch.no_grad():
         return tensor.uniform_(-bound, bound, generator=generator)

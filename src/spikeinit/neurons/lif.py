@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeinit._validation import check_choice, check_positive_int
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.neurons.dynamics import LIFState, lif_multistep
 from spikeinit.neurons.fused import fused_lif
 from spikeinit.neurons.parameters import LIFParameters
@@ -227,6 +228,7 @@ class LIF(nn.Module):
         return self._forward_sequence(current)
 
     def _forward_sequence(self, currents: Tensor) -> Tensor:
+        check_currents(currents)
         if self.step_mode == "multi" and not self.stateful:
             self.reset_state()
         run = fused_lif if self.engine == "fused" else lif_multistep
@@ -243,6 +245,26 @@ class LIF(nn.Module):
             + (", stateful=True" if self.stateful else "")
             + ("" if self.neuron_shape is None else f", neuron_shape={self.neuron_shape}")
         )
+
+
+def check_currents(currents: Tensor) -> None:
+    """Check a sequence of input currents ``(T, ...)``: at least one time step, and, when a
+    gradient will flow back through it on the CPU, no NaN or infinite value (a NaN current
+    makes every gradient behind it NaN; the check costs one pass over the currents, so it is
+    left out on GPUs, where it would wait for the device at every call).
+
+    Raises:
+        InvalidArgumentError: zero time steps, or k non-finite currents.
+    """
+    if currents.dim() == 0 or currents.shape[0] == 0:
+        raise InvalidArgumentError(
+            f"current must hold at least one time step (T, ...), got shape {tuple(currents.shape)}")
+    if currents.requires_grad and currents.device.type == "cpu" and torch.is_grad_enabled():
+        bad = int((~torch.isfinite(currents.detach())).sum())
+        if bad:
+            raise InvalidArgumentError(
+                f"current: {bad} of its {currents.numel()} values are NaN or infinite; every "
+                "gradient behind them would be NaN. Check the layer before this LIF")
 
 
 def reset_states(module: nn.Module) -> None:

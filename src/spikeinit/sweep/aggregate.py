@@ -106,7 +106,10 @@ def coverage(results: str | Path, rows: Sequence[dict[str, Any]]) -> dict[str, l
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """CSV text of ``rows`` (union of columns, in first-seen order; ``_`` columns dropped)."""
+    """CSV text of ``rows`` (union of columns, in first-seen order; ``_`` columns dropped).
+
+    A NaN or infinite number is written as an empty cell, never as ``nan``
+    (:func:`non_finite_cells` lists them, for a warning)."""
     columns: list[str] = []
     for row in rows:
         columns.extend(c for c in row if not c.startswith("_") and c not in columns)
@@ -114,8 +117,18 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({c: ("" if _non_finite(v) else v) for c, v in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def non_finite_cells(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``"<key>:<column>"`` of every NaN or infinite number in the CSV columns of ``rows``."""
+    return [f"{row.get('key', '?')}:{column}" for row in rows for column, value in row.items()
+            if not column.startswith("_") and _non_finite(value)]
 
 
 def varying(rows: Sequence[dict[str, Any]], ignore: Sequence[str] = ()) -> list[str]:
@@ -274,8 +287,9 @@ def aggregate(
 
     Returns:
         ``{"rows": n, "csv": path, "figures": [paths], "done": configurations with a
-        result, "planned": [keys], "missing": [keys], "failed": [keys], "unreadable": [file
-        names]}``.
+        result, "non_finite": ["<key>:<column>" of the NaN or infinite numbers, written as
+        empty cells], "planned": [keys], "missing": [keys], "failed": [keys], "unreadable":
+        [file names]}``.
 
     Raises:
         ValueError: no finished results, an unknown parameter / value column, or (``strict``)
@@ -326,7 +340,8 @@ def aggregate(
             figures.append(str(depth_figure(group, rows_param, columns_param,
                                             f"rate by layer ({label})" if label
                                             else "rate by layer", path)))
-    return {"rows": len(rows), "csv": str(csv_path), "figures": figures, "done": done, **gaps}
+    return {"rows": len(rows), "csv": str(csv_path), "figures": figures, "done": done,
+            "non_finite": non_finite_cells(rows), **gaps}
 
 
 def completeness_line(done: int, gaps: dict[str, list[str]]) -> str:

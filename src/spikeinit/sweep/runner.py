@@ -112,9 +112,10 @@ def run_and_write(results: str, run: Run) -> str:
     return record["status"]
 
 
-def _die_with_parent(threads: int) -> None:
-    """Worker initializer: exit when the runner dies; limit torch's intra-op threads."""
-    parent = os.getppid()
+def _die_with_parent(threads: int, parent: int | None = None) -> None:
+    """Worker initializer: exit when the runner (process ``parent``, default the current
+    parent) dies, also when it died before this ran; limit torch's intra-op threads."""
+    parent = os.getppid() if parent is None else parent
     if platform.system() == "Linux":
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -225,7 +226,8 @@ def _pool_pass(results: Path, queue: list[Run], workers: int, threads: int,
     worker dies; the runs that were in flight when it died (none if it did not)."""
     in_flight: dict[Future[str], Run] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_die_with_parent, initargs=(threads,)) as pool:
+                             initializer=_die_with_parent,
+                             initargs=(threads, os.getpid())) as pool:
         while queue or in_flight:
             try:
                 while queue and len(in_flight) < workers:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,9 +22,17 @@ from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.conditions import ConditionsConfig
 from spikeinit.experiments.propagation import PropagationConfig
 from spikeinit.experiments.training import TrainConfig
+from spikeinit.io import check_regular_file
 
 TASKS = ("propagate", "conditions", "train")
 KEY_DIGITS = 16
+#: Limits that keep a hostile sweep file from hanging the parser or the expansion.
+MAX_SPEC_BYTES = 2**20
+MAX_SPEC_DEPTH = 16
+MAX_YAML_ALIASES = 100
+MAX_SPEC_VALUES = 1_000_000
+#: The most runs one sweep may expand to (checked before any run is built).
+MAX_RUNS = 100_000
 
 # Parameters that are not fields of the task's config dataclass but change what a run does.
 _EXTRA: dict[str, dict[str, Any]] = {
@@ -108,7 +117,9 @@ def canonical_config(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
         values[name] = value
     try:
         config = cls(**values)
-    except TypeError as error:  # e.g. a list where a number was expected
+    except InvalidArgumentError:
+        raise
+    except (TypeError, ValueError) as error:  # e.g. a list or a word where a number belongs
         raise InvalidArgumentError(f"bad {task} configuration {values!r}: {error}") from error
     data = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
     data.update(extras)
@@ -144,6 +155,11 @@ def expand(task: str, grid: Mapping[str, Sequence[Any]],
         values = grid[name]
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
             raise InvalidArgumentError(f"grid parameter {name!r} must list at least one value")
+    count = math.prod(len(grid[name]) for name in names)
+    if count > MAX_RUNS:
+        raise InvalidArgumentError(
+            f"grid: {' x '.join(str(len(grid[n])) for n in names)} = {count} runs, more than "
+            f"the {MAX_RUNS} one sweep may hold; split it into several sweeps")
     runs: dict[str, Run] = {}
     for combination in itertools.product(*(grid[name] for name in names)):
         run = make_run(task, {**base, **dict(zip(names, combination))})
@@ -154,9 +170,14 @@ def expand(task: str, grid: Mapping[str, Sequence[Any]],
 def parse_value(text: str) -> Any:
     """A CLI value: JSON (numbers, ``true``, ``null``, ``[..]``) when it parses, else a string."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return text
+    except RecursionError as error:
+        raise InvalidArgumentError(f"value {text[:40]!r}...: nested deeper than the parser "
+                                   "allows") from error
+    check_depth(value, f"value {text[:40]!r}")
+    return value
 
 
 def parse_assignment(text: str, option: str = "--grid") -> tuple[str, str]:
@@ -214,8 +235,12 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
         ValueError: unreadable file, unknown suffix, missing PyYAML for YAML, bad layout.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InvalidArgumentError(f"sweep file {str(path)!r} does not exist")
+    check_regular_file(path, "sweep file")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise InvalidArgumentError(f"sweep file {str(path)!r} is larger than "
+                                   f"{MAX_SPEC_BYTES // 2**20} MiB; a grid fits in far less")
     suffix = path.suffix.lower()
     try:
         import tomllib  # Python >= 3.11
@@ -238,7 +263,7 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
                 raise InvalidArgumentError("reading a YAML sweep file needs PyYAML (pip install "
                                  "'spikeinit[yaml]'); or write the grid as TOML") from error
             try:
-                data = yaml.safe_load(path.read_text()) or {}
+                data = load_yaml_limited(path.read_text()) or {}
             except yaml.YAMLError as error:
                 raise InvalidArgumentError(f"cannot parse sweep file {str(path)!r}: "
                                  f"{' '.join(str(error).split())}") from error
@@ -249,6 +274,10 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
                 f"sweep file must end in .toml, .yaml, .yml or .json, got {suffix!r}")
     except (toml_error, json.JSONDecodeError) as error:
         raise InvalidArgumentError(f"cannot parse sweep file {str(path)!r}: {error}") from error
+    except RecursionError as error:
+        raise InvalidArgumentError(f"cannot parse sweep file {str(path)!r}: nested deeper than "
+                                   "the parser allows") from error
+    check_depth(data, f"sweep file {str(path)!r}")
     if not isinstance(data, dict):
         raise InvalidArgumentError(
             f"sweep file {str(path)!r} must hold a table with 'grid' (and 'base')")
@@ -261,6 +290,75 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
         if not isinstance(data.get(section, {}), dict):
             raise InvalidArgumentError(f"'{section}' in {str(path)!r} must be a table")
     return data
+
+
+def check_depth(data: Any, what: str, limit: int | None = None) -> None:
+    """Check that ``data`` nests lists and tables at most ``limit`` (default
+    :data:`MAX_SPEC_DEPTH`) levels deep (a grid needs three: table, list, value list), and
+    that it holds at most :data:`MAX_SPEC_VALUES` values once shared parts (YAML aliases) are
+    counted as often as they occur.
+
+    Raises:
+        InvalidArgumentError: deeper nesting or more values, naming ``what``.
+    """
+    limit = MAX_SPEC_DEPTH if limit is None else limit
+    sizes: dict[int, int] = {}
+    level = {id(data): data}
+    for _ in range(limit + 1):  # level by level over distinct objects: aliases cost nothing
+        level = {id(child): child for item in level.values()
+                 if isinstance(item, dict | list | tuple)
+                 for child in (item.values() if isinstance(item, dict) else item)}
+        if not level:
+            break
+    else:
+        raise InvalidArgumentError(f"{what} nests lists or tables more than {limit} levels deep")
+    if _expanded_size(data, sizes) > MAX_SPEC_VALUES:
+        raise InvalidArgumentError(
+            f"{what} expands to more than {MAX_SPEC_VALUES} values (aliases repeat what they "
+            "name); write the grid out")
+
+
+def _expanded_size(item: Any, sizes: dict[int, int]) -> int:
+    """How many values ``item`` holds, a shared list or table counted at each occurrence
+    (memoised by identity, so it costs one visit per distinct object)."""
+    if not isinstance(item, dict | list | tuple):
+        return 1
+    if id(item) not in sizes:
+        children = item.values() if isinstance(item, dict) else item
+        sizes[id(item)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(item)]
+
+
+def load_yaml_limited(text: str) -> Any:
+    """``yaml.safe_load(text)`` that refuses more than :data:`MAX_YAML_ALIASES` aliases (a
+    "billion laughs" file expands a few lines into billions of values) and nesting deeper than
+    :data:`MAX_SPEC_DEPTH`, before any value is built.
+
+    Raises:
+        yaml.YAMLError: a parse error, or too many aliases or levels (a ``ComposerError``).
+    """
+    import yaml
+
+    class LimitedLoader(yaml.SafeLoader):
+        aliases = 0
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_YAML_ALIASES:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"more than {MAX_YAML_ALIASES} aliases (*name)", None)
+            self.depth += 1
+            try:
+                if self.depth > MAX_SPEC_DEPTH:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested more than {MAX_SPEC_DEPTH} levels deep", None)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return yaml.load(text, Loader=LimitedLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def build_spec(task: str | None, file: str | Path | None = None,

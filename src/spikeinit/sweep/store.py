@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ from spikeinit.io import folder_lock, write_json_atomic
 FAILED_SUFFIX = ".failed.json"
 EVENTS = "events.jsonl"
 LOCK = ".sweep.lock"
+#: The largest result file read (a run's record is a few KB to a few MB).
+MAX_RECORD_BYTES = 256 * 2**20
 
 
 def done_path(results: Path, key: str) -> Path:
@@ -39,10 +42,14 @@ def failed_path(results: Path, key: str) -> Path:
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """The JSON record at ``path``, or ``None`` if it is absent or unreadable."""
+    """The JSON record at ``path``, or ``None`` if it is absent, not a regular file (a FIFO
+    would block the reader), larger than :data:`MAX_RECORD_BYTES`, nested too deep for the
+    parser, or otherwise unreadable."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) or os.stat(path).st_size > MAX_RECORD_BYTES:
+            return None
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

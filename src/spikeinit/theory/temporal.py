@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ import torch
 from spikeinit._validation import check_choice, check_positive, check_positive_int
 from spikeinit.engine.threads import single_threaded
 from spikeinit.errors import InvalidArgumentError
+from spikeinit.machine import check_fits
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 
@@ -284,6 +286,8 @@ def gaussian_process_rate(
     if covariance.shape != (steps, steps):
         raise InvalidArgumentError(f"covariance must be ({steps}, {steps}) for {steps} steps, got "
                          f"{covariance.shape}")
+    check_fits(int(samples) * int(steps) * BYTES_PER_NEURON_STEP,
+               "temporal_mean_field samples x width x steps")
     population = MonteCarloPopulation(steps, samples, seed)
     with single_threaded():
         currents = gaussian_process_currents(mean, covariance, population.normals(0))
@@ -390,6 +394,26 @@ def next_layer_activity(
     return simulate_population(currents, params, with_membrane, width, synaptic_decay)
 
 
+#: Peak memory of the Monte-Carlo population per simulated neuron and time step (measured:
+#: 44-70 bytes over the arrays of one layer and the next).
+BYTES_PER_NEURON_STEP = 48
+
+
+def _check_finite_layer(activity: Any, layer: int, gain: float) -> None:
+    """Check that a layer's rates and membrane statistics are finite.
+
+    Raises:
+        InvalidArgumentError: naming the layer and the gain, when the variance overflowed
+            (a gain far above the critical one, over many layers).
+    """
+    values = (activity.rate, activity.membrane_mean, activity.membrane_variance)
+    if not all(np.isfinite(value).all() for value in values):
+        raise InvalidArgumentError(
+            f"gain: the rate or membrane variance is NaN or infinite at layer {layer} (gain "
+            f"{gain:g}); the variance grows by the gain at every layer and overflowed. Use a "
+            "gain nearer the critical one, or a smaller depth")
+
+
 def temporal_mean_field(
     depth: int,
     gain: float | np.ndarray,
@@ -424,8 +448,14 @@ def temporal_mean_field(
     inputs = inputs or InputCurrentProcess()
     gains = np.broadcast_to(np.asarray(gain, dtype=float), (max(depth - 1, 0),))
     mean_gains = np.broadcast_to(np.asarray(mean_gain, dtype=float), (max(depth - 1, 0),))
+    if not (np.isfinite(gains).all() and (gains >= 0).all()):
+        raise InvalidArgumentError(f"gain must be finite and >= 0, got {gain!r}")
+    if not np.isfinite(mean_gains).all():
+        raise InvalidArgumentError(f"mean_gain must be finite, got {mean_gain!r}")
     if width is not None:
         samples = check_positive_int("samples", samples) * check_positive_int("width", width)
+    check_fits(int(samples) * int(steps) * BYTES_PER_NEURON_STEP,
+               "temporal_mean_field samples x width x steps")
     population = MonteCarloPopulation(steps, samples, seed)
     with single_threaded():
         currents = input_layer_currents(inputs, population)
@@ -437,6 +467,7 @@ def temporal_mean_field(
                 activity, float(gains[layer - 1]), params, population.normals(layer),
                 float(mean_gains[layer - 1]), width=width, synaptic_decay=synaptic_decay,
             )
+            _check_finite_layer(activity, layer + 1, float(gains[layer - 1]))
             layers.append(activity)
     return TemporalMeanField(
         rate=np.stack([a.rate for a in layers]),

@@ -146,7 +146,7 @@ def verified(library: Path) -> bool:
         return False
     try:
         return record.read_text().strip() == _digest(library)
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or not text (UnicodeDecodeError): rebuilt
         return False
 
 
@@ -199,8 +199,8 @@ def build() -> Path:
         try:
             _compile(compiler, flags, target)
             return target
-        except (KernelBuildError, OSError, subprocess.SubprocessError) as error:
-            errors.append(str(error))
+        except (KernelBuildError, OSError, subprocess.SubprocessError, ValueError) as error:
+            errors.append(str(error))  # ValueError: the target is not a regular file
     raise KernelBuildError("could not build the kernels:\n" + "\n".join(errors))
 
 

@@ -8,7 +8,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from spikeinit.data import ImageArrayDataset, SequenceDataset, dataset_info, load_dataset
+from spikeinit.data import (
+    DatasetError,
+    ImageArrayDataset,
+    SequenceDataset,
+    dataset_info,
+    load_dataset,
+)
 from spikeinit.experiments.training.augment import (
     channel_statistics,
     crop_padding,
@@ -74,11 +80,31 @@ def load_data(config: TrainConfig) -> tuple[ArrayData, ArrayData]:
     test = load_dataset(config.dataset, config.data_dir, "test", config.limit_test,
                         n_frames=frames)
     train_data, test_data = to_arrays(train, event_based), to_arrays(test, event_based)
+    check_splits(train_data, test_data, config.dataset)
     if config.normalize:
         mean, std = channel_statistics(train_data.inputs, train_data.scale)
         for data in (train_data, test_data):
             data.mean, data.std = mean, std
     return train_data, test_data
+
+
+def check_splits(train: ArrayData, test: ArrayData, dataset: str) -> None:
+    """Check that both splits hold samples, of one shape, with labels >= 0.
+
+    Raises:
+        DatasetError: an empty split, train and test samples of different shapes, or a
+            negative label, naming ``dataset`` and the split.
+    """
+    for split, data in (("train", train), ("test", test)):
+        if len(data) == 0:
+            raise DatasetError(f"{dataset}: the {split} split holds no samples; check the data "
+                               "files and --limit-train/--limit-test")
+        if bool((data.labels < 0).any()):
+            raise DatasetError(f"{dataset}: the {split} split has negative labels")
+    if tuple(train.inputs.shape[1:]) != tuple(test.inputs.shape[1:]):
+        raise DatasetError(
+            f"{dataset}: the train samples have shape {tuple(train.inputs.shape[1:])} and the "
+            f"test samples {tuple(test.inputs.shape[1:])}; both splits must have one shape")
 
 
 def augment_batch(x: Tensor, config: TrainConfig) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import numbers
 import os
@@ -39,9 +40,9 @@ from spikeinit.experiments.distributed import (
 from spikeinit.experiments.training.checkpoint import (
     CHECKPOINT,
     load_checkpoint,
+    restore,
     save_checkpoint,
     seed_everything,
-    set_rng_state,
 )
 from spikeinit.experiments.training.config import TrainConfig
 from spikeinit.experiments.training.data import ArrayData, augment_batch, load_data
@@ -55,7 +56,8 @@ from spikeinit.experiments.training.metrics import TrainResult, write_outputs
 from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.init.model import find_synaptic_layers
-from spikeinit.io import folder_lock, remove_temporaries
+from spikeinit.io import own_folder, remove_temporaries
+from spikeinit.machine import check_fits
 
 EVAL_BATCH = 256
 
@@ -237,29 +239,34 @@ def _thread_plan(threads: int | str | None, saved: int | None, resumed: bool, de
     return _ThreadPlan()
 
 
-#: The lock file that keeps two trainings out of one output folder.
+#: The lock file of earlier versions (the folder itself is locked now); removed when found.
 TRAIN_LOCK = ".train.lock"
 
 
 @contextlib.contextmanager
 def _claimed(out: str | Path | None, main: bool, resume: bool, overwrite: bool
              ) -> Iterator[None]:
-    """Lock ``out`` for this run (the main process), after checking that it holds no earlier
-    run unless ``resume`` (continue it) or ``overwrite`` (replace it) says what to do."""
+    """Lock ``out`` for this run (the main process), whatever ``resume`` and ``overwrite`` say,
+    then check that it holds no earlier run unless ``resume`` (continue it: a checkpoint must
+    be there if metrics are) or ``overwrite`` (replace it) says what to do."""
     if out is None or not main:
         yield
         return
     folder = Path(out)
-    with folder_lock(folder, TRAIN_LOCK, f"out: {folder} is in use by another training; wait "
-                                         "for it or use another output folder"):
+    with own_folder(folder, f"out: {folder} is in use by another training; wait for it or "
+                            "use another output folder"):
         earlier = [name for name in ("metrics.json", "checkpoint.pt")
                    if (folder / name).exists()]
         if earlier and not resume and not overwrite:
             raise InvalidArgumentError(
                 f"out: {folder} already holds a training run ({', '.join(earlier)}); "
-                             "resume it (--resume), replace it (--overwrite) or use another "
-                             "output folder")
+                "resume it (--resume), replace it (--overwrite) or use another output folder")
+        if resume and earlier == ["metrics.json"]:
+            raise InvalidArgumentError(
+                f"resume: {folder} holds metrics.json but no {CHECKPOINT}, so the run cannot "
+                "be continued; replace it (--overwrite) or use another output folder")
         remove_temporaries(folder)  # left by a killed run; ours is the only writer now
+        (folder / TRAIN_LOCK).unlink(missing_ok=True)
         yield
 
 
@@ -286,6 +293,8 @@ def _train(
     info = dataset_info(config.dataset)
     frame_shape = tuple(train_data.inputs.shape[2:] if train_data.event_based
                         else train_data.inputs.shape[1:])
+    check_fits(mlp_training_memory(config, frame_shape, info.n_classes, local_batch),
+               "--width/--depth/--batch/--steps", device)
     model = build_model(config, frame_shape, info.n_classes)
     encoder = RunEncoder(config, train_data.event_based)
     sample_ids = torch.arange(min(config.stats_samples, len(train_data)))
@@ -323,21 +332,20 @@ def _train(
     if resume and checkpoint_path is not None:
         if checkpoint_path.exists():
             checkpoint = load_checkpoint(checkpoint_path, config, device)
+            restore(checkpoint, checkpoint_path, model, optimizer, scheduler, device)
             resumed = True
             if checkpoint.get("threads") is not None:
                 saved_threads = int(checkpoint["threads"])
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
             start_epoch = int(checkpoint["epoch"])
             result.history = list(checkpoint["history"])
-            set_rng_state(checkpoint["rng"], device)
             say(f"resumed from {checkpoint_path} after epoch {start_epoch}")
         else:
             say(f"no checkpoint at {checkpoint_path}; starting from scratch")
     plan = _thread_plan(threads, saved_threads, resumed, device, say,
                         key=workload_key(model, config))
     result.threads = plan.threads
+    if resumed and context.is_main:
+        _repair_outputs(result, out)  # type: ignore[arg-type]
 
     weights = [layer.module.weight for layer in find_synaptic_layers(model)]
     probe = TrainingProbe(model, keep_output_current=config.loss == "membrane", device=device)
@@ -414,17 +422,63 @@ def _train(
                     for i, name in enumerate(result.synapses)
                 },
             }
+            check_finite_record(record)
             result.history.append(record)
             say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "
                 f"acc {record['train_accuracy']:.4f} | test loss {test_loss:.4f} "
                 f"acc {test_accuracy:.4f} | {record['samples_per_second']:.0f} samples/s")
-            if out is not None and context.is_main:
-                write_outputs(result, out)
+            if out is not None and context.is_main:  # the checkpoint first: it is the truth
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, epoch + 1,  # type: ignore[arg-type]
                                 config, result.history, device, threads=result.threads)
+                write_outputs(result, out)
     finally:
         probe.remove()
     return result
+
+
+def mlp_training_memory(config: TrainConfig, frame_shape: tuple[int, ...], classes: int,
+                        batch: int) -> int:
+    """Bytes an MLP's training needs, about (0 for the convolutional models, whose sizes the
+    channel lists bound): float32 weights with their gradient and two Adam moments
+    (``4 x 4`` bytes each), and the BPTT tape of every layer, ``steps x batch x width``
+    values of eight saved tensors each."""
+    if config.model != "mlp" or not config.width:
+        return 0
+    inputs, width, depth = math.prod(frame_shape), config.width, config.depth
+    weights = inputs * width + (depth - 1) * width * width + width * classes
+    tape = config.steps * batch * (depth * width + classes) * 8
+    return 16 * weights + 4 * tape
+
+
+def check_finite_record(record: dict) -> None:
+    """Check that an epoch's metrics are finite numbers before they are kept or written.
+
+    Raises:
+        InvalidArgumentError: naming the entries that are NaN or infinite (the data or the
+            neurons' settings made them so; nothing of the epoch is saved).
+    """
+    flat = {name: value for name, value in record.items() if not isinstance(value, dict)}
+    for group in ("firing_rates", "grad_norms"):
+        flat.update({f"{group}[{k}]": v for k, v in record[group].items()})
+    bad = [name for name, value in flat.items()
+           if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        raise InvalidArgumentError(
+            f"train: epoch {record['epoch']} gave non-finite {', '.join(bad[:6])}; nothing of "
+            "this epoch was saved. Check the data (blank or constant images, labels), --lr, "
+            "and the neurons' --threshold and --beta")
+
+
+def _repair_outputs(result: TrainResult, out: Path) -> None:
+    """Rewrite the metrics files from the resumed checkpoint's history when they disagree
+    with it (a crash between writing the checkpoint and the metrics left them an epoch
+    behind): the checkpoint is the truth."""
+    try:
+        written = json.loads((out / "metrics.json").read_text()).get("history")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if not isinstance(written, list) or len(written) != len(result.history):
+        write_outputs(result, out)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import spikeinit
 from spikeinit.cli.main import main
+from spikeinit.errors import InvalidArgumentError
 from spikeinit.experiments.training import TrainConfig, train
 from spikeinit.io import own_folder
 
@@ -639,3 +640,11 @@ def test_billion_laughs_anchored_outside_the_grid_is_refused_quickly(levels: int
     spec.write_text("\n".join([*lines, f"grid:\n  depth: *a{levels - 1}"]) + "\n")
     _fails_cleanly(["sweep", str(spec), "--dry-run", "--results", str(tmp_path / "r")],
                    capsys, "expands to more than")
+
+
+@pytest.mark.parametrize("call", ["initialize", "calibrate", "report"])
+@pytest.mark.parametrize("model", ["not a model", None, 3, torch.zeros(2)])
+def test_a_model_that_is_not_a_module_is_a_user_error_naming_it(call: str, model: object) -> None:
+    function = getattr(spikeinit, call)
+    with pytest.raises(InvalidArgumentError, match="model must be a torch.nn.Module, got "):
+        function(model, sample=torch.rand(2, 3, 4))

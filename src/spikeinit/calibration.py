@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeinit._validation import check_choice, check_positive, check_positive_int
+from spikeinit._validation import check_choice, check_module, check_positive, check_positive_int
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.trainable import TRAINABLE_RATE
 from spikeinit.network import (
@@ -185,6 +185,7 @@ def calibrate(
         >>> all(abs(layer.after - 0.1) <= 0.002 for layer in result.layers)
         True
     """
+    check_module("model", model)
     sample = sample_argument(sample, batch, "calibrate")
     check_choice("quantity", quantity, QUANTITIES)
     if sigma is not None:

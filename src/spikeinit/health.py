@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikeinit._validation import check_open_unit_interval, check_positive
+from spikeinit._validation import check_module, check_open_unit_interval, check_positive
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.init.fan import compute_fans
 from spikeinit.init.records import InitRecord, InitResult
@@ -231,6 +231,7 @@ def report(
         >>> health.dead[-1]
         'blocks.8.1'
     """
+    check_module("model", model)
     sample = sample_argument(sample, batch, "report")
     check_open_unit_interval("dead", dead)
     check_open_unit_interval("saturated", saturated)

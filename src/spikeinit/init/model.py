@@ -23,6 +23,7 @@ from torch import nn
 
 from spikeinit._validation import (
     check_finite_nonnegative,
+    check_module,
     check_positive,
     check_positive_int,
     check_unit_interval,
@@ -135,6 +136,7 @@ def initialize(
         >>> len(result), result[0].sigma, result[0].sigma_auto
         (2, 1.0, False)
     """
+    check_module("model", model)
     options, recurrent = recurrent_options(options)
     spec, chosen, options = _method_and_options(method, sigma, options)
     _check_arguments(threshold, beta, sigma, steps, sample, input_second_moment)

@@ -221,9 +221,9 @@ def test_what_prevents_fusion(count_fused):
     handle = net.synapses[0].register_forward_hook(lambda *_: None)
     assert not net.fusable(x)
     handle.remove()
-    net.neurons[0].record = True
+    net.neurons[0].stateful = True
     assert not net.fusable(x)
-    net.neurons[0].record = False
+    net.neurons[0].stateful = False
     assert net.fusable(x)
     assert not SpikingMLP([6, 8, 4], engine="reference").fusable(x)
     net(x)

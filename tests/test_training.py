@@ -23,7 +23,7 @@ from spikeinit.experiments.training.factory import (
     initialize_model,
     parameter_groups,
 )
-from spikeinit.experiments.training.loop import THREAD_VARIABLES
+from spikeinit.experiments.training.threads import THREAD_VARIABLES
 from spikeinit.neurons import LIF
 from spikeinit.sweep import make_run
 

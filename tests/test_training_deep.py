@@ -32,9 +32,9 @@ DEPTH = 20
 
 def _run(data_dir: Path, init: str, limit: int, epochs: int = 1, loss: str = "counts"):
     """The authors' protocol (input LIF layer, Adam 1e-3), as these findings were measured."""
-    options = {**PRESETS["paper-protocol"], "loss": loss}
-    config = TrainConfig(data_dir=str(data_dir), depth=DEPTH, width=100, init=init,
-                         epochs=epochs, limit_train=limit, limit_test=1000, **options)
+    options = {**PRESETS["paper-protocol"], "loss": loss, "init": init}
+    config = TrainConfig(data_dir=str(data_dir), depth=DEPTH, width=100, epochs=epochs,
+                         limit_train=limit, limit_test=1000, **options)
     return train(config, None, device="cpu", progress=False, log=None)
 
 

@@ -24,7 +24,7 @@ from spikeinit.experiments.distributed import (
     setup_distributed,
 )
 from spikeinit.experiments.training import TrainConfig, rows_to_csv, train
-from spikeinit.experiments.training.loop import check_threads
+from spikeinit.experiments.training.threads import check_threads
 from spikeinit.init.registry import get_method
 from spikeinit.io import write_json_atomic, write_text_atomic
 

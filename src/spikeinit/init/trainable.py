@@ -104,9 +104,9 @@ def trainable_variance(ctx: LayerContext, options: Mapping[str, Any]) -> float:
 register(
     InitMethod(
         name="trainable",
-        summary=f"every population at rate {TRAINABLE_RATE:g} (trains best, docs/"
-                "operating-point.md), held by the temporal fixed point over the sample's T "
-                "steps; trainable=<r> (the default)",
+        summary=f"every population at rate {TRAINABLE_RATE:g} (the rate that trains best), "
+                "held by the temporal fixed point over the sample's T steps; trainable=<r> "
+                "(the default)",
         statistics_fn=lambda ctx, o: (0.0, trainable_variance(ctx, o)),
         options={"rate": TRAINABLE_RATE, "finite_width": True, "draft": False},
         value_option="rate",

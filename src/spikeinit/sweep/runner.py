@@ -2,8 +2,9 @@
 
 Local backend: a ``ProcessPoolExecutor`` (spawned workers) where each **worker** writes its
 run's result file atomically, so a run that finished is on disk even if the runner is killed a
-moment later. Workers die with the runner (``PR_SET_PDEATHSIG`` on Linux, else a watchdog
-thread), so a restarted sweep never races an orphan on the same run.
+moment later. Workers die with the runner (``PR_SET_PDEATHSIG`` on Linux, set by a launcher
+before the worker's interpreter imports anything, then a watchdog thread), so a restarted sweep
+never races an orphan on the same run.
 
 Ray backend: every run is a Ray task (``num_cpus``/``num_gpus`` per task); the task returns its
 record and the driver writes the same result files (so the cluster needs no shared file
@@ -16,17 +17,19 @@ import contextlib
 import ctypes
 import os
 import platform
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_context, spawn
 from pathlib import Path
 from typing import Any
 
@@ -220,14 +223,51 @@ def _local(results: Path, todo: list[Run], workers: int, threads: int | None,
             _count(summary, progress, run, "failed")
 
 
+#: The worker launcher: it asks Linux to kill the process when its parent (the runner) dies,
+#: then becomes the Python interpreter (``execv`` keeps that request), so that a worker killed
+#: while it still imports torch dies too.
+_LAUNCHER = """#!{python} -S
+import ctypes, os, sys
+try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except (OSError, AttributeError):
+    pass
+if os.getppid() != {parent}:
+    os._exit(1)
+os.execv({python!r}, [{python!r}] + sys.argv[1:])
+"""
+
+
+@contextlib.contextmanager
+def _launched_workers() -> Iterator[None]:
+    """Spawn the pool's workers through :data:`_LAUNCHER` (Linux, where the interpreter's path
+    fits a ``#!`` line); elsewhere as they are, with the initializer's watchdog alone."""
+    python = spawn.get_executable()
+    python = python.decode() if isinstance(python, bytes) else python
+    if platform.system() != "Linux" or not python or len(python) > 100 or any(
+            char.isspace() for char in python):
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="spikeinit-workers-"))
+    launcher = folder / "worker"
+    launcher.write_text(_LAUNCHER.format(python=python, parent=os.getpid()))
+    launcher.chmod(0o700)
+    spawn.set_executable(str(launcher))
+    try:
+        yield
+    finally:
+        spawn.set_executable(python)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _pool_pass(results: Path, queue: list[Run], workers: int, threads: int,
                progress: _Progress, summary: SweepSummary) -> list[Run]:
     """Run the runs of ``queue`` (popped from its end) on a fresh pool until it is empty or a
     worker dies; the runs that were in flight when it died (none if it did not)."""
     in_flight: dict[Future[str], Run] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_die_with_parent,
-                             initargs=(threads, os.getpid())) as pool:
+    with _launched_workers(), ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
+            initargs=(threads, os.getpid())) as pool:
         while queue or in_flight:
             try:
                 while queue and len(in_flight) < workers:

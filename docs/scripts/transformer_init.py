@@ -21,7 +21,6 @@ from torch import nn
 
 import spikeinit
 from spikeinit.experiments.zoo import TRANSFORMERS, zoo_transformer
-from spikeinit.network import ActivityProbe, discover, kept_statistics, run_model
 
 STEPS, BATCH, IMAGE = 4, 8, 32
 
@@ -33,12 +32,10 @@ def images(seed: int) -> torch.Tensor:
 
 
 def rates(net: nn.Module, sample: torch.Tensor) -> dict[str, float]:
-    """Every understood population's rate on ``sample``, one pass from rest."""
-    neurons = {site.name: (site.module, site.description.spike_amplitude)
-               for site in discover(net).neurons if site.description is not None}
-    with kept_statistics(net), ActivityProbe(neurons, currents=False) as probe:
-        run_model(net, sample)
-    return {name: probe.neurons[name].rate for name in neurons}
+    """Every understood population's measured rate on ``sample`` (``spikeinit.report``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {row.neuron: row.measured_rate for row in spikeinit.report(net, sample).layers}
 
 
 def main() -> None:

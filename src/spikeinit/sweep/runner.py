@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -33,7 +34,7 @@ from multiprocessing import get_context, spawn
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from tqdm import TqdmWarning, tqdm
 
 from spikeinit.errors import InvalidArgumentError
 from spikeinit.io import remove_temporaries, write_json_atomic
@@ -307,7 +308,11 @@ def _count(summary: SweepSummary, progress: _Progress, run: Run, status: str) ->
 def import_ray() -> Any:
     """``import ray``, or a ``ValueError`` saying how to install it."""
     try:
-        import ray
+        with warnings.catch_warnings():
+            # Ray imports tqdm.auto, which in a notebook without ipywidgets warns that its bars
+            # fall back to text: a remark on the notebook, not on the sweep.
+            warnings.filterwarnings("ignore", "IProgress not found", TqdmWarning)
+            import ray
     except ImportError as error:
         raise InvalidArgumentError("backend 'ray' needs Ray: pip install 'spikeinit[ray]' "
                          "(or pip install ray)") from error

@@ -125,10 +125,9 @@ class TabularResult:
 
     def row_notes(self) -> list[tuple[str, ...]] | None:
         """The notes of each table row, in the order of :meth:`table_rows` (``None``: the rows
-        have no notes of their own). By default those of the result's ``layers`` (or items, for
-        a result that is a list), when each has a ``notes`` attribute."""
-        layers = getattr(self, "layers", None)
-        items = list(layers) if layers is not None else list(self) if isinstance(self, list) else []
+        have no notes of their own). By default those of the result's ``layers``, when each
+        has a ``notes`` attribute."""
+        items = list(getattr(self, "layers", ()))
         if not items or not all(hasattr(item, "notes") for item in items):
             return None
         return [tuple(item.notes) for item in items]

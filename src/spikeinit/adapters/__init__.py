@@ -10,12 +10,11 @@ from spikeinit.adapters.description import FRAMEWORKS, NeuronDescription, Unsupp
 from spikeinit.adapters.registry import (
     ADAPTERS,
     adapter_for,
-    all_tensors,
     describe_neuron,
-    first_tensor,
     is_spiking_neuron,
     reset_neurons,
 )
+from spikeinit.nested import all_tensors, first_tensor
 
 __all__ = [
     "ADAPTERS",

@@ -8,7 +8,6 @@ from torch import nn
 
 from spikeinit.adapters import native, norse, snntorch, spikingjelly
 from spikeinit.adapters.description import NeuronDescription
-from spikeinit.nested import all_tensors, first_tensor  # noqa: F401 (re-exported)
 
 ADAPTERS: tuple[ModuleType, ...] = (native, snntorch, spikingjelly, norse)
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from spikeinit.adapters.registry import first_tensor
 from spikeinit.errors import InvalidArgumentError
+from spikeinit.nested import first_tensor
 from spikeinit.neurons.statistics import Moments
 
 

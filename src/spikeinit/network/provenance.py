@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from spikeinit.adapters.registry import all_tensors
+from spikeinit.nested import all_tensors
 
 
 def storage_key(tensor: Tensor) -> int | None:

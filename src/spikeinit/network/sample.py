@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from spikeinit.adapters.registry import all_tensors
 from spikeinit.errors import InvalidArgumentError
+from spikeinit.nested import all_tensors
 
 
 def sample_argument(sample: Any, batch: Any, function: str) -> Any:

@@ -29,8 +29,8 @@ from typing import Any
 from torch import Tensor
 
 from spikeinit.adapters.description import NeuronDescription
-from spikeinit.adapters.registry import first_tensor
 from spikeinit.errors import InvalidArgumentError
+from spikeinit.nested import first_tensor
 
 #: The one-line ``forward`` that feeds a stateful single-step model one step per call.
 STEP_LOOP = "forward=lambda model, x: [model(step) for step in x]"

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spikeinit.adapters.registry import first_tensor
 from spikeinit.errors import InternalError
+from spikeinit.nested import first_tensor
 from spikeinit.network.provenance import Provenance
 from spikeinit.network.tensor_ops import NODE_FUNCTIONS, PRODUCT_KINDS, OperandRecord
 from spikeinit.network.units import Units, containers

@@ -132,9 +132,9 @@ def covered_internal(network: NetworkMap, loops: Sequence[RecurrentLoop]) -> lis
 
 
 def _parameters(network: NetworkMap, loop: RecurrentLoop, threshold: float | None,
-                beta: float | None) -> tuple[LIFParameters, float, float] | None:
-    """The population's unit-gain LIF (``threshold``/``beta`` override it), its spike amplitude
-    and its synaptic decay."""
+                beta: float | None) -> tuple[LIFParameters, float, float, bool] | None:
+    """The population's unit-gain LIF (``threshold``/``beta`` override it), its spike amplitude,
+    its synaptic decay and whether it runs all the steps in one call."""
     site = network.neuron(loop.neuron_name)
     description = site.description if site is not None else None
     if description is None:
@@ -143,7 +143,8 @@ def _parameters(network: NetworkMap, loop: RecurrentLoop, threshold: float | Non
     if threshold is not None or beta is not None:
         params = replace(params, threshold=threshold if threshold is not None
                          else params.threshold, beta=beta if beta is not None else params.beta)
-    return params, description.spike_amplitude, description.synaptic_decay
+    return (params, description.spike_amplitude, description.synaptic_decay,
+            description.step_mode == "multi")
 
 
 def _draw_recurrent(loop: RecurrentLoop, std: float, generator: torch.Generator | None) -> None:
@@ -163,19 +164,29 @@ def _scale_drive(loop: RecurrentLoop, factor: float) -> None:
 
 
 def rates_per_step(model: nn.Module, sample: Any, forward: Forward | None, neuron: nn.Module,
-                   amplitude: float = 1.0) -> Tensor:
+                   amplitude: float = 1.0, multi_step: bool = False) -> Tensor:
     r"""The mean spike of ``neuron`` at each step of one run on ``sample``, ``(T,)``.
 
-    One value per call of a single-step neuron, one per leading index of a multi-step neuron's
-    ``(T, ...)`` output (a call whose output's first axis is not time reads as one step);
-    spikes of amplitude :math:`a` count as 1.
+    One value per call of a single-step neuron; with ``multi_step`` one per leading index of
+    each call's ``(T, ...)`` output. Spikes of amplitude :math:`a` count as 1.
+
+    Example:
+        >>> from spikeinit.neurons import LIF
+        >>> lif = LIF(beta=0.5, threshold=1.0)
+        >>> rates_per_step(lif, torch.full((3, 1, 2), 1.5), None, lif, multi_step=True).tolist()
+        [1.0, 1.0, 1.0]
     """
     rates: list[Tensor] = []
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
         spikes = first_tensor(output)
-        if spikes is not None:
-            rates.append(spikes.detach().float().mean().reshape(1) / amplitude)
+        if spikes is None:
+            return
+        spikes = spikes.detach().float() / amplitude
+        if multi_step and spikes.dim() > 1:
+            rates.append(spikes.flatten(1).mean(1))
+        else:
+            rates.append(spikes.mean().reshape(1))
 
     handle = neuron.register_forward_hook(hook)
     try:
@@ -193,42 +204,78 @@ class _Search:
 
 
 def _measured_rate(model: nn.Module, sample: Any, forward: Forward | None,
-                   loop: RecurrentLoop, amplitude: float) -> float:
-    rates = rates_per_step(model, sample, forward, loop.neuron, amplitude)
+                   loop: RecurrentLoop, amplitude: float, multi_step: bool) -> float:
+    rates = rates_per_step(model, sample, forward, loop.neuron, amplitude, multi_step)
     kept = rates[RATE_FROM_STEP:] if rates.numel() > RATE_FROM_STEP else rates
     return float(kept.mean()) if kept.numel() else 0.0
 
 
 def search_drive(model: nn.Module, sample: Any, forward: Forward | None, loop: RecurrentLoop,
-                 amplitude: float, target: float) -> _Search:
+                 amplitude: float, target: float, multi_step: bool = False) -> _Search:
     r"""Scale ``loop``'s drive by the :math:`c` whose measured rate is ``target`` (module
-    docstring): secant steps in :math:`(\log c, \log r)`, each at most a factor 4, from an
-    assumed slope :math:`d\log r/d\log c = 2`; the best try is kept."""
-    tries: list[tuple[float, float]] = []  # (log c, log r)
+    docstring); the best try is kept.
+
+    Until the target is bracketed (one try below it, one above) each step is a secant step in
+    :math:`(\log c, \log r)` from an assumed slope :math:`d\log r/d\log c = 2`, at most a
+    factor 4. Once bracketed, the secant guess between the two ends of the bracket is kept at
+    least a quarter of the bracket from either end, so that the bracket shrinks by a quarter
+    or more at every run even where the rate jumps (a loop that sustains its own activity
+    switches on over a narrow range of drives, where plain secant steps oscillate)."""
+    below: tuple[float, float] | None = None  # (log c, rate) of the tightest try under target
+    above: tuple[float, float] | None = None
+    last: tuple[float, float] | None = None  # (log c, log r) of the latest try that fired
     current = 0.0  # log of the factor now on the drive
     best = (math.inf, 0.0, 0.0)  # (error, log c, rate)
     for run in range(1, MAX_RATE_RUNS + 1):
-        rate = _measured_rate(model, sample, forward, loop, amplitude)
+        rate = _measured_rate(model, sample, forward, loop, amplitude, multi_step)
         error = abs(math.log(max(rate, 1e-12) / target))
         if error < best[0]:
             best = (error, current, rate)
         if abs(rate / target - 1.0) <= RATE_TOLERANCE or run == MAX_RATE_RUNS:
             break
-        if rate <= 0.0:
-            step = math.log(4.0)
+        if rate < target:
+            below = (current, rate)
         else:
-            tries.append((current, math.log(rate)))
-            slope = 2.0
-            if len(tries) >= 2:
-                (c0, r0), (c1, r1) = tries[-2], tries[-1]
-                if c1 != c0 and (r1 - r0) / (c1 - c0) > 0.1:
-                    slope = (r1 - r0) / (c1 - c0)
-            step = (math.log(target) - math.log(rate)) / slope
-        step = max(-math.log(4.0), min(math.log(4.0), step))
-        _scale_drive(loop, math.exp(step))
-        current += step
+            above = (current, rate)
+        if below is not None and above is not None:
+            goal = _inside_bracket(below, above, target)
+        else:
+            goal = current + _open_step(rate, target, last, current)
+        if rate > 0.0:
+            last = (current, math.log(rate))
+        _scale_drive(loop, math.exp(goal - current))
+        current = goal
     _scale_drive(loop, math.exp(best[1] - current))
     return _Search(math.exp(best[1]), best[2], run)
+
+
+def _open_step(rate: float, target: float, last: tuple[float, float] | None,
+               current: float) -> float:
+    r"""The step in :math:`\log c` before the target is bracketed: a secant step (slope 2 or
+    the one measured from the latest try that fired), at most a factor 4 either way."""
+    if rate <= 0.0:
+        return math.log(4.0)
+    slope = 2.0
+    if last is not None and last[0] != current:
+        measured = (math.log(rate) - last[1]) / (current - last[0])
+        if measured > 0.1:
+            slope = measured
+    step = (math.log(target) - math.log(rate)) / slope
+    return max(-math.log(4.0), min(math.log(4.0), step))
+
+
+def _inside_bracket(below: tuple[float, float], above: tuple[float, float],
+                    target: float) -> float:
+    r"""The next :math:`\log c` between ``below`` and ``above`` (``(log c, rate)``): the
+    secant guess in :math:`(\log c, \log r)` (the middle when the lower try was silent),
+    kept a quarter of the bracket from its ends."""
+    (c0, r0), (c1, r1) = below, above
+    guess = (c0 + c1) / 2.0
+    if r0 > 0.0 and r1 > r0:
+        guess = c0 + (math.log(target) - math.log(r0)) * (c1 - c0) / (math.log(r1) - math.log(r0))
+    low, high = min(c0, c1), max(c0, c1)
+    margin = (high - low) / 4.0
+    return min(max(guess, low + margin), high - margin)
 
 
 def initialize_loops(model: nn.Module, network: NetworkMap, loops: Sequence[RecurrentLoop],
@@ -258,7 +305,7 @@ def _initialize_loop(model: nn.Module, network: NetworkMap, records: list[InitRe
     found = _parameters(network, loop, threshold, beta)
     if found is None:
         return records
-    params, amplitude, decay = found
+    params, amplitude, decay, multi_step = found
     target = rate if rate is not None else DEFAULT_RATE
     theory = recurrent_gain(params, target, options.get("loop_gain", DEFAULT_LOOP_GAIN),
                             options.get("memory_time"))
@@ -273,7 +320,7 @@ def _initialize_loop(model: nn.Module, network: NetworkMap, records: list[InitRe
         f"{theory.own_memory:.3g} steps)"))]
     search = None
     if sample is not None and rate is not None and loop.drive:
-        search = search_drive(model, sample, forward, loop, amplitude, target)
+        search = search_drive(model, sample, forward, loop, amplitude, target, multi_step)
         notes.append(Note("measured", loop.name, (
             f"drive {loop.drive_name} x {search.factor:.4g}: mean rate {search.rate:.4g} "
             f"from step {RATE_FROM_STEP} on the sample ({search.runs} runs)")))

@@ -14,6 +14,10 @@ remembered. A later input ``x`` is then traced back to its producer, in this ord
 - ``unknown``: none of these; the latest output is taken as the producer, and the graph
   records a ``tensor-op`` operation in between.
 
+The tracer adds one kind of its own: ``loop``, the input of a recurrent block's neuron, which
+is its ``input`` layer's output plus the block's own recurrent current
+(:mod:`spikeinit.network.tracer`).
+
 The outputs (and the inputs of the units) are kept alive for the whole run, so that no later
 tensor reuses their storage and is mistaken for a view of them.
 """

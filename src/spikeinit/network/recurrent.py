@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from spikeinit.adapters.registry import is_spiking_neuron
 from spikeinit.network.nodes import NetworkMap
 
-__all__ = ["RecurrentLoop", "find_loops"]
+__all__ = ["RecurrentLoop", "find_loops", "is_recurrent_block"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,14 +112,27 @@ def _container_loop(name: str, module: nn.Module) -> RecurrentLoop | None:
                          _joined(name, "rc") + f"[:, :{inputs}]", covers=(_joined(name, "rc"),))
 
 
-def _block_loop(name: str, module: nn.Module) -> RecurrentLoop | None:
+def is_recurrent_block(module: nn.Module) -> bool:
+    """Whether ``module`` is a recurrent block of the spikeinit kind: an ``input`` Linear, a
+    square ``recurrent`` Linear and a ``lif`` neuron. The tensor operations its ``forward``
+    does outside those (the loop over the steps) are part of the population, not nodes.
+
+    Example:
+        >>> from spikeinit.models import RecurrentBlock
+        >>> is_recurrent_block(RecurrentBlock(3, 4)), is_recurrent_block(nn.Linear(4, 4))
+        (True, False)
+    """
     recurrent, neuron = getattr(module, "recurrent", None), getattr(module, "lif", None)
-    feed = getattr(module, "input", None)
-    if (not isinstance(recurrent, nn.Linear) or not _square(recurrent.weight)
-            or not isinstance(feed, nn.Linear) or neuron is None
-            or not is_spiking_neuron(neuron)):
+    return (isinstance(recurrent, nn.Linear) and _square(recurrent.weight)
+            and isinstance(getattr(module, "input", None), nn.Linear)
+            and neuron is not None and is_spiking_neuron(neuron))
+
+
+def _block_loop(name: str, module: nn.Module) -> RecurrentLoop | None:
+    if not is_recurrent_block(module):
         return None
-    return RecurrentLoop(_joined(name, "recurrent"), _joined(name, "lif"), neuron,
+    recurrent, feed = module.recurrent, module.input
+    return RecurrentLoop(_joined(name, "recurrent"), _joined(name, "lif"), module.lif,
                          recurrent.weight, recurrent.bias, _linear_tensors(feed),
                          _joined(name, "input"), covers=(_joined(name, "recurrent"),))
 

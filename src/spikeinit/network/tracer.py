@@ -9,7 +9,10 @@ after that container and its kind (``blocks.3.add``, its second one ``blocks.3.a
 ``blocks.3.attn.matmul``, ``blocks.3.attn.mul``) and keeps its operands' producers and
 moments (a product also its own moments and the terms it sums per entry). Only the first call
 of a unit or node is linked: at the later steps of a single-step model the same graph runs
-again.
+again. Inside a recurrent block (:func:`~spikeinit.network.recurrent.is_recurrent_block`) the
+loop over the steps is the population's own: its operations are not nodes, and its neuron's
+input is linked to the block's ``input`` layer as a ``loop`` (its currents are that layer's
+output plus :math:`W_{rec} s[t-1]`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 from spikeinit.errors import InternalError
 from spikeinit.nested import first_tensor
 from spikeinit.network.provenance import Provenance
+from spikeinit.network.recurrent import is_recurrent_block
 from spikeinit.network.tensor_ops import NODE_FUNCTIONS, PRODUCT_KINDS, OperandRecord
 from spikeinit.network.units import Units, containers
 
@@ -75,6 +79,7 @@ class Tracer:
         self.products: dict[str, ProductRecord] = {}
         self.inputs: dict[str, list[Tensor]] = {}  # every input of the layers fed by data
         self.depth = 0  # units being run: an addition inside one is part of it
+        self.loop_inputs: dict[str, str] = {}  # a recurrent block's neuron -> its input layer
         self.scopes: list[tuple[str, dict[str, int]]] = [("", {})]  # name, nodes so far by kind
 
     @property
@@ -91,14 +96,20 @@ class Tracer:
             handles.append(module.register_forward_hook(self.hook(name)))
         for name, module in containers(model, self.units):
             handles.append(module.register_forward_pre_hook(self.enter_scope(name)))
+            if is_recurrent_block(module):  # its loop over the steps is the population's
+                handles.append(module.register_forward_pre_hook(self.enter_unit))
+                prefix = f"{name}." if name else ""
+                self.loop_inputs[prefix + "lif"] = prefix + "input"
         return handles
 
     def leave_hooks(self, model: nn.Module) -> list[Any]:
         """Register the hooks that close a unit or a container; returns their handles."""
         handles = [module.register_forward_hook(self.leave_unit)
                    for module, _ in self.units.values()]
-        handles += [module.register_forward_hook(self.leave_scope)
-                    for _, module in containers(model, self.units)]
+        for _, module in containers(model, self.units):
+            handles.append(module.register_forward_hook(self.leave_scope))
+            if is_recurrent_block(module):
+                handles.append(module.register_forward_hook(self.leave_unit))
         return handles
 
     def hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
@@ -110,6 +121,8 @@ class Tracer:
                 return
             x = first_tensor(args)
             self.producer[name] = self.origins.find(x)
+            if self.producer[name] == (self.loop_inputs.get(name), "unknown"):
+                self.producer[name] = (self.loop_inputs[name], "loop")
             self.input_shapes[name] = tuple(x.shape) if x is not None else None
             out = first_tensor(output)
             if x is not None and out is not None:

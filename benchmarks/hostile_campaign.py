@@ -6,7 +6,10 @@ user or a security reviewer would try, and is classified:
 - ``clean``: exit 0 with finite outputs, or a refusal (exit 2, or a ``UserError`` from the API)
   with no traceback, and the run folders it touched left as they were;
 - ``traceback``: exit 1 ("internal error"), or an exception outside spikeinit's family;
-- ``hang``: still running after the per-case limit (``--limit``, seconds);
+- ``hang``: still running after the per-case limit (``--limit``, seconds). The workers run with
+  ``SPIKEINIT_TIME_BUDGET`` at a third of the limit (``--time-budget``), so a size that the
+  time check lets through and that then runs past the limit is a hang past the checks; a
+  larger size must be refused up front;
 - ``silent-nan``: exit 0 (or a returned value) holding a NaN or infinite number;
 - ``lost``: a refused case that changed a run folder it should have left alone;
 - ``crash``: the process running the case died (killed, out of memory).
@@ -15,7 +18,7 @@ The families: ``cli-arguments``, ``corrupt-data``, ``checkpoints``, ``sweeps``, 
 ``kernel-cache``. Cases run in worker processes (a batch each); a worker that dies or stalls is
 replaced and its case counted. Usage::
 
-    nice python benchmarks/hostile_campaign.py --limit 30 --json campaign.json
+    nice python benchmarks/hostile_campaign.py --limit 120 --json campaign.json
     python benchmarks/hostile_campaign.py --family api --list
 """
 
@@ -621,10 +624,12 @@ def _alarm(signum: int, frame: Any) -> None:
     raise Hang
 
 
-def worker(indices: list[int], limit: float) -> None:
-    """Run the cases ``indices`` in this process; one JSON line per case on stdout."""
+def worker(indices: list[int], limit: float, budget: float) -> None:
+    """Run the cases ``indices`` in this process, with the time budget ``budget`` seconds; one
+    JSON line per case on stdout."""
     import torch
 
+    os.environ["SPIKEINIT_TIME_BUDGET"] = str(budget)
     torch.set_num_threads(1)
     cases = all_cases()
     with tempfile.TemporaryDirectory(prefix="hostile-warm-") as folder:  # untimed: imports,
@@ -648,7 +653,7 @@ def worker(indices: list[int], limit: float) -> None:
         print(json.dumps({"index": index, "outcome": outcome, "detail": detail}), flush=True)
 
 
-def run_campaign(indices: list[int], limit: float) -> list[dict[str, Any]]:
+def run_campaign(indices: list[int], limit: float, budget: float) -> list[dict[str, Any]]:
     """Run ``indices`` in worker processes; a worker that dies or stalls costs its case."""
     cases = all_cases()
     results: dict[int, dict[str, Any]] = {}
@@ -656,7 +661,8 @@ def run_campaign(indices: list[int], limit: float) -> list[dict[str, Any]]:
     while todo:
         process = subprocess.Popen(
             [sys.executable, __file__, "--worker", ",".join(map(str, todo)), "--limit",
-             str(limit)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             str(limit), "--time-budget", str(budget)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert process.stdout is not None
         for line in process.stdout:
             record = json.loads(line)
@@ -677,13 +683,16 @@ def run_campaign(indices: list[int], limit: float) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=FAMILIES, action="append", default=None)
-    parser.add_argument("--limit", type=float, default=30.0, help="seconds per case")
+    parser.add_argument("--limit", type=float, default=120.0, help="seconds per case")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="SPIKEINIT_TIME_BUDGET of the cases (default: a third of --limit)")
     parser.add_argument("--json", type=Path, default=None, help="write every case's outcome")
     parser.add_argument("--list", action="store_true", help="list the cases and stop")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    budget = args.time_budget if args.time_budget is not None else args.limit / 3
     if args.worker is not None:
-        worker([int(i) for i in args.worker.split(",")], args.limit)
+        worker([int(i) for i in args.worker.split(",")], args.limit, budget)
         return 0
     cases = all_cases()
     indices = [i for i, case in enumerate(cases)
@@ -694,9 +703,10 @@ def main() -> int:
         print(f"{len(indices)} cases")
         return 0
     start = time.time()
-    records = run_campaign(indices, args.limit)
+    records = run_campaign(indices, args.limit, budget)
     table = Counter((r["family"], r["outcome"]) for r in records)
-    print(f"\n{len(records)} cases in {time.time() - start:.0f} s")
+    print(f"\n{len(records)} cases in {time.time() - start:.0f} s (limit {args.limit:g} s per "
+          f"case, time budget {budget:g} s)")
     print("family".ljust(16) + "".join(o.rjust(11) for o in ("cases", *OUTCOMES)))
     for family in FAMILIES:
         counts = [table[(family, o)] for o in OUTCOMES]

@@ -231,6 +231,36 @@ def test_sizes_that_cannot_fit_are_refused_up_front_with_the_estimate(command: l
     assert "1.49e+06 GiB" in line  # 100 layers x (2e6)^2 float32 weights: 1.6e15 bytes
 
 
+@pytest.mark.parametrize("command", [["propagate", "--width", "100", "--depth", "1000",
+                                      "--steps", "10000", "--batch", "1000"],
+                                     ["conditions", "--widths", "100", "--depth", "1000",
+                                      "--steps", "1000", "--batch", "1000"]])
+def test_runs_longer_than_a_day_are_refused_up_front_with_the_estimate(command: list[str],
+                                                                      tmp_path: Path,
+                                                                      capsys) -> None:
+    _fails_cleanly([*command, "--device", "cpu", "--out", str(tmp_path)], capsys,
+                   "operations", "more than the 24 hours", "SPIKEINIT_TIME_BUDGET")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_tighter_time_budget_refuses_what_a_day_allows(tmp_path: Path, capsys,
+                                                         monkeypatch) -> None:
+    # 1 init x 10 layers x 100 steps x 100 samples x (2 x 100^2 + 20 x 100) operations: 2.2 s
+    command = ["propagate", "--width", "100", "--depth", "10", "--steps", "100", "--batch", "100",
+               "--init", "deep", "--device", "cpu", "--out", str(tmp_path)]
+    monkeypatch.setenv("SPIKEINIT_TIME_BUDGET", "1")
+    line = _fails_cleanly(command, capsys, "2.2 s", "more than the 1 s")
+    assert "--width/--depth/--batch/--steps" in line
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_a_time_budget_that_is_not_a_positive_number_is_named(value: str, tmp_path: Path, capsys,
+                                                            monkeypatch) -> None:
+    monkeypatch.setenv("SPIKEINIT_TIME_BUDGET", value)
+    _fails_cleanly(["propagate", "--width", "10", "--depth", "2", "--device", "cpu", "--out",
+                    str(tmp_path)], capsys, "SPIKEINIT_TIME_BUDGET", repr(value))
+
+
 # ---- checkpoints: one flipped byte, altered entries, files that are not regular -----------------
 
 def _tiny_config(data_dir: Path, epochs: int = 2) -> TrainConfig:

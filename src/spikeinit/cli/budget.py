@@ -3,11 +3,17 @@
 The work of a run is counted in floating-point operations of its layers, about: a dense
 ``W x W`` layer costs :math:`2 W^2` per sample and time step, and the neurons behind it
 :data:`NEURON_OPERATIONS` per neuron and step. At :data:`OPERATIONS_PER_SECOND` (a cautious
-rate for one CPU socket) a run of more than :data:`BUDGET_SECONDS` is refused with the estimate
-and the options that set it, as memory is (:func:`spikeinit.machine.check_fits`).
+rate for one CPU socket) a run of more than :func:`budget_seconds` (a day, or the environment
+variable ``SPIKEINIT_TIME_BUDGET`` in seconds) is refused with the estimate and the options that
+set it, as memory is (:func:`spikeinit.machine.check_fits`). A shared machine, a CI job or a
+campaign that stops any case after a minute sets a tighter budget, so that a run it would stop
+is refused before it starts.
 """
 
 from __future__ import annotations
+
+import math
+import os
 
 from spikeinit.errors import InvalidArgumentError
 
@@ -15,8 +21,33 @@ from spikeinit.errors import InvalidArgumentError
 NEURON_OPERATIONS = 20
 #: The rate the estimate assumes, in operations per second.
 OPERATIONS_PER_SECOND = 1e9
-#: The longest run a command starts, in seconds (a day).
+#: The longest run a command starts, in seconds, unless ``SPIKEINIT_TIME_BUDGET`` says (a day).
 BUDGET_SECONDS = 24 * 3600
+#: The environment variable that sets another budget, in seconds.
+BUDGET_VARIABLE = "SPIKEINIT_TIME_BUDGET"
+
+
+def budget_seconds() -> float:
+    """The budget in seconds: ``$SPIKEINIT_TIME_BUDGET`` when set, else :data:`BUDGET_SECONDS`.
+
+    Raises:
+        InvalidArgumentError: when the variable is not a positive finite number.
+
+    Example:
+        >>> budget_seconds() > 0
+        True
+    """
+    text = os.environ.get(BUDGET_VARIABLE, "").strip()
+    if not text:
+        return float(BUDGET_SECONDS)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(
+            f"{BUDGET_VARIABLE} must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def layer_operations(width_in: int, width_out: int) -> int:
@@ -26,8 +57,9 @@ def layer_operations(width_in: int, width_out: int) -> int:
 
 
 def check_time(operations: int, what: str) -> None:
-    """Refuse ``operations`` beyond the budget (:data:`BUDGET_SECONDS` at
-    :data:`OPERATIONS_PER_SECOND`); ``what`` names the options that set the size.
+    r"""Refuse ``operations`` beyond the budget: :math:`\mathrm{operations} /
+    10^9\,\mathrm{s}^{-1} >` :func:`budget_seconds`; ``what`` names the options that set
+    the size.
 
     Raises:
         InvalidArgumentError: with the estimate in hours.
@@ -36,8 +68,14 @@ def check_time(operations: int, what: str) -> None:
         >>> check_time(10**9, "--depth")  # a second of work
     """
     seconds = operations / OPERATIONS_PER_SECOND
-    if seconds > BUDGET_SECONDS:
+    budget = budget_seconds()
+    if seconds > budget:
         raise InvalidArgumentError(
-            f"{what}: this run needs about {operations:.3g} operations, {seconds / 3600:.3g} "
-            f"hours at {OPERATIONS_PER_SECOND:.0e} per second, more than the "
-            f"{BUDGET_SECONDS // 3600} hours a command may take; choose a smaller size")
+            f"{what}: this run needs about {operations:.3g} operations, "
+            f"{_duration(seconds)} at {OPERATIONS_PER_SECOND:.0e} per second, more than the "
+            f"{_duration(budget)} a command may take ({BUDGET_VARIABLE}); choose a smaller "
+            "size")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.3g} hours" if seconds >= 3600 else f"{seconds:.3g} s"

@@ -678,3 +678,27 @@ def test_a_model_that_is_not_a_module_is_a_user_error_naming_it(call: str, model
     function = getattr(spikeinit, call)
     with pytest.raises(InvalidArgumentError, match="model must be a torch.nn.Module, got "):
         function(model, sample=torch.rand(2, 3, 4))
+
+
+@pytest.mark.parametrize("where", ["neurons", "argument"])
+def test_initialize_refuses_a_zero_threshold_and_names_it(where: str) -> None:
+    from spikeinit.models import SpikingMLP
+
+    net = SpikingMLP([10, 10, 2], threshold=0.0 if where == "neurons" else 1.0)
+    options = {"threshold": 0.0} if where == "argument" else {}
+    with pytest.raises(InvalidArgumentError, match="threshold.*must be positive"):
+        spikeinit.initialize(net, sample=torch.rand(3, 4, 10), **options)
+    # a baseline draws from the fan alone: a zero threshold does not matter to it
+    assert len(spikeinit.initialize(net, method="pytorch", sample=torch.rand(3, 4, 10))) == 2
+
+
+def test_train_with_a_zero_threshold_is_one_line(tmp_path: Path, capsys) -> None:
+    from tests.conftest import shared_data_dir
+
+    data = shared_data_dir()
+    if not data.is_dir():
+        pytest.skip("real data not found (set SPIKEINIT_DATA_DIR)")
+    _fails_cleanly(["train", "--data-dir", str(data), "--limit-train", "8", "--limit-test", "8",
+                    "--epochs", "1", "--batch", "8", "--width", "8", "--depth", "1",
+                    "--threshold", "0", "--device", "cpu", "--out", str(tmp_path / "run")],
+                   capsys, "threshold", "must be positive")

@@ -110,3 +110,59 @@ def test_recurrent_population_holds_the_rate_at_every_step(framework: str) -> No
                            multi_step=framework in MULTI_STEP)[RATE_FROM_STEP:]
     assert rates.numel() == STEPS - RATE_FROM_STEP
     assert float(rates.min()) >= 0.75 * RATE and float(rates.max()) <= 1.25 * RATE
+
+
+@pytest.mark.parametrize("framework", ["snntorch", "spikeinit"])
+def test_report_sees_the_recurrent_population_and_its_weights(framework: str) -> None:
+    torch.manual_seed(0)
+    model, _, forward, name = CASES[framework]()
+    steps = 100
+    sample = torch.rand(steps, BATCH, 1, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = spikeinit.initialize(model, sample=sample, forward=forward,
+                                      generator=torch.Generator().manual_seed(2))
+    health = spikeinit.report(model, sample, forward=forward, init=result)
+    row = health.layers[0]
+    assert row.predicted_rate is None
+    assert any("a recurrent population" in n for n in health.notes)
+    assert not any(n.startswith(f"{name}: a weight layer inside") for n in health.notes)
+    gain = float(next(r for r in result if r.name == name).notes[0].split("g_rec = ")[1].split()[0])
+    note = next(n for n in health.notes if n.startswith(f"{name}: recurrent weights"))
+    assert float(note.split("g_rec = ")[1].split(":")[0]) == pytest.approx(gain, rel=0.05)
+    assert "(stable)" in note and "memory time" in note
+    # recurrent weights of 10 times the gain: the theory says so
+    with torch.no_grad():
+        find_loops(model)[0].weight.mul_(10.0)
+    louder = spikeinit.report(model, sample, forward=forward)
+    note = next(n for n in louder.notes if n.startswith(f"{name}: recurrent weights"))
+    assert float(note.split("g_rec = ")[1].split(":")[0]) == pytest.approx(10 * gain, rel=0.05)
+    assert "(stable)" not in note
+
+
+def test_report_names_why_a_joined_recurrent_weight_is_not_predicted() -> None:
+    torch.manual_seed(0)
+    model, _, forward, _ = spikingjelly_case()
+    health = spikeinit.report(model, torch.rand(50, BATCH, 1), forward=forward)
+    assert health.layers[0].predicted_rate is None
+    assert any("feed-forward and the recurrent weights in one matrix" in n for n in health.notes)
+
+
+@pytest.mark.parametrize("framework", ["snntorch", "spikeinit"])
+def test_calibrate_scales_the_drive_of_a_recurrent_population_and_keeps_its_loop(
+        framework: str) -> None:
+    torch.manual_seed(0)
+    model, _, forward, name = CASES[framework]()
+    loop = find_loops(model)[0]
+    with torch.no_grad():
+        loop.weight.normal_(0.0, 1.5 / math.sqrt(WIDTH))
+    kept = loop.weight.detach().clone()
+    sample = torch.rand(50, BATCH, 1, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = spikeinit.calibrate(model, sample, forward=forward, target=0.1)
+    assert torch.equal(loop.weight, kept)
+    assert result.layers[0].neuron == loop.neuron_name and result.layers[0].converged
+    assert result.layers[0].layer == {"snntorch": "0", "spikeinit": "blocks.0.input"}[framework]
+    assert any(n.startswith(f"{name}: recurrent weights of") and "kept" in n
+               for n in result.notes)

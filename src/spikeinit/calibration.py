@@ -7,6 +7,12 @@ feed-forward network one scalar search per layer suffices; each search is a safe
 on :math:`\log s` (``s`` the scale) against the probit of the rate, started from the Gaussian
 model :math:`r = Q(\tilde\theta / (s\,\sigma_I))`, and it stops after ``max_passes`` forward
 passes per layer.
+
+A recurrent population (:mod:`spikeinit.network.recurrent`) is calibrated through its
+feed-forward drive; its recurrent weights are left as they are (their gain is the theory's,
+:mod:`spikeinit.init.recurrent`), and a note says so. Its rate pools every step as for any
+population, the transient from rest included (:func:`spikeinit.initialize` measures a recurrent
+population from step :data:`~spikeinit.init.recurrent.RATE_FROM_STEP`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from spikeinit.network import (
     run_model,
     sample_argument,
 )
+from spikeinit.network.recurrent import find_loops
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.gaussian import inverse_tail_probability, tail_probability
 
@@ -197,6 +204,7 @@ def calibrate(
     with dropout_off(model), kept_statistics(model):
         network = discover(model, sample, forward)
         units, skipped = _units(network, target, quantity, sigma, scale_bias)
+        skipped += _loop_notes(model, network, units)
         neurons = {u.site.name: (u.site.module, u.site.description.spike_amplitude)
                    for u in units}
         passes = 1
@@ -323,6 +331,17 @@ def _units(
                            tuple(f"{handle_name}.{n}" for n in names), tuple(tensors),
                            tuple(t.detach().clone() for t in tensors), float(value)))
     return units, skipped
+
+
+def _loop_notes(model: nn.Module, network: NetworkMap, units: list[_Unit]) -> list[Note]:
+    """A note for each recurrent population among ``units``: its drive is scaled, its
+    recurrent weights are kept."""
+    scaled = {unit.site.name: unit for unit in units}
+    return [Note("modelled", loop.name, (
+                f"recurrent weights of {loop.neuron_name}, kept; its drive "
+                f"{scaled[loop.neuron_name].handle_name} scaled; the rate pools every step, "
+                "the transient from rest included"))
+            for loop in find_loops(model, network) if loop.neuron_name in scaled]
 
 
 def _from_probe(

@@ -37,6 +37,9 @@ def _pytorch_bias(
     bias.uniform_(-bound, bound, generator=generator)
 
 
+#: The methods registered here: they draw from the fan alone, whatever the neurons' threshold.
+BASELINE_METHODS = ("pytorch", "kaiming", "xavier", "lecun", "orthogonal")
+
 def _orthogonal_weight(
     weight: Tensor, ctx: LayerContext, options: Mapping[str, Any], generator: torch.Generator | None
 ) -> None:

@@ -37,6 +37,7 @@ from spikeinit.init.adjust import (
     training_normalization,
 )
 from spikeinit.init.attention import attention_record, attention_units
+from spikeinit.init.baselines import BASELINE_METHODS
 from spikeinit.init.horizon import leading_steps, theory_steps
 from spikeinit.init.network_context import layer_context, layer_context_and_notes
 from spikeinit.init.notices import (
@@ -143,6 +144,8 @@ def initialize(
     network, data_moment = traced_or_in_module_order(
         model, sample, forward, realize is True or (realize is None and chosen.rate_target),
         1.0 if input_second_moment is None else input_second_moment)
+    if chosen.name not in BASELINE_METHODS:
+        _check_thresholds(network, threshold)
     loops = find_loops(model, network)
     network.internal = covered_internal(network, loops)
     warn_about_the_network(network, {name for loop in loops for name in loop.covers})
@@ -199,6 +202,24 @@ def _check_arguments(threshold: float | None, beta: float | None, sigma: float |
         raise InvalidArgumentError("pass either sample or input_second_moment, not both")
     if input_second_moment is not None:
         check_positive("input_second_moment", input_second_moment)
+
+
+def _check_thresholds(network: NetworkMap, threshold: float | None) -> None:
+    """Refuse neurons whose effective threshold is not positive: no scale of their weights
+    sets their rate (a membrane above 0 fires whatever its size)."""
+    if threshold is not None:
+        if not threshold > 0:
+            raise InvalidArgumentError(
+                f"threshold must be positive for initialize, got {threshold!r}: at a zero "
+                "threshold no scale of the weights sets the rate")
+        return
+    for site in network.neurons:
+        theta = site.description.effective_threshold if site.description is not None else None
+        if theta is not None and not theta > 0:
+            raise InvalidArgumentError(
+                f"{site.name}: threshold {site.description.threshold!r} (theta/g = {theta!r}) "
+                "must be positive for initialize: at a zero threshold no scale of the weights "
+                "sets the rate; give the neurons a positive threshold or pass threshold=")
 
 
 def _realizing(realize: bool | None, sample: Any, point: OperatingPoint,

@@ -12,7 +12,9 @@ user or a security reviewer would try, and is classified:
   larger size must be refused up front;
 - ``silent-nan``: exit 0 (or a returned value) holding a NaN or infinite number;
 - ``lost``: a refused case that changed a run folder it should have left alone;
-- ``crash``: the process running the case died (killed, out of memory).
+- ``crash``: the process running the case died (killed, out of memory);
+- ``bad-case``: the case itself is wrong (argparse refused an option it does not know), so it
+  tested nothing: the campaign is not clean until the case is fixed.
 
 The families: ``cli-arguments``, ``corrupt-data``, ``checkpoints``, ``sweeps``, ``api``,
 ``kernel-cache``. Cases run in worker processes (a batch each); a worker that dies or stalls is
@@ -45,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 FAMILIES = ("cli-arguments", "corrupt-data", "checkpoints", "sweeps", "api", "kernel-cache")
-OUTCOMES = ("clean", "traceback", "hang", "silent-nan", "lost", "crash")
+OUTCOMES = ("clean", "traceback", "hang", "silent-nan", "lost", "crash", "bad-case")
 HOSTILE_VALUES = ("0", "-1", "nan", "inf", "-inf", "1e30", "abc", "", str(2**64), "1e-300",
                   "100000000")
 
@@ -113,6 +115,8 @@ def cli(argv: list[str], outputs: Path | None = None, keep: Path | None = None
     last = (text.strip().splitlines() or [""])[-1][:200]
     if code == 1 or "Traceback" in text or "internal error" in text:
         return "traceback", last
+    if "unrecognized arguments" in text:
+        return "bad-case", last
     if code == 0:
         bad = non_finite_in(outputs)
         if bad or " nan" in out.getvalue().lower():
@@ -225,6 +229,9 @@ def cli_argument_cases() -> list[Case]:
                     out = work / "out"
                     if command == "train":
                         argv = [*tiny_train(fake_mnist(work / "data"), out), option, value]
+                    elif command == "inspect":  # no --out: its outputs are named files
+                        argv = [*base, "--json", str(out / "health.json"), "--csv",
+                                str(out / "health.csv"), option, value]
                     else:
                         argv = [*base, "--device", "cpu", "--no-progress", "--out", str(out),
                                 option, value]

@@ -446,3 +446,25 @@ def test_one_pass_and_one_pass_per_layer_agree(form: str, monkeypatch) -> None:
     per_layer = weights()
     for a, b in zip(one_pass, per_layer):
         torch.testing.assert_close(a, b, rtol=5e-3, atol=1e-6)
+
+
+def test_the_scale_solver_keeps_every_channel_when_it_subsamples() -> None:
+    """More columns than the solver simulates: the subsample must not alias with the channel
+    axis (evenly spaced columns kept only the even channels of a layer of even width)."""
+    from spikeinit.neurons import LIFParameters
+    from spikeinit.theory.temporal_gain import SCALE_SOLVER_NEURONS, scale_for_rate, solver_columns
+
+    columns = 2 * SCALE_SOLVER_NEURONS
+    index = torch.arange(columns, dtype=torch.float32).repeat(4, 1)
+    kept = solver_columns(index)
+    assert kept.shape == (4, SCALE_SOLVER_NEURONS)
+    assert torch.equal(kept, solver_columns(index))  # the same columns every time
+    assert torch.unique(kept[0]).numel() == SCALE_SOLVER_NEURONS
+    odd = float((kept[0].long() % 2).float().mean())
+    assert odd == pytest.approx(0.5, abs=0.02)
+    loud = (torch.arange(columns) % 2 == 1).float() * 3.0 + 1.0  # odd channels 4x the even
+    currents = torch.randn(4, columns, generator=torch.Generator().manual_seed(0)) * loud
+    full = scale_for_rate(currents, LIFParameters(beta=0.5), 0.1, tolerance=1e-4)
+    exact = scale_for_rate(currents[:, :SCALE_SOLVER_NEURONS // 2].repeat(1, 2),
+                           LIFParameters(beta=0.5), 0.1, tolerance=1e-4)
+    assert full == pytest.approx(exact, rel=0.05)

@@ -36,7 +36,7 @@ from spikeinit.network import AttentionInput, NetworkMap, NeuronSite, Note
 from spikeinit.neurons.dynamics import lif_multistep
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.temporal import synaptic_filter
-from spikeinit.theory.temporal_gain import SCALE_SOLVER_NEURONS, scale_for_rate
+from spikeinit.theory.temporal_gain import scale_for_rate, solver_columns
 
 __all__ = ["ROBUST_WINDOW", "AttentionKnob", "AttentionUnit", "attention_factor",
            "attention_record", "attention_units"]
@@ -189,15 +189,12 @@ def attention_factor(unit: AttentionUnit, current: Tensor, rate: float
 
 
 def _columns(current: Tensor, steps: int, decay: float) -> Tensor | None:
-    """The current as ``(T, neurons)`` (at most :data:`SCALE_SOLVER_NEURONS` columns, evenly
-    spaced), through the neurons' synaptic filter; ``None`` for another layout."""
+    """The current as ``(T, neurons)`` (at most :data:`SCALE_SOLVER_NEURONS` columns,
+    :func:`~spikeinit.theory.temporal_gain.solver_columns`), through the neurons' synaptic
+    filter; ``None`` for another layout."""
     if current.dim() < 1 or current.shape[0] != steps:
         return None
-    flat = current.detach().float().reshape(steps, -1)
-    if flat.shape[1] > SCALE_SOLVER_NEURONS:
-        stride = flat.shape[1] // SCALE_SOLVER_NEURONS
-        flat = flat[:, ::stride][:, :SCALE_SOLVER_NEURONS]
-    return synaptic_filter(flat.contiguous(), decay)
+    return synaptic_filter(solver_columns(current.detach().float().reshape(steps, -1)), decay)
 
 
 def attention_record(unit: AttentionUnit, before: float | None,

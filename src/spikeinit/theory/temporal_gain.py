@@ -392,6 +392,23 @@ def input_std_for_rate(
 SCALE_SOLVER_NEURONS = 65536
 
 
+def solver_columns(flat: torch.Tensor, limit: int = SCALE_SOLVER_NEURONS) -> torch.Tensor:
+    """At most ``limit`` columns of ``flat`` ``(T, columns)``, contiguous: all of them, or
+    ``limit`` drawn without replacement by a fixed seed (kept in order). Evenly spaced columns
+    would alias with the channel axis: every other channel of a layer of even width.
+
+    Example:
+        >>> flat = torch.arange(8.0).repeat(2, 1)  # 2 steps, 8 columns
+        >>> solver_columns(flat, 4).shape, torch.equal(solver_columns(flat, 4),
+        ...                                            solver_columns(flat, 4))
+        (torch.Size([2, 4]), True)
+    """
+    if flat.shape[1] <= limit:
+        return flat.contiguous()
+    chosen = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(0))
+    return flat[:, chosen[:limit].sort().values].contiguous()
+
+
 def scale_for_rate(
     currents: torch.Tensor,
     params: LIFParameters,
@@ -404,12 +421,14 @@ def scale_for_rate(
 
     ``currents`` :math:`I` are ``(T, ...)``: the current each neuron receives at each step, as
     measured (every column one neuron of one sample; at most :data:`SCALE_SOLVER_NEURONS`
-    of them, evenly spaced, are simulated). Where :func:`input_std_for_rate` assumes a
-    Gaussian process, this keeps the measured distribution: its heavy tails and the spread of
-    variances over channels move the rate at a given :math:`E[I^2]` by 20 % and more
-    (docs/architectures.md). The rate of :math:`s\,I` grows with :math:`s`; the root is
-    found by Brent's method in :math:`\log s` to ``tolerance``. Raises ``ValueError`` when
-    no scale reaches the rate (all-zero currents, or a ceiling below it).
+    of them are simulated, drawn without replacement by a fixed seed: evenly spaced columns
+    would alias with the channel axis, every other channel of a layer of even width). Where
+    :func:`input_std_for_rate` assumes a Gaussian process, this keeps the measured
+    distribution: its heavy tails and the spread of variances over channels move the rate at a
+    given :math:`E[I^2]` by 20 % and more (docs/architectures.md). The rate of :math:`s\,I`
+    grows with :math:`s`; the root is found by Brent's method in :math:`\log s` to
+    ``tolerance``. Raises ``ValueError`` when no scale reaches the rate (all-zero currents, or
+    a ceiling below it).
 
     Example:
         >>> import torch
@@ -421,10 +440,7 @@ def scale_for_rate(
     check_open_unit_interval("rate", rate)
     steps = currents.shape[0]
     flat = currents.detach().float().reshape(steps, -1)
-    if flat.shape[1] > SCALE_SOLVER_NEURONS:
-        stride = flat.shape[1] // SCALE_SOLVER_NEURONS
-        flat = flat[:, ::stride][:, :SCALE_SOLVER_NEURONS]
-    flat = synaptic_filter(flat.contiguous(), synaptic_decay)
+    flat = synaptic_filter(solver_columns(flat), synaptic_decay)
     power = float(flat.double().square().mean())
     if not power > 0:
         raise InvalidArgumentError("the currents are all zero: no scale gives them a rate")

@@ -268,3 +268,24 @@ def test_report_measures_the_attention_populations_and_says_why_it_predicts_none
         assert 0.0 <= rows[name].measured_rate <= 1.0
     assert any(note.startswith("rate pred of ") and "blocks.0.attn.attn_lif" in note
                and "coincident Q, K, V" in note for note in report.notes)
+
+
+def test_an_attention_population_left_far_from_the_target_is_named_in_a_warning() -> None:
+    """16 tokens (16 x 16 images): the count lattice of the spike-driven attention is too coarse
+    for the target, and the bare call says which population it could only bring near it."""
+    from spikeinit.models import SpikingTransformer
+
+    torch.manual_seed(0)
+    net = SpikingTransformer((3, 16, 16), depth=2, width=64, heads=4, patch=4, attention="sdsa",
+                             norm="none")
+    frames = torch.rand(32, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    sample = frames.unsqueeze(0).expand(STEPS, -1, -1, -1, -1).contiguous()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = spikeinit.initialize(net, sample=sample)
+    far = [r.neuron for r in result.attention if abs(r.rate / TARGET - 1) > 0.25]
+    near = [r.neuron for r in result.attention if abs(r.rate / TARGET - 1) <= 0.25]
+    assert far and near
+    message = next(str(w.message) for w in caught if "set only near the target" in str(w.message))
+    assert all(name in message for name in far)
+    assert not any(name + " at" in message for name in near)

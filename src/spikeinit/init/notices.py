@@ -67,10 +67,27 @@ def warn_about_the_draw(unmodelled: list[str], faint: list[str], sigma: float | 
             "sigma= to set it (method='paper', sigma=1.0 is the published init)", stacklevel=3)
 
 
-def warn_about_attention(records: list[AttentionRecord]) -> None:
-    """Name the attention populations left as they were, with why."""
+#: How far from the target rate an attention population may sit on the sample before a warning
+#: says so (the band of the transformer acceptance, docs/architectures.md).
+ATTENTION_TOLERANCE = 0.25
+
+
+def warn_about_attention(records: list[AttentionRecord], target: float | None = None) -> None:
+    """Name the attention populations left as they were, with why, and those set but farther
+    than :data:`ATTENTION_TOLERANCE` from ``target`` on the sample."""
     left = [f"{record.neuron} ({'; '.join(record.notes)})" for record in records
             if record.after is None]
     if left:
         warnings.warn("attention populations not set to the target rate: " + "; ".join(left),
                       stacklevel=3)
+    if target is None:
+        return
+    far = [f"{record.neuron} at {record.rate:.3g}" for record in records
+           if record.after is not None and record.rate is not None
+           and abs(record.rate / target - 1.0) > ATTENTION_TOLERANCE]
+    if far:
+        warnings.warn(
+            f"attention populations set only near the target rate {target:g}: "
+            + ", ".join(far) + " on the sample. Their current counts coincident spikes, so the "
+            "rate moves in steps that few tokens (or a small sample) make coarse; "
+            "InitResult.attention gives each one's spread", stacklevel=3)

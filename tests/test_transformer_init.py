@@ -289,3 +289,15 @@ def test_an_attention_population_left_far_from_the_target_is_named_in_a_warning(
     message = next(str(w.message) for w in caught if "set only near the target" in str(w.message))
     assert all(name in message for name in far)
     assert not any(name + " at" in message for name in near)
+
+
+def test_a_baseline_init_does_not_warn_about_attention_rates() -> None:
+    """PyTorch's default sets no rate, attention's included: nothing to warn about; spikeinit's
+    own method without a sample does warn."""
+    net = _own("sdsa", "none")()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spikeinit.initialize(net, "pytorch", sample=_images(1))
+    assert not [w for w in caught if "attention populations" in str(w.message)]
+    with pytest.warns(UserWarning, match="attention populations not set"):
+        spikeinit.initialize(net, "paper", sample=_images(1))

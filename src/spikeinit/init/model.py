@@ -171,7 +171,8 @@ def initialize(
     warn_each_once(caught)
     warn_about_the_draw([u for d in drawn for u in d.unmodelled],
                         [d.faint for d in drawn if d.faint], sigma, point, chosen)
-    warn_about_attention(attention, point.rate)
+    if chosen.name not in BASELINE_METHODS:  # a baseline sets no rate, attention's included
+        warn_about_attention(attention, point.rate)
     return InitResult(tuple(records), tuple(attention))
 
 

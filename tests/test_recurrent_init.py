@@ -166,3 +166,16 @@ def test_calibrate_scales_the_drive_of_a_recurrent_population_and_keeps_its_loop
     assert result.layers[0].layer == {"snntorch": "0", "spikeinit": "blocks.0.input"}[framework]
     assert any(n.startswith(f"{name}: recurrent weights of") and "kept" in n
                for n in result.notes)
+
+
+def test_a_recurrent_population_the_sample_cannot_drive_is_named_in_a_warning() -> None:
+    from spikeinit.models import SpikingRNN
+
+    torch.manual_seed(0)
+    net = SpikingRNN(28, 32, 10)
+    with pytest.warns(UserWarning, match=r"blocks\.0\.lif: a recurrent population left at rate 0"):
+        spikeinit.initialize(net, sample=torch.zeros(28, 8, 28))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spikeinit.initialize(net, sample=torch.rand(28, 8, 28))
+    assert not [w for w in caught if "recurrent population left" in str(w.message)]

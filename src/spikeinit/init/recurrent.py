@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -70,6 +71,8 @@ DEFAULT_RATE = 0.1
 RATE_FROM_STEP = 10
 #: Most runs of the model in the search for the drive, and its relative tolerance on the rate.
 MAX_RATE_RUNS, RATE_TOLERANCE = 8, 0.02
+#: How far from the target a population may end before a warning says so.
+RATE_WARNING = 0.25
 #: The options of :func:`~spikeinit.init.model.initialize` read here (not the method's).
 OPTIONS = ("loop_gain", "memory_time")
 #: Relative tolerance in :math:`\log\sigma` of the theory's search for :math:`\sigma_0`.
@@ -330,6 +333,13 @@ def _initialize_loop(model: nn.Module, network: NetworkMap, records: list[InitRe
         notes=tuple(notes)))
     if search is not None:
         records = _drive_record(records, loop, spec, search, notes[-1], params)
+        if abs(search.rate / target - 1.0) > RATE_WARNING:
+            warnings.warn(
+                f"{loop.neuron_name or '<model>'}: a recurrent population left at rate "
+                f"{search.rate:.3g} on the sample from step {RATE_FROM_STEP}, not {target:g}, "
+                f"after {search.runs} runs scaling its drive {loop.drive_name}"
+                + (" (the sample gives it no current: is the sample all zeros?)"
+                   if search.rate == 0.0 else ""), stacklevel=2)
     return records
 
 

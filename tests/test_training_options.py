@@ -259,3 +259,51 @@ def test_batchnorm_makes_the_forward_pass_blind_to_the_conv_init_scale() -> None
     assert same > 0.999  # only spikes within rounding (and eps) of the threshold may flip
     rates = {key: float(out.mean()) for key, out in outputs.items()}
     assert rates["none", 3.0] > 1.5 * rates["none", 1.0]
+
+
+# ------------------------------------------------------------------------------ gradient clipping
+
+
+def test_clip_grad_is_checked_and_left_out_of_the_config_when_unset() -> None:
+    assert "clip_grad" not in TrainConfig().to_dict()
+    assert TrainConfig(clip_grad=1.0).to_dict()["clip_grad"] == 1.0
+    assert TrainConfig.from_dict(TrainConfig(clip_grad=0.5).to_dict()).clip_grad == 0.5
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="clip_grad"):
+            TrainConfig(clip_grad=bad)
+
+
+def _recurrent_config(data: Path, **options) -> TrainConfig:
+    return TrainConfig(dataset="smnist-rows", data_dir=str(data), model="rsnn", width=16,
+                       epochs=1, batch=32, limit_train=128, limit_test=64, **options)
+
+
+def test_a_loose_clip_changes_nothing_and_a_tight_one_changes_the_run(fake_data: Path) -> None:
+    plain = train(_recurrent_config(fake_data))
+    loose = train(_recurrent_config(fake_data, clip_grad=1e30))
+    tight = train(_recurrent_config(fake_data, clip_grad=1e-3))
+    assert loose.history[0]["skipped_steps"] == 0 and "skipped_steps" not in plain.history[0]
+    assert loose.history[0]["train_loss"] == plain.history[0]["train_loss"]
+    assert loose.history[0]["test_accuracy"] == plain.history[0]["test_accuracy"]
+    assert tight.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+def test_a_step_whose_gradients_are_not_finite_is_skipped(fake_data: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from spikeinit.experiments.training import optim
+
+    calls = {"n": 0}
+    real = optim.clipped_step
+
+    def poisoned(model, max_norm, optimizer):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second step's gradients overflow
+            next(model.parameters()).grad.fill_(math.inf)
+        return real(model, max_norm, optimizer)
+
+    monkeypatch.setattr("spikeinit.experiments.training.loop.clipped_step", poisoned)
+    result = train(_recurrent_config(fake_data, clip_grad=1.0))
+    record = result.history[0]
+    assert calls["n"] == 4 and record["skipped_steps"] == 1
+    assert all(math.isfinite(v) for v in record["grad_norms"].values())
+    assert math.isfinite(record["train_loss"])

@@ -137,6 +137,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     add("--hidden-lr", type=float,
         help="mlp: learning rate of the hidden-to-hidden layers (default: --lr); for deep "
              f"copy chains, where every layer's update adds up ({docs_page('depth.md')})")
+    add("--clip-grad", type=float, metavar="NORM",
+        help="scale the gradients down to this total L2 norm and skip a step whose gradients "
+             "are not finite (default: no clipping); for recurrent networks over hundreds of "
+             "steps (smnist-pixels, psmnist)")
     add("--optimizer", choices=OPTIMIZERS, help=f"default {_default('optimizer')}")
     add("--weight-decay", type=float, help="L2 (adam) or decoupled (adamw) weight decay "
                                           f"(default {_default('weight_decay')})")
@@ -212,7 +216,8 @@ def add_parsers(subparsers: Any) -> None:
 _CONFIG_OPTIONS = ("dataset", "data_dir", "limit_train", "limit_test", "model", "width", "depth",
                    "channels", "variant", "blocks", "heads", "patch", "attention", "norm",
                    "encoding", "epochs", "steps",
-                   "batch", "lr", "hidden_lr", "optimizer", "weight_decay", "schedule", "warmup",
+                   "batch", "lr", "hidden_lr", "clip_grad", "optimizer", "weight_decay",
+                   "schedule", "warmup",
                    "threshold", "beta", "reset_order", "loss", "augment", "normalize",
                    "surrogate", "surrogate_slope")
 

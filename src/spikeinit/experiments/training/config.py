@@ -133,6 +133,11 @@ class TrainConfig:
             the chain moves about depth times as far as one layer; a smaller ``hidden_lr``
             keeps it in the copy window (docs/depth.md); 0 freezes those layers at their
             init. Left out of :meth:`to_dict` when ``None``.
+        clip_grad: the largest L2 norm of all the gradients together at a step (``None``, the
+            default: no clipping): gradients beyond it are scaled down to it, and a step whose
+            gradients are not finite is skipped (counted in the epoch's ``skipped_steps``), as
+            backpropagation through hundreds of steps of a recurrent network can overflow.
+            Left out of :meth:`to_dict` when ``None``.
         optimizer: ``adamw`` (decoupled weight decay, the default) or ``adam``.
         weight_decay: L2 penalty (Adam) or decoupled decay (AdamW), >= 0.
         schedule: ``cosine`` (to zero at the end of the last epoch) or ``constant``.
@@ -178,6 +183,7 @@ class TrainConfig:
     batch: int = 64
     lr: float = 3e-3
     hidden_lr: float | None = None
+    clip_grad: float | None = None
     optimizer: str = "adamw"
     weight_decay: float = 0.1
     schedule: str = "cosine"
@@ -214,6 +220,8 @@ class TrainConfig:
         self._resolve_steps()
         check_positive_int("batch", self.batch)
         check_positive("lr", self.lr)
+        if self.clip_grad is not None:
+            check_positive("clip_grad", self.clip_grad)
         if self.hidden_lr is not None:
             check_finite_nonnegative("hidden_lr", self.hidden_lr)
             if self.model != "mlp" or self.depth < 2:
@@ -372,8 +380,8 @@ class TrainConfig:
         ``attention`` for every model but the transformer: the dicts of those models, and the
         sweep keys hashed from them, are as they were before the resnet and the transformer
         existed. ``reset_order`` is
-        left out at its default (``"delayed"``) and ``hidden_lr`` when ``None``, for the same
-        reason.
+        left out at its default (``"delayed"``), and ``hidden_lr`` and ``clip_grad`` when
+        ``None``, for the same reason.
         """
         data = asdict(self)
         data["channels"] = list(self.channels or ())
@@ -386,8 +394,9 @@ class TrainConfig:
                 del data[name]
         if self.reset_order == "delayed":
             del data["reset_order"]
-        if self.hidden_lr is None:
-            del data["hidden_lr"]
+        for name in ("hidden_lr", "clip_grad"):
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod

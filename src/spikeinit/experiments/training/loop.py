@@ -49,7 +49,7 @@ from spikeinit.experiments.training.factory import (
     parameter_groups,
 )
 from spikeinit.experiments.training.metrics import TrainResult, write_outputs
-from spikeinit.experiments.training.optim import make_optimizer, make_scheduler
+from spikeinit.experiments.training.optim import clipped_step, make_optimizer, make_scheduler
 from spikeinit.experiments.training.readout import TrainingProbe, lif_layers, logits
 from spikeinit.experiments.training.threads import (
     check_threads,
@@ -279,6 +279,7 @@ def _train(
             probe.reset()
             sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, samples
             grad_sums = torch.zeros(len(weights), dtype=torch.float64, device=device)
+            skipped = 0  # steps whose gradients were not finite (with clip_grad only)
             model.train()
             start = time.perf_counter()
             bar = tqdm(total=len(indices) * world, desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -293,11 +294,16 @@ def _train(
                     loss = F.cross_entropy(scores, y)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                    norms = torch._foreach_norm(
+                    norms = torch.stack(torch._foreach_norm(
                         [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
-                    )
-                    grad_sums += torch.stack(norms).double()
-                    optimizer.step()
+                    )).double()
+                    if config.clip_grad is None:
+                        grad_sums += norms
+                        optimizer.step()
+                    elif clipped_step(model, config.clip_grad, optimizer):
+                        grad_sums += norms
+                    else:
+                        skipped += 1
                     scheduler.step()
                     with torch.no_grad():
                         sums += torch.stack([loss.detach().double() * len(y),
@@ -338,6 +344,10 @@ def _train(
                     for i, name in enumerate(result.synapses)
                 },
             }
+            if config.clip_grad is not None:
+                record["skipped_steps"] = skipped
+                record["grad_norms"] = {name: value * n_steps / max(n_steps - skipped, 1)
+                                        for name, value in record["grad_norms"].items()}
             check_finite_record(record)
             result.history.append(record)
             say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "

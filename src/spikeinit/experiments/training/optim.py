@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from spikeinit.errors import InvalidArgumentError
 
@@ -69,3 +69,30 @@ def make_scheduler(
         return 0.5 * (1.0 + math.cos(math.pi * progress / max(total_steps - warmup_steps, 1)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def clipped_step(model: nn.Module, max_norm: float, optimizer: torch.optim.Optimizer) -> bool:
+    r"""One step of ``optimizer`` with every gradient of ``model`` scaled by
+    :math:`\min(1, c/\lVert g\rVert)`, :math:`\lVert g\rVert` the L2 norm of all of them
+    together and :math:`c` = ``max_norm``. A step whose :math:`\lVert g\rVert` is not finite is
+    skipped (its gradients are dropped): returns whether the step was taken.
+
+    Example:
+        >>> layer = nn.Linear(2, 1, bias=False)
+        >>> optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
+        >>> layer.weight.grad = torch.tensor([[3.0, 4.0]])  # norm 5
+        >>> before = layer.weight.detach().clone()
+        >>> taken = clipped_step(layer, 1.0, optimizer)
+        >>> taken, [round(v, 4) for v in (before - layer.weight).flatten().tolist()]
+        (True, [0.6, 0.8])
+        >>> layer.weight.grad = torch.tensor([[float("inf"), 0.0]])
+        >>> clipped_step(layer, 1.0, optimizer)
+        False
+    """
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    total = nn.utils.clip_grad_norm_(parameters, max_norm, error_if_nonfinite=False)
+    if not torch.isfinite(total):
+        optimizer.zero_grad(set_to_none=True)
+        return False
+    optimizer.step()
+    return True

@@ -12,9 +12,7 @@ is refused before it starts.
 
 from __future__ import annotations
 
-import math
-import os
-
+from spikeinit.engine.settings import TIME_BUDGET
 from spikeinit.errors import InvalidArgumentError
 
 #: Operations per neuron and time step: membrane update, threshold, reset, recording.
@@ -23,12 +21,11 @@ NEURON_OPERATIONS = 20
 OPERATIONS_PER_SECOND = 1e9
 #: The longest run a command starts, in seconds, unless ``SPIKEINIT_TIME_BUDGET`` says (a day).
 BUDGET_SECONDS = 24 * 3600
-#: The environment variable that sets another budget, in seconds.
-BUDGET_VARIABLE = "SPIKEINIT_TIME_BUDGET"
 
 
 def budget_seconds() -> float:
-    """The budget in seconds: ``$SPIKEINIT_TIME_BUDGET`` when set, else :data:`BUDGET_SECONDS`.
+    """The budget in seconds: ``$SPIKEINIT_TIME_BUDGET``
+    (:data:`spikeinit.engine.settings.TIME_BUDGET`) when set, else :data:`BUDGET_SECONDS`.
 
     Raises:
         InvalidArgumentError: when the variable is not a positive finite number.
@@ -37,22 +34,13 @@ def budget_seconds() -> float:
         >>> budget_seconds() > 0
         True
     """
-    text = os.environ.get(BUDGET_VARIABLE, "").strip()
-    if not text:
-        return float(BUDGET_SECONDS)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(
-            f"{BUDGET_VARIABLE} must be a positive number of seconds, got {text!r}")
-    return value
+    value = TIME_BUDGET.value()
+    return float(BUDGET_SECONDS) if value is None else value
 
 
 def layer_operations(width_in: int, width_out: int) -> int:
-    """Operations of one dense layer per sample and time step:
-    :math:`2\\,n_{in} n_{out} + 20\\,n_{out}`."""
+    r"""Operations of one dense layer per sample and time step:
+    :math:`2\,n_{in} n_{out} + 20\,n_{out}`."""
     return 2 * width_in * width_out + NEURON_OPERATIONS * width_out
 
 
@@ -73,7 +61,7 @@ def check_time(operations: int, what: str) -> None:
         raise InvalidArgumentError(
             f"{what}: this run needs about {operations:.3g} operations, "
             f"{_duration(seconds)} at {OPERATIONS_PER_SECOND:.0e} per second, more than the "
-            f"{_duration(budget)} a command may take ({BUDGET_VARIABLE}); choose a smaller "
+            f"{_duration(budget)} a command may take ({TIME_BUDGET.variable}); choose a smaller "
             "size")
 
 

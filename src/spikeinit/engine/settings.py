@@ -79,6 +79,24 @@ def seconds(text: str, source: str) -> float | None:
 seconds.allowed = "a number of seconds >= 0"  # type: ignore[attr-defined]
 
 
+def positive_seconds(text: str, source: str) -> float | None:
+    """Empty -> ``None`` (the caller's default); else a finite number of seconds > 0."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise InvalidArgumentError(
+            f"{source} must be a positive number of seconds, got {text!r}")
+    return number
+
+
+positive_seconds.allowed = "a number of seconds > 0"  # type: ignore[attr-defined]
+
+
 def text(value: str, source: str) -> str | None:
     """Any text; empty -> ``None`` (the caller's default)."""
     return value.strip() or None
@@ -191,6 +209,10 @@ DOWNLOAD_TIMEOUT = Setting(
 CACHE_DIR = Setting(
     "SPIKEINIT_CACHE_DIR", "cache_dir", text,
     "folder of the compiled kernels and the kept choices (default ~/.cache/spikeinit)")
+TIME_BUDGET = Setting(
+    "SPIKEINIT_TIME_BUDGET", "time_budget", positive_seconds,
+    "seconds of estimated work a command may start (default a day: 86400); a larger run is "
+    "refused before it starts, with its estimate")
 TRACEBACK = Setting(
     "SPIKEINIT_TRACEBACK", "traceback", choice("0", "1"),
     "1: the CLI prints the full traceback of an internal error (a bug) after its one line")

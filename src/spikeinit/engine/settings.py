@@ -62,8 +62,9 @@ def auto_or_fraction(text: str, source: str) -> float | None:
 auto_or_fraction.allowed = "auto or a rate in [0, 1]"  # type: ignore[attr-defined]
 
 
-def seconds(text: str, source: str) -> float | None:
-    """Empty -> ``None`` (the caller's default); else a number of seconds >= 0."""
+def _number_of_seconds(text: str, source: str, positive: bool) -> float | None:
+    """Empty -> ``None`` (the caller's default); else a number of seconds >= 0, or finite and
+    > 0 when ``positive``."""
     value = text.strip()
     if not value:
         return None
@@ -71,9 +72,17 @@ def seconds(text: str, source: str) -> float | None:
         number = float(value)
     except ValueError:
         number = math.nan
+    if positive and not (math.isfinite(number) and number > 0):
+        raise InvalidArgumentError(
+            f"{source} must be a positive number of seconds, got {text!r}")
     if not number >= 0:
         raise InvalidArgumentError(f"{source} must be a number of seconds >= 0, got {text!r}")
     return number
+
+
+def seconds(text: str, source: str) -> float | None:
+    """Empty -> ``None`` (the caller's default); else a number of seconds >= 0."""
+    return _number_of_seconds(text, source, positive=False)
 
 
 seconds.allowed = "a number of seconds >= 0"  # type: ignore[attr-defined]
@@ -81,17 +90,7 @@ seconds.allowed = "a number of seconds >= 0"  # type: ignore[attr-defined]
 
 def positive_seconds(text: str, source: str) -> float | None:
     """Empty -> ``None`` (the caller's default); else a finite number of seconds > 0."""
-    value = text.strip()
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        raise InvalidArgumentError(
-            f"{source} must be a positive number of seconds, got {text!r}")
-    return number
+    return _number_of_seconds(text, source, positive=True)
 
 
 positive_seconds.allowed = "a number of seconds > 0"  # type: ignore[attr-defined]

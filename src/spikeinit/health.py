@@ -91,7 +91,7 @@ from spikeinit.network import (
     run_model,
     sample_argument,
 )
-from spikeinit.network.recurrent import RecurrentLoop, find_loops
+from spikeinit.network.recurrent import RecurrentLoop, find_loops, spike_current
 from spikeinit.tables import TabularResult, fmt
 from spikeinit.theory.recurrent import RecurrentPopulation, recurrent_mean_field
 from spikeinit.theory.static import stability_slope
@@ -474,7 +474,7 @@ def _loop_population(loop: RecurrentLoop, description: NeuronDescription, input_
     """The :class:`RecurrentPopulation` of ``loop``'s actual recurrent weights (module
     docstring) and a feed-forward current of ``input_mean`` and ``input_std``."""
     weight = loop.weight.detach().double()
-    per_spike = description.spike_amplitude / max(1.0 - description.synaptic_decay, 1e-12)
+    per_spike = spike_current(description.spike_amplitude, description.synaptic_decay)
     return RecurrentPopulation(
         description.lif_parameters(), float(weight.std()) * math.sqrt(loop.width) * per_spike,
         mean_gain=float(weight.mean()) * loop.width * per_spike, input_mean=input_mean,

@@ -50,7 +50,7 @@ from spikeinit._validation import check_open_unit_interval, check_positive
 from spikeinit.init.records import InitRecord
 from spikeinit.nested import first_tensor
 from spikeinit.network import Forward, NetworkMap, Note, dropout_off, kept_statistics, run_model
-from spikeinit.network.recurrent import RecurrentLoop
+from spikeinit.network.recurrent import RecurrentLoop, spike_current
 from spikeinit.neurons.parameters import LIFParameters
 from spikeinit.theory.recurrent import (
     RecurrentPopulation,
@@ -312,7 +312,7 @@ def _initialize_loop(model: nn.Module, network: NetworkMap, records: list[InitRe
     target = rate if rate is not None else DEFAULT_RATE
     theory = recurrent_gain(params, target, options.get("loop_gain", DEFAULT_LOOP_GAIN),
                             options.get("memory_time"))
-    std = theory.gain * (1.0 - decay) / (math.sqrt(loop.width) * amplitude)
+    std = theory.gain / (math.sqrt(loop.width) * spike_current(amplitude, decay))
     _draw_recurrent(loop, std, generator)
     asked = (f"memory time {theory.memory_time:g}" if theory.memory_time is not None
              else f"loop gain {theory.loop_gain:.3g}")

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from spikeinit.adapters.registry import is_spiking_neuron
 from spikeinit.network.nodes import NetworkMap
 
-__all__ = ["RecurrentLoop", "find_loops", "is_recurrent_block"]
+__all__ = ["RecurrentLoop", "find_loops", "is_recurrent_block", "recurrent_block_parts",
+           "spike_current"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +113,19 @@ def _container_loop(name: str, module: nn.Module) -> RecurrentLoop | None:
                          _joined(name, "rc") + f"[:, :{inputs}]", covers=(_joined(name, "rc"),))
 
 
+def spike_current(amplitude: float, synaptic_decay: float) -> float:
+    r"""The current a weight of 1 delivers per spike at zero frequency: :math:`a/(1-\alpha)`
+    for spikes of amplitude :math:`a` through a synaptic filter of decay :math:`\alpha`. A
+    loop's gain is :math:`g = \mathrm{std}(W_{rec})\sqrt N` times it (and its mean gain
+    :math:`m = N\,\overline{W_{rec}}` times it).
+
+    Example:
+        >>> spike_current(1.0, 0.0), spike_current(2.0, 0.5)
+        (1.0, 4.0)
+    """
+    return amplitude / max(1.0 - synaptic_decay, 1e-12)
+
+
 def is_recurrent_block(module: nn.Module) -> bool:
     """Whether ``module`` is a recurrent block of the spikeinit kind: an ``input`` Linear, a
     square ``recurrent`` Linear and a ``lif`` neuron. The tensor operations its ``forward``
@@ -128,13 +142,24 @@ def is_recurrent_block(module: nn.Module) -> bool:
             and neuron is not None and is_spiking_neuron(neuron))
 
 
+def recurrent_block_parts(name: str) -> tuple[str, str, str]:
+    """The names of the neuron, the feed-forward layer and the recurrent layer of the
+    recurrent block ``name`` (:func:`is_recurrent_block`).
+
+    Example:
+        >>> recurrent_block_parts("blocks.0"), recurrent_block_parts("")
+        (('blocks.0.lif', 'blocks.0.input', 'blocks.0.recurrent'), ('lif', 'input', 'recurrent'))
+    """
+    return _joined(name, "lif"), _joined(name, "input"), _joined(name, "recurrent")
+
+
 def _block_loop(name: str, module: nn.Module) -> RecurrentLoop | None:
     if not is_recurrent_block(module):
         return None
-    recurrent, feed = module.recurrent, module.input
-    return RecurrentLoop(_joined(name, "recurrent"), _joined(name, "lif"), module.lif,
-                         recurrent.weight, recurrent.bias, _linear_tensors(feed),
-                         _joined(name, "input"), covers=(_joined(name, "recurrent"),))
+    neuron, feed, recurrent = recurrent_block_parts(name)
+    return RecurrentLoop(recurrent, neuron, module.lif, module.recurrent.weight,
+                         module.recurrent.bias, _linear_tensors(module.input), feed,
+                         covers=(recurrent,))
 
 
 def find_loops(model: nn.Module, network: NetworkMap | None = None) -> list[RecurrentLoop]:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from spikeinit.errors import InternalError
 from spikeinit.nested import first_tensor
 from spikeinit.network.provenance import Provenance
-from spikeinit.network.recurrent import is_recurrent_block
+from spikeinit.network.recurrent import is_recurrent_block, recurrent_block_parts
 from spikeinit.network.tensor_ops import NODE_FUNCTIONS, PRODUCT_KINDS, OperandRecord
 from spikeinit.network.units import Units, containers
 
@@ -98,8 +98,8 @@ class Tracer:
             handles.append(module.register_forward_pre_hook(self.enter_scope(name)))
             if is_recurrent_block(module):  # its loop over the steps is the population's
                 handles.append(module.register_forward_pre_hook(self.enter_unit))
-                prefix = f"{name}." if name else ""
-                self.loop_inputs[prefix + "lif"] = prefix + "input"
+                neuron, feed, _ = recurrent_block_parts(name)
+                self.loop_inputs[neuron] = feed
         return handles
 
     def leave_hooks(self, model: nn.Module) -> list[Any]:

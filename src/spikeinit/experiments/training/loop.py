@@ -298,9 +298,11 @@ def _train(
                         [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
                     )).double()
                     if config.clip_grad is None:
-                        grad_sums += norms
                         optimizer.step()
-                    elif clipped_step(model, config.clip_grad, optimizer):
+                        taken = True
+                    else:
+                        taken = clipped_step(model, config.clip_grad, optimizer)
+                    if taken:
                         grad_sums += norms
                     else:
                         skipped += 1
@@ -323,7 +325,7 @@ def _train(
                     "weights are no longer finite; nothing of this epoch was saved (out keeps "
                     f"epoch {epoch}'s checkpoint, if any). Lower --lr, or check the data and "
                     "the neurons' --threshold and --beta")
-            n_steps = max(batches_per_epoch, 1)
+            n_steps = max(batches_per_epoch - skipped, 1)  # the steps whose norms were summed
             test_loss, test_accuracy = evaluate(model, test_data, config, context, probe)
             record = {
                 "epoch": epoch + 1,
@@ -346,8 +348,6 @@ def _train(
             }
             if config.clip_grad is not None:
                 record["skipped_steps"] = skipped
-                record["grad_norms"] = {name: value * n_steps / max(n_steps - skipped, 1)
-                                        for name, value in record["grad_norms"].items()}
             check_finite_record(record)
             result.history.append(record)
             say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "
